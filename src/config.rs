@@ -1,0 +1,174 @@
+//! Command-line and environment configuration shared by every subcommand.
+//!
+//! Each address or credential is a flag with an environment-variable fallback and a default
+//! that matches `compose/docker-compose.yml`, so `edm <subcommand>` works against the compose
+//! stack with no flags at all.
+
+use std::time::Duration;
+
+use clap::Args;
+
+/// Default Kafka bootstrap address of the compose stack.
+pub const DEFAULT_BOOTSTRAP_SERVERS: &str = "127.0.0.1:19092";
+/// Default DynamoDB endpoint of the compose stack.
+pub const DEFAULT_DYNAMODB_ENDPOINT: &str = "http://127.0.0.1:4566";
+/// Default MySQL URL of the compose stack.
+pub const DEFAULT_MYSQL_URL: &str = "mysql://root:inventorypw@127.0.0.1:3306/inventory";
+/// The compose command printed in error messages when a server is unreachable.
+pub const START_HINT: &str = "docker compose -f compose/docker-compose.yml up -d";
+
+/// Where Kafka is and how to name the saga's topics and consumer groups.
+#[derive(Args, Debug, Clone)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (host:port, comma separated).
+    #[arg(long, env = "EDM_BOOTSTRAP_SERVERS", default_value = DEFAULT_BOOTSTRAP_SERVERS)]
+    pub bootstrap_servers: String,
+
+    /// Prefix for topic and consumer-group names (empty: the course's names `order`,
+    /// `inventory`, `payment`). Lets several labs share one broker.
+    #[arg(long, env = "EDM_TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
+
+    /// Extra librdkafka property, `key=value`; repeat the flag for more. In the environment
+    /// variable, separate several with commas.
+    #[arg(short = 'X', long = "kafka-property", env = "EDM_KAFKA_PROPERTIES",
+          value_delimiter = ',', value_parser = parse_property)]
+    pub properties: Vec<(String, String)>,
+}
+
+impl KafkaArgs {
+    /// Settings for the given broker address with the course's topic names.
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            topic_prefix: String::new(),
+            properties: Vec::new(),
+        }
+    }
+}
+
+/// Where MySQL is.
+#[derive(Args, Debug, Clone)]
+pub struct MysqlArgs {
+    /// MySQL URL of the inventory database.
+    #[arg(long, env = "EDM_MYSQL_URL", default_value = DEFAULT_MYSQL_URL)]
+    pub mysql_url: String,
+
+    /// Maximum number of pooled MySQL connections.
+    #[arg(long, env = "EDM_MYSQL_POOL_SIZE", default_value_t = 5)]
+    pub mysql_pool_size: u32,
+}
+
+impl MysqlArgs {
+    /// Settings for the given URL with the default pool size.
+    pub fn new(mysql_url: impl Into<String>) -> Self {
+        Self {
+            mysql_url: mysql_url.into(),
+            mysql_pool_size: 5,
+        }
+    }
+}
+
+/// Where DynamoDB is and which table holds the orders.
+#[derive(Args, Debug, Clone)]
+pub struct DynamoArgs {
+    /// DynamoDB endpoint URL, or `aws` for the real AWS endpoint of the region (credentials
+    /// then come from the normal AWS chain: environment, profile, instance role).
+    #[arg(long, env = "EDM_DYNAMODB_ENDPOINT", default_value = DEFAULT_DYNAMODB_ENDPOINT)]
+    pub dynamodb_endpoint: String,
+
+    /// AWS region of the DynamoDB table.
+    #[arg(long, env = "EDM_DYNAMODB_REGION", default_value = "us-east-2")]
+    pub dynamodb_region: String,
+
+    /// Name of the DynamoDB table that holds the orders.
+    #[arg(long, env = "EDM_ORDERS_TABLE", default_value = "order")]
+    pub orders_table: String,
+}
+
+impl DynamoArgs {
+    /// Settings for a local endpoint with the course's region and table name.
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        Self {
+            dynamodb_endpoint: endpoint.into(),
+            dynamodb_region: "us-east-2".into(),
+            orders_table: "order".into(),
+        }
+    }
+
+    /// The endpoint override, or `None` for real AWS.
+    pub fn endpoint_override(&self) -> Option<&str> {
+        let endpoint = self.dynamodb_endpoint.trim();
+        (!endpoint.is_empty() && !endpoint.eq_ignore_ascii_case("aws")).then_some(endpoint)
+    }
+}
+
+/// Parses a `key=value` librdkafka property.
+pub fn parse_property(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.trim().to_string()))
+        }
+        _ => Err(format!(
+            "expected key=value (a librdkafka property such as session.timeout.ms=6000), got `{raw}`"
+        )),
+    }
+}
+
+/// Parses a `true`/`false` flag value the way the course's `payment_consumer.py True|False` did,
+/// accepting any case as well as `1`/`0` and `yes`/`no`.
+pub fn parse_bool_flag(raw: &str) -> Result<bool, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "y" | "ok" => Ok(true),
+        "false" | "0" | "no" | "n" | "fail" => Ok(false),
+        _ => Err(format!("expected true or false, got `{raw}`")),
+    }
+}
+
+/// Parses a duration in milliseconds.
+pub fn parse_millis(raw: &str) -> Result<Duration, String> {
+    raw.trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("expected a number of milliseconds, got `{raw}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn property_needs_key_and_value() {
+        assert_eq!(
+            parse_property("session.timeout.ms=6000"),
+            Ok(("session.timeout.ms".into(), "6000".into()))
+        );
+        assert_eq!(parse_property("a= b=c"), Ok(("a".into(), "b=c".into())));
+        assert!(parse_property("no-equals-sign").is_err());
+        assert!(parse_property("=value").is_err());
+    }
+
+    #[test]
+    fn bool_flag_accepts_the_course_spelling() {
+        assert_eq!(parse_bool_flag("True"), Ok(true));
+        assert_eq!(parse_bool_flag("False"), Ok(false));
+        assert_eq!(parse_bool_flag(" false "), Ok(false));
+        assert!(parse_bool_flag("maybe").is_err());
+    }
+
+    #[test]
+    fn aws_means_no_endpoint_override() {
+        let mut args = DynamoArgs::new("http://127.0.0.1:4566");
+        assert_eq!(args.endpoint_override(), Some("http://127.0.0.1:4566"));
+        args.dynamodb_endpoint = "aws".into();
+        assert_eq!(args.endpoint_override(), None);
+        args.dynamodb_endpoint = String::new();
+        assert_eq!(args.endpoint_override(), None);
+    }
+
+    #[test]
+    fn millis_parse() {
+        assert_eq!(parse_millis("250"), Ok(Duration::from_millis(250)));
+        assert!(parse_millis("-1").is_err());
+    }
+}

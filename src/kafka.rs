@@ -1,0 +1,340 @@
+//! Kafka plumbing shared by the services: topic and group names, client configuration,
+//! a producer that sends saga events keyed by `transaction_id`, topic creation.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+use crate::config::{KafkaArgs, START_HINT};
+use crate::event::SagaEvent;
+
+/// How long a metadata request may take before the broker counts as unreachable.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Errors talking to Kafka, each saying which broker and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaFailure {
+    /// The broker did not answer.
+    #[error(
+        "cannot reach Kafka at {servers}: {detail}. Is the broker running? Start it with `{START_HINT}`"
+    )]
+    Unreachable {
+        /// The configured bootstrap servers.
+        servers: String,
+        /// What librdkafka said.
+        detail: KafkaError,
+    },
+    /// A client could not be created (usually a bad `-X` property).
+    #[error("invalid Kafka client configuration: {0}")]
+    Config(KafkaError),
+    /// A message was not acknowledged by the broker.
+    #[error("Kafka did not acknowledge the event to `{topic}`: {detail}")]
+    NotDelivered {
+        /// The topic it was sent to.
+        topic: String,
+        /// What librdkafka said.
+        detail: KafkaError,
+    },
+    /// A background task of the client died.
+    #[error("Kafka client task failed: {0}")]
+    Task(String),
+    /// Creating a topic failed.
+    #[error("cannot create topic `{topic}`: {reason}")]
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// The broker's answer.
+        reason: String,
+    },
+}
+
+/// The saga's topic names (the course's names, behind an optional prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    /// Events for the order consumer: PAYMENT_COMPLETE, ORDER_CANCEL.
+    pub order: String,
+    /// Events for the inventory consumer: ORDER_CREATED, ORDER_CANCEL.
+    pub inventory: String,
+    /// Events for the payment consumer: INVENTORY_RESERVED.
+    pub payment: String,
+}
+
+impl Topics {
+    /// Topic names under `prefix` (empty: `order`, `inventory`, `payment`).
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            order: format!("{prefix}order"),
+            inventory: format!("{prefix}inventory"),
+            payment: format!("{prefix}payment"),
+        }
+    }
+
+    /// The three topics, in the order the saga first uses them.
+    pub fn all(&self) -> [&str; 3] {
+        [&self.inventory, &self.payment, &self.order]
+    }
+
+    /// The dead-letter topic for events from `topic` that cannot be processed.
+    pub fn dead_letter(topic: &str) -> String {
+        format!("{topic}.dlq")
+    }
+}
+
+/// Configuration of one Kafka connection: broker, names, extra properties.
+#[derive(Debug, Clone)]
+pub struct Kafka {
+    args: KafkaArgs,
+    /// The saga's topic names.
+    pub topics: Topics,
+}
+
+impl Kafka {
+    /// Kafka settings from the command line.
+    pub fn new(args: &KafkaArgs) -> Self {
+        Self {
+            topics: Topics::with_prefix(&args.topic_prefix),
+            args: args.clone(),
+        }
+    }
+
+    /// The configured bootstrap servers.
+    pub fn servers(&self) -> &str {
+        &self.args.bootstrap_servers
+    }
+
+    /// A consumer group name of the original, behind the topic prefix.
+    pub fn group(&self, name: &str) -> String {
+        format!("{}{name}", self.args.topic_prefix)
+    }
+
+    fn base_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.args.bootstrap_servers);
+        config
+    }
+
+    fn with_user_properties(&self, mut config: ClientConfig, role: Role) -> ClientConfig {
+        for (key, value) in &self.args.properties {
+            if role.accepts(key) {
+                config.set(key, value);
+            }
+        }
+        config
+    }
+
+    /// An idempotent producer: acks from all replicas, no duplicates on retry, and
+    /// a bounded delivery time so that callers learn about an outage.
+    pub fn producer(&self) -> Result<EventProducer, KafkaFailure> {
+        let mut config = self.base_config();
+        config
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "10000");
+        let producer = self
+            .with_user_properties(config, Role::Producer)
+            .create()
+            .map_err(KafkaFailure::Config)?;
+        Ok(EventProducer { producer })
+    }
+
+    /// A consumer in `group` (already prefixed) that commits only when told to.
+    pub fn consumer(&self, group: &str) -> Result<StreamConsumer, KafkaFailure> {
+        let mut config = self.base_config();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false");
+        self.with_user_properties(config, Role::Consumer)
+            .create()
+            .map_err(KafkaFailure::Config)
+    }
+
+    fn admin(&self) -> Result<AdminClient<DefaultClientContext>, KafkaFailure> {
+        self.with_user_properties(self.base_config(), Role::Admin)
+            .create()
+            .map_err(KafkaFailure::Config)
+    }
+
+    /// Checks that the broker answers; lists the topic names it has.
+    pub async fn check_reachable(&self) -> Result<Vec<TopicInfo>, KafkaFailure> {
+        let admin = self.admin()?;
+        let servers = self.servers().to_string();
+        tokio::task::spawn_blocking(move || {
+            let metadata = admin
+                .inner()
+                .fetch_metadata(None, Timeout::After(METADATA_TIMEOUT))
+                .map_err(|detail| KafkaFailure::Unreachable { servers, detail })?;
+            let mut topics: Vec<TopicInfo> = metadata
+                .topics()
+                .iter()
+                .map(|topic| TopicInfo {
+                    name: topic.name().to_string(),
+                    partitions: topic.partitions().len(),
+                })
+                .collect();
+            topics.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(topics)
+        })
+        .await
+        .unwrap_or_else(|join| Err(KafkaFailure::Task(join.to_string())))
+    }
+
+    /// Creates `names` (existing topics are fine) and returns which ones were new.
+    pub async fn create_topics(
+        &self,
+        names: &[&str],
+        partitions: i32,
+        replication: i32,
+    ) -> Result<Vec<String>, KafkaFailure> {
+        self.check_reachable().await?;
+        let admin = self.admin()?;
+        let new_topics: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(replication)))
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = admin
+            .create_topics(&new_topics, &options)
+            .await
+            .map_err(|detail| KafkaFailure::Unreachable {
+                servers: self.servers().to_string(),
+                detail,
+            })?;
+        let mut created = Vec::new();
+        for result in results {
+            match result {
+                Ok(topic) => created.push(topic),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(KafkaFailure::CreateTopic {
+                        topic,
+                        reason: code.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(created)
+    }
+}
+
+/// Which kind of client a `-X` property is applied to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Producer,
+    Consumer,
+    Admin,
+}
+
+/// Common properties that only consumers understand (librdkafka warns when a producer gets one).
+const CONSUMER_ONLY: &[&str] = &[
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "fetch.wait.max.ms",
+    "fetch.min.bytes",
+    "fetch.max.bytes",
+    "max.partition.fetch.bytes",
+    "auto.offset.reset",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "group.instance.id",
+    "isolation.level",
+    "partition.assignment.strategy",
+    "group.protocol",
+];
+
+/// Common properties that only producers understand.
+const PRODUCER_ONLY: &[&str] = &[
+    "linger.ms",
+    "queue.buffering.max.ms",
+    "acks",
+    "request.required.acks",
+    "batch.size",
+    "batch.num.messages",
+    "compression.type",
+    "compression.codec",
+    "enable.idempotence",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "retries",
+    "queue.buffering.max.messages",
+    "queue.buffering.max.kbytes",
+    "transactional.id",
+];
+
+impl Role {
+    fn accepts(self, key: &str) -> bool {
+        match self {
+            Role::Producer => !CONSUMER_ONLY.contains(&key),
+            Role::Consumer => !PRODUCER_ONLY.contains(&key),
+            Role::Admin => !CONSUMER_ONLY.contains(&key) && !PRODUCER_ONLY.contains(&key),
+        }
+    }
+}
+
+/// A topic and its partition count, as the broker reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    /// Topic name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: usize,
+}
+
+/// Sends saga events keyed by `transaction_id`, so all events of one saga stay in order on
+/// one partition, and waits for the broker's acknowledgement.
+#[derive(Clone)]
+pub struct EventProducer {
+    producer: FutureProducer,
+}
+
+impl EventProducer {
+    /// Sends `event` to `topic` and waits until the broker has it.
+    pub async fn send(&self, topic: &str, event: &SagaEvent) -> Result<(), KafkaFailure> {
+        self.send_raw(topic, &event.transaction_id, &event.to_payload(), &[])
+            .await
+    }
+
+    /// Sends raw bytes with string headers (used for dead letters and tests).
+    pub async fn send_raw(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<(), KafkaFailure> {
+        let mut owned_headers = rdkafka::message::OwnedHeaders::new();
+        for (name, value) in headers {
+            owned_headers = owned_headers.insert(rdkafka::message::Header {
+                key: name,
+                value: Some(*value),
+            });
+        }
+        let record = FutureRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .headers(owned_headers);
+        self.producer
+            .send(record, Timeout::After(Duration::from_secs(10)))
+            .await
+            .map(|_| ())
+            .map_err(|(detail, _)| KafkaFailure::NotDelivered {
+                topic: topic.to_string(),
+                detail,
+            })
+    }
+
+    /// Waits until every queued message is delivered (used at shutdown).
+    pub fn flush(&self, timeout: Duration) {
+        if let Err(error) = self.producer.flush(Timeout::After(timeout)) {
+            tracing::warn!(%error, "producer flush incomplete at shutdown");
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The `edm` command line: one subcommand per step of the course exercise.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing::Instrument;
+
+use edm::config::{DynamoArgs, KafkaArgs, MysqlArgs, parse_bool_flag};
+use edm::kafka::Kafka;
+use edm::services::{
+    inventory_consumer, inventory_service, order_consumer, order_service, payment_consumer,
+};
+use edm::{setup, shutdown, telemetry};
+
+/// Event-driven microservices with Kafka: the course's order / inventory / payment SAGA.
+#[derive(Parser, Debug)]
+#[command(name = "edm", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create the topics `order`, `inventory` and `payment` (existing ones are kept) and list them.
+    CreateTopics {
+        /// Partitions per topic.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+        partitions: i32,
+        /// Replication factor per topic.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+        replication_factor: i32,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+    /// Create the MySQL tables with the five seed items and the DynamoDB table `order`.
+    Setup {
+        #[command(flatten)]
+        mysql: MysqlArgs,
+        #[command(flatten)]
+        dynamo: DynamoArgs,
+    },
+    /// HTTP order service: POST /v1/order, GET /v1/order?transaction_id=…&user_id=…
+    OrderService {
+        /// Address to listen on.
+        #[arg(
+            long,
+            env = "EDM_ORDER_SERVICE_LISTEN",
+            default_value = "127.0.0.1:8080"
+        )]
+        listen: SocketAddr,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        dynamo: DynamoArgs,
+    },
+    /// Saga step 4: records PAYMENT_COMPLETE / ORDER_CANCEL on the stored order.
+    OrderConsumer {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        dynamo: DynamoArgs,
+    },
+    /// Saga step 2: reserves stock on ORDER_CREATED, gives it back on ORDER_CANCEL.
+    InventoryConsumer {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        mysql: MysqlArgs,
+    },
+    /// HTTP inventory service (read-only): GET /v1/inventory, GET /v1/inventory_history
+    InventoryService {
+        /// Address to listen on.
+        #[arg(
+            long,
+            env = "EDM_INVENTORY_SERVICE_LISTEN",
+            default_value = "127.0.0.1:8090"
+        )]
+        listen: SocketAddr,
+        #[command(flatten)]
+        mysql: MysqlArgs,
+    },
+    /// Saga step 3: a simulated payment gateway that accepts (true) or declines (false).
+    PaymentConsumer {
+        /// Whether the payment gateway accepts payments (the course's True/False argument).
+        #[arg(long, value_name = "true|false", value_parser = parse_bool_flag,
+              action = clap::ArgAction::Set, required = true)]
+        pg_ok: bool,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init();
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::CreateTopics {
+            partitions,
+            replication_factor,
+            kafka,
+        } => {
+            let kafka = Kafka::new(&kafka);
+            let names = kafka.topics.all();
+            let created = kafka
+                .create_topics(&names, partitions, replication_factor)
+                .await?;
+            for name in names {
+                let state = if created.iter().any(|c| c == name) {
+                    "created"
+                } else {
+                    "exists"
+                };
+                println!("{state:>8}  {name}");
+            }
+            println!("\ntopics on {}:", kafka.servers());
+            for topic in kafka.check_reachable().await? {
+                println!("  {:<30} {} partition(s)", topic.name, topic.partitions);
+            }
+            Ok(())
+        }
+        Command::Setup { mysql, dynamo } => {
+            let report = setup::run(&mysql, &dynamo).await?;
+            println!(
+                "MySQL: database `{}` has tables inventory, inventory_history, inventory_saga_step and the 5 seed items",
+                report.database
+            );
+            let table_state = if report.table_created {
+                "created"
+            } else {
+                "already exists"
+            };
+            println!("DynamoDB: table `{}` {table_state}", dynamo.orders_table);
+            Ok(())
+        }
+        Command::OrderService {
+            listen,
+            kafka,
+            dynamo,
+        } => {
+            order_service::run(listen, &kafka, &dynamo, shutdown::on_signal())
+                .instrument(tracing::info_span!("order-service"))
+                .await
+        }
+        Command::OrderConsumer { kafka, dynamo } => {
+            order_consumer::run(&kafka, &dynamo, shutdown::on_signal())
+                .instrument(tracing::info_span!("order-consumer"))
+                .await
+        }
+        Command::InventoryConsumer { kafka, mysql } => {
+            inventory_consumer::run(&kafka, &mysql, shutdown::on_signal())
+                .instrument(tracing::info_span!("inventory-consumer"))
+                .await
+        }
+        Command::InventoryService { listen, mysql } => {
+            inventory_service::run(listen, &mysql, shutdown::on_signal())
+                .instrument(tracing::info_span!("inventory-service"))
+                .await
+        }
+        Command::PaymentConsumer { pg_ok, kafka } => {
+            payment_consumer::run(&kafka, pg_ok, shutdown::on_signal())
+                .instrument(tracing::info_span!("payment-consumer"))
+                .await
+        }
+    }
+}

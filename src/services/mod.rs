@@ -1,0 +1,7 @@
+//! The course's services, one module each: two HTTP services and three saga consumers.
+
+pub mod inventory_consumer;
+pub mod inventory_service;
+pub mod order_consumer;
+pub mod order_service;
+pub mod payment_consumer;

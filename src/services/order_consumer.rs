@@ -1,0 +1,82 @@
+//! The order consumer (group `order_consumer_group`): takes the saga's outcome from
+//! `order` and records it on the stored order: PAYMENT_COMPLETE → ORDER_COMPLETE,
+//! ORDER_CANCEL → ORDER_CANCEL (with the `reason`). Status only moves forward.
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::{DynamoArgs, KafkaArgs};
+use crate::consumer::{self, Outgoing, SagaStep, StepError};
+use crate::event::{SagaEvent, Status};
+use crate::kafka::Kafka;
+use crate::store::orders::{OrderStore, Transition};
+
+/// The original's consumer group name.
+pub const GROUP: &str = "order_consumer_group";
+
+/// The order step.
+pub struct OrderStep {
+    /// The orders.
+    pub store: OrderStore,
+}
+
+impl SagaStep for OrderStep {
+    async fn handle(&self, event: &SagaEvent) -> Result<Vec<Outgoing>, StepError> {
+        let next = match event.status {
+            Status::PaymentComplete => Status::OrderComplete,
+            Status::OrderCancel => Status::OrderCancel,
+            other => {
+                return Err(StepError::Poison(format!(
+                    "the order consumer handles PAYMENT_COMPLETE and ORDER_CANCEL, not {other}"
+                )));
+            }
+        };
+        let tx = &event.transaction_id;
+        let user = &event.order.user_id;
+        let reason = event.reason.as_deref();
+        let transition = self
+            .store
+            .finish(tx, user, next, reason)
+            .await
+            .map_err(|e| StepError::Retry(e.to_string()))?;
+        match transition {
+            Transition::Moved => info!(%tx, user, reason, "{} → order is now {next}", event.status),
+            Transition::AlreadyThere => {
+                info!(%tx, user, "{} → order already {next} (redelivered event, nothing changed)", event.status)
+            }
+            Transition::Refused { current } => {
+                warn!(%tx, user, "{} → order stays {current}: a finished order never changes", event.status)
+            }
+            Transition::Missing => {
+                return Err(StepError::Poison(format!(
+                    "no order with transaction_id {tx} and user_id {user} in table `{}`",
+                    self.store.table()
+                )));
+            }
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// Runs the order consumer until `shutdown`.
+pub async fn run(
+    kafka: &KafkaArgs,
+    dynamo: &DynamoArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let kafka = Kafka::new(kafka);
+    let store = OrderStore::connect(dynamo).await;
+    store.check_table().await?;
+    kafka.check_reachable().await?;
+    info!(table = store.table(), "order consumer started");
+    let topic = kafka.topics.order.clone();
+    consumer::run(
+        &kafka,
+        &kafka.group(GROUP),
+        &topic,
+        OrderStep { store },
+        shutdown,
+    )
+    .await?;
+    Ok(())
+}

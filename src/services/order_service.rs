@@ -1,0 +1,204 @@
+//! The order service (the course's Flask service, on :8080).
+//!
+//! `POST /v1/order` stores the order in DynamoDB as ORDER_CREATED and sends ORDER_CREATED to
+//! `inventory`, answering only once the broker has the event. `GET /v1/order` returns the
+//! stored order. Errors are JSON: 400 for a bad body or query, 404 for an unknown order,
+//! 413 for an oversized body, 503 when DynamoDB or Kafka is unavailable.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::config::{DynamoArgs, KafkaArgs};
+use crate::event::{ItemRequest, OrderDetails, SagaEvent, Status};
+use crate::http::{self, ApiError};
+use crate::kafka::{EventProducer, Kafka, Topics};
+use crate::store::orders::{OrderStore, OrderStoreError};
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 128 * 1024;
+
+/// Reason stored on an order whose ORDER_CREATED event could not be sent.
+pub const REASON_EVENT_NOT_SENT: &str = "EVENT_NOT_SENT";
+
+/// Top-level event fields that only the services set; a request cannot.
+const RESERVED_FIELDS: [&str; 4] = ["transaction_id", "status", "payment", "reason"];
+
+/// The body of `POST /v1/order`.
+#[derive(Debug, Deserialize)]
+pub struct OrderRequest {
+    /// Who orders.
+    pub order: OrderDetails,
+    /// What is ordered.
+    pub inventory: ItemRequest,
+    /// Other fields, passed on in the event.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The query of `GET /v1/order`.
+#[derive(Debug, Deserialize)]
+pub struct OrderKey {
+    /// The saga id returned by `POST /v1/order`.
+    pub transaction_id: String,
+    /// The customer's id.
+    pub user_id: String,
+}
+
+/// What the handlers share.
+pub struct OrderService {
+    store: OrderStore,
+    producer: EventProducer,
+    topics: Topics,
+}
+
+impl OrderService {
+    /// A service over `store` that sends events with `producer` to `topics`.
+    pub fn new(store: OrderStore, producer: EventProducer, topics: Topics) -> Self {
+        Self {
+            store,
+            producer,
+            topics,
+        }
+    }
+}
+
+/// The routes.
+pub fn router(service: Arc<OrderService>) -> Router {
+    Router::new()
+        .route("/v1/order", post(place_order).get(get_order))
+        .fallback(http::no_such_route)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(service)
+}
+
+fn store_failure(error: OrderStoreError) -> ApiError {
+    match error {
+        OrderStoreError::Unreachable { .. } | OrderStoreError::NoTable { .. } => {
+            warn!(%error, "order store unavailable");
+            ApiError::unavailable(error.to_string())
+        }
+        OrderStoreError::Request(_) => {
+            error!(%error, "order store request failed");
+            ApiError::unavailable(error.to_string())
+        }
+    }
+}
+
+#[tracing::instrument(name = "order-service", skip_all)]
+async fn place_order(
+    State(service): State<Arc<OrderService>>,
+    body: Result<Json<OrderRequest>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(request) = body.map_err(|rejection| {
+        ApiError::new(
+            rejection.status(),
+            format!("invalid order: {}", rejection.body_text()),
+        )
+    })?;
+    request
+        .inventory
+        .validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if request.order.user_id.trim().is_empty() {
+        return Err(ApiError::bad_request("order.user_id must not be empty"));
+    }
+    let mut extra = request.extra;
+    for field in RESERVED_FIELDS {
+        extra.remove(field);
+    }
+    let event = SagaEvent {
+        order: request.order,
+        inventory: request.inventory,
+        transaction_id: uuid::Uuid::new_v4().to_string(),
+        status: Status::OrderCreated,
+        payment: None,
+        reason: None,
+        extra,
+    };
+    let tx = &event.transaction_id;
+    let user = &event.order.user_id;
+
+    service.store.create(&event).await.map_err(store_failure)?;
+    if let Err(failure) = service
+        .producer
+        .send(&service.topics.inventory, &event)
+        .await
+    {
+        error!(%tx, %failure, "order stored but ORDER_CREATED not sent: cancelling the order");
+        let cancelled = service
+            .store
+            .finish(tx, user, Status::OrderCancel, Some(REASON_EVENT_NOT_SENT))
+            .await;
+        if let Err(error) = cancelled {
+            error!(%tx, %error, "could not cancel the unsent order either");
+        }
+        return Err(ApiError::unavailable(format!(
+            "order not placed: {failure}"
+        )));
+    }
+    info!(%tx, user, item = event.inventory.id, quantity = event.inventory.quantity,
+          "POST /v1/order → order stored (ORDER_CREATED) → ORDER_CREATED to `{}`", service.topics.inventory);
+    Ok(Json(json!({
+        "status": Status::OrderCreated.as_str(),
+        "user_id": user,
+        "transaction_id": tx,
+    })))
+}
+
+#[tracing::instrument(name = "order-service", skip_all)]
+async fn get_order(
+    State(service): State<Arc<OrderService>>,
+    query: Result<Query<OrderKey>, QueryRejection>,
+) -> Result<Json<Map<String, Value>>, ApiError> {
+    let Query(key) = query.map_err(|rejection| {
+        ApiError::bad_request(format!(
+            "expected ?transaction_id=…&user_id=…: {}",
+            rejection.body_text()
+        ))
+    })?;
+    match service
+        .store
+        .get(&key.transaction_id, &key.user_id)
+        .await
+        .map_err(store_failure)?
+    {
+        Some(order) => Ok(Json(order)),
+        None => Err(ApiError::not_found(format!(
+            "no order with transaction_id {} and user_id {}",
+            key.transaction_id, key.user_id
+        ))),
+    }
+}
+
+/// Runs the order service on `listen` until `shutdown`.
+pub async fn run(
+    listen: SocketAddr,
+    kafka: &KafkaArgs,
+    dynamo: &DynamoArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let kafka = Kafka::new(kafka);
+    let store = OrderStore::connect(dynamo).await;
+    store.check_table().await?;
+    kafka.check_reachable().await?;
+    let producer = kafka.producer()?;
+    let service = Arc::new(OrderService::new(
+        store,
+        producer.clone(),
+        kafka.topics.clone(),
+    ));
+    let listener = http::bind(listen).await?;
+    info!("order service listening on http://{listen} (POST /v1/order, GET /v1/order)");
+    http::serve(listener, router(service), shutdown).await?;
+    producer.flush(std::time::Duration::from_secs(5));
+    Ok(())
+}

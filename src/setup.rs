@@ -1,0 +1,64 @@
+//! `edm setup`: creates the MySQL database, tables and seed items and the DynamoDB table,
+//! so no step of the walkthrough needs a hand-typed statement.
+
+use sqlx::Connection;
+use sqlx::mysql::MySqlConnection;
+
+use crate::config::{DynamoArgs, MysqlArgs};
+use crate::store::inventory::{InventoryError, InventoryStore, redact};
+use crate::store::orders::OrderStore;
+
+/// What `setup` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupReport {
+    /// The MySQL database that now holds the schema.
+    pub database: String,
+    /// Whether the DynamoDB table was created (false: it existed).
+    pub table_created: bool,
+}
+
+/// Creates the MySQL database if missing (the URL's path names it).
+pub async fn create_database(mysql_url: &str) -> Result<String, InventoryError> {
+    let mut url = url::Url::parse(mysql_url).map_err(|e| InventoryError::BadUrl(e.to_string()))?;
+    let database = url.path().trim_start_matches('/').to_string();
+    if database.is_empty() {
+        return Err(InventoryError::BadUrl(format!(
+            "{} names no database (expected …/inventory)",
+            redact(mysql_url)
+        )));
+    }
+    if !database
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+    {
+        return Err(InventoryError::BadUrl(format!(
+            "database name `{database}`: use letters, digits and underscores"
+        )));
+    }
+    url.set_path("");
+    let mut connection = MySqlConnection::connect(url.as_str())
+        .await
+        .map_err(|detail| InventoryError::Unreachable {
+            address: redact(mysql_url),
+            detail,
+        })?;
+    let statement = format!("CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+        .execute(&mut connection)
+        .await?;
+    connection.close().await?;
+    Ok(database)
+}
+
+/// Applies `sql/` to MySQL and creates the DynamoDB table.
+pub async fn run(mysql: &MysqlArgs, dynamo: &DynamoArgs) -> anyhow::Result<SetupReport> {
+    let database = create_database(&mysql.mysql_url).await?;
+    let store = InventoryStore::connect_unchecked(mysql).await?;
+    store.apply_schema().await?;
+    let orders = OrderStore::connect(dynamo).await;
+    let table_created = orders.ensure_table().await?;
+    Ok(SetupReport {
+        database,
+        table_created,
+    })
+}

@@ -1,0 +1,342 @@
+//! The order store in DynamoDB: table `order`, hash key `transaction_id`, range key
+//! `user_id`, attributes `name`, `addr`, `tel`, `email`, `status`, `updated` — the item
+//! shape of the course's order service. A cancelled order also gets a `reason`.
+//!
+//! Status changes are conditional writes, so an order only moves forward
+//! (ORDER_CREATED → ORDER_COMPLETE | ORDER_CANCEL) and never twice.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use serde_json::{Map, Value};
+
+use crate::config::{DynamoArgs, START_HINT};
+use crate::event::{SagaEvent, Status};
+
+/// Errors of the order store, with the endpoint and a hint where that helps.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderStoreError {
+    /// The endpoint did not answer.
+    #[error(
+        "cannot reach DynamoDB at {endpoint}: {detail}. Is it running? Start it with `{START_HINT}`"
+    )]
+    Unreachable {
+        /// The endpoint (or `aws`).
+        endpoint: String,
+        /// What the SDK said.
+        detail: String,
+    },
+    /// The table does not exist.
+    #[error("DynamoDB table `{table}` does not exist at {endpoint}; run `edm setup` first")]
+    NoTable {
+        /// The table name.
+        table: String,
+        /// The endpoint (or `aws`).
+        endpoint: String,
+    },
+    /// A request failed.
+    #[error("DynamoDB request failed: {0}")]
+    Request(String),
+}
+
+/// How a status change went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// The order moved from ORDER_CREATED to the new status.
+    Moved,
+    /// The order already had that status: a redelivered event, nothing changed.
+    AlreadyThere,
+    /// The order is in another final status; it stays there.
+    Refused {
+        /// Its current status.
+        current: String,
+    },
+    /// No such order in the table.
+    Missing,
+}
+
+/// The order store: a DynamoDB client and the table name.
+#[derive(Debug, Clone)]
+pub struct OrderStore {
+    client: Client,
+    table: String,
+    endpoint: String,
+}
+
+impl OrderStore {
+    /// Builds a client: with an endpoint override (LocalStack, moto, dynalite) credentials
+    /// come from the environment or are dummies; without one, the normal AWS chain is used.
+    pub async fn connect(args: &DynamoArgs) -> Self {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .operation_attempt_timeout(Duration::from_secs(5))
+            .operation_timeout(Duration::from_secs(12))
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(args.dynamodb_region.clone()))
+            .timeout_config(timeouts)
+            .retry_config(RetryConfig::standard().with_max_attempts(3));
+        let endpoint = match args.endpoint_override() {
+            Some(url) => {
+                loader = loader.endpoint_url(url);
+                if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+                    loader = loader.credentials_provider(Credentials::new(
+                        "test",
+                        "test",
+                        None,
+                        None,
+                        "edm-local",
+                    ));
+                }
+                url.to_string()
+            }
+            None => "aws".to_string(),
+        };
+        let client = Client::new(&loader.load().await);
+        Self {
+            client,
+            table: args.orders_table.clone(),
+            endpoint,
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn failure<E, R>(&self, error: SdkError<E, R>) -> OrderStoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        match &error {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+                OrderStoreError::Unreachable {
+                    endpoint: self.endpoint.clone(),
+                    detail: DisplayErrorContext(&error).to_string(),
+                }
+            }
+            _ if error.code() == Some("ResourceNotFoundException") => OrderStoreError::NoTable {
+                table: self.table.clone(),
+                endpoint: self.endpoint.clone(),
+            },
+            _ => OrderStoreError::Request(DisplayErrorContext(&error).to_string()),
+        }
+    }
+
+    /// Fails with a helpful message if the endpoint or the table is missing.
+    pub async fn check_table(&self) -> Result<(), OrderStoreError> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| self.failure(e))?;
+        Ok(())
+    }
+
+    /// Creates the table if it is missing; true if it was created.
+    pub async fn ensure_table(&self) -> Result<bool, OrderStoreError> {
+        match self.check_table().await {
+            Ok(()) => return Ok(false),
+            Err(OrderStoreError::NoTable { .. }) => {}
+            Err(other) => return Err(other),
+        }
+        let key = |name: &str, key_type| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(key_type)
+                .build()
+        };
+        let string_attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        let invalid =
+            |e: aws_sdk_dynamodb::error::BuildError| OrderStoreError::Request(e.to_string());
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .key_schema(key("transaction_id", KeyType::Hash).map_err(invalid)?)
+            .key_schema(key("user_id", KeyType::Range).map_err(invalid)?)
+            .attribute_definitions(string_attribute("transaction_id").map_err(invalid)?)
+            .attribute_definitions(string_attribute("user_id").map_err(invalid)?)
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ResourceInUseException") => Ok(false),
+            Err(e) => Err(self.failure(e)),
+        }
+    }
+
+    /// Stores a new order with status ORDER_CREATED (fails if the id is taken).
+    pub async fn create(&self, event: &SagaEvent) -> Result<(), OrderStoreError> {
+        let order = &event.order;
+        let s = |value: &str| AttributeValue::S(value.to_string());
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("transaction_id", s(&event.transaction_id))
+            .item("user_id", s(&order.user_id))
+            .item("name", s(&order.name))
+            .item("addr", s(&order.addr))
+            .item("tel", s(&order.tel))
+            .item("email", s(&order.email))
+            .item("status", s(Status::OrderCreated.as_str()))
+            .item("updated", s(&updated_now()))
+            .condition_expression("attribute_not_exists(transaction_id)")
+            .send()
+            .await
+            .map_err(|e| self.failure(e))?;
+        Ok(())
+    }
+
+    /// The stored order's attributes, or `None` if there is no such order.
+    pub async fn get(
+        &self,
+        transaction_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Map<String, Value>>, OrderStoreError> {
+        let answer = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                "transaction_id",
+                AttributeValue::S(transaction_id.to_string()),
+            )
+            .key("user_id", AttributeValue::S(user_id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.failure(e))?;
+        Ok(answer.item.map(|item| to_json(&item)))
+    }
+
+    /// Moves an order from ORDER_CREATED to `status` (ORDER_COMPLETE or ORDER_CANCEL).
+    pub async fn finish(
+        &self,
+        transaction_id: &str,
+        user_id: &str,
+        status: Status,
+        reason: Option<&str>,
+    ) -> Result<Transition, OrderStoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                "transaction_id",
+                AttributeValue::S(transaction_id.to_string()),
+            )
+            .key("user_id", AttributeValue::S(user_id.to_string()))
+            .condition_expression("attribute_exists(transaction_id) AND #s = :created")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(
+                ":created",
+                AttributeValue::S(Status::OrderCreated.to_string()),
+            )
+            .expression_attribute_values(":next", AttributeValue::S(status.to_string()))
+            .expression_attribute_values(":updated", AttributeValue::S(updated_now()));
+        update = match reason {
+            Some(reason) => update
+                .update_expression("SET #s = :next, updated = :updated, reason = :reason")
+                .expression_attribute_values(":reason", AttributeValue::S(reason.to_string())),
+            None => update.update_expression("SET #s = :next, updated = :updated"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(Transition::Moved),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
+                let current = self.get(transaction_id, user_id).await?;
+                let current_status = current
+                    .as_ref()
+                    .and_then(|item| item.get("status"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                Ok(match current_status {
+                    None => Transition::Missing,
+                    Some(current) if current == status.as_str() => Transition::AlreadyThere,
+                    Some(current) => Transition::Refused { current },
+                })
+            }
+            Err(e) => Err(self.failure(e)),
+        }
+    }
+}
+
+/// The `updated` attribute's format, as the course writes it: `2024-01-31T12:34:56.789012+0000`.
+pub fn updated_now() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6f%z")
+        .to_string()
+}
+
+/// A DynamoDB item as plain JSON (strings, numbers, booleans, lists and maps).
+fn to_json(item: &HashMap<String, AttributeValue>) -> Map<String, Value> {
+    item.iter()
+        .map(|(name, value)| (name.clone(), attribute_to_json(value)))
+        .collect()
+}
+
+fn attribute_to_json(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(n) => n
+            .parse::<serde_json::Number>()
+            .map(Value::Number)
+            .unwrap_or_else(|_| Value::String(n.clone())),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::L(list) => list.iter().map(attribute_to_json).collect(),
+        AttributeValue::M(map) => Value::Object(to_json(map)),
+        AttributeValue::Ss(set) => set.iter().cloned().map(Value::String).collect(),
+        other => Value::String(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updated_has_the_course_format() {
+        let updated = updated_now();
+        // e.g. 2024-01-31T12:34:56.789012+0000
+        assert_eq!(
+            updated.len(),
+            "2024-01-31T12:34:56.789012+0000".len(),
+            "{updated}"
+        );
+        assert!(updated.ends_with("+0000"), "{updated}");
+        assert!(chrono::DateTime::parse_from_str(&updated, "%Y-%m-%dT%H:%M:%S%.6f%z").is_ok());
+    }
+
+    #[test]
+    fn items_become_plain_json() {
+        let mut item = HashMap::new();
+        item.insert(
+            "status".to_string(),
+            AttributeValue::S("ORDER_CREATED".into()),
+        );
+        item.insert("count".to_string(), AttributeValue::N("3".into()));
+        let json = to_json(&item);
+        assert_eq!(json["status"], "ORDER_CREATED");
+        assert_eq!(json["count"], 3);
+    }
+}
