@@ -55,7 +55,7 @@ struct Origin {
     topic: String,
     partition: i32,
     offset: i64,
-    key: String,
+    key: Option<String>,
 }
 
 impl std::fmt::Display for Origin {
@@ -101,8 +101,7 @@ pub async fn run<S: SagaStep>(
             offset: message.offset(),
             key: message
                 .key()
-                .map(|k| String::from_utf8_lossy(k).into_owned())
-                .unwrap_or_default(),
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
         };
         let payload = message.payload();
         let outgoing = match SagaEvent::from_payload(payload) {
@@ -140,7 +139,7 @@ enum ToSend {
     Event(Outgoing),
     DeadLetter {
         topic: String,
-        key: String,
+        key: Option<String>,
         payload: Vec<u8>,
         headers: Vec<(&'static str, String)>,
     },
@@ -204,7 +203,9 @@ async fn send_all(
                 } => {
                     let headers: Vec<(&str, &str)> =
                         headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                    producer.send_raw(topic, key, payload, &headers).await
+                    producer
+                        .send_raw(topic, key.as_deref(), payload, &headers)
+                        .await
                 }
             };
             match sent {

@@ -298,15 +298,15 @@ pub struct EventProducer {
 impl EventProducer {
     /// Sends `event` to `topic` and waits until the broker has it.
     pub async fn send(&self, topic: &str, event: &SagaEvent) -> Result<(), KafkaFailure> {
-        self.send_raw(topic, &event.transaction_id, &event.to_payload(), &[])
+        self.send_raw(topic, Some(&event.transaction_id), &event.to_payload(), &[])
             .await
     }
 
-    /// Sends raw bytes with string headers (used for dead letters and tests).
+    /// Sends raw bytes with an optional key and string headers (dead letters, tests).
     pub async fn send_raw(
         &self,
         topic: &str,
-        key: &str,
+        key: Option<&str>,
         payload: &[u8],
         headers: &[(&str, &str)],
     ) -> Result<(), KafkaFailure> {
@@ -317,10 +317,12 @@ impl EventProducer {
                 value: Some(*value),
             });
         }
-        let record = FutureRecord::to(topic)
-            .key(key)
+        let mut record = FutureRecord::to(topic)
             .payload(payload)
             .headers(owned_headers);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
         self.producer
             .send(record, Timeout::After(Duration::from_secs(10)))
             .await

@@ -11,7 +11,7 @@ use edm::kafka::Kafka;
 use edm::services::{
     inventory_consumer, inventory_service, order_consumer, order_service, payment_consumer,
 };
-use edm::{setup, shutdown, telemetry};
+use edm::{http, setup, shutdown, telemetry};
 
 /// Event-driven microservices with Kafka: the course's order / inventory / payment SAGA.
 #[derive(Parser, Debug)]
@@ -150,7 +150,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             kafka,
             dynamo,
         } => {
-            order_service::run(listen, &kafka, &dynamo, shutdown::on_signal())
+            let listener = http::bind(listen).await?;
+            order_service::run(listener, &kafka, &dynamo, shutdown::on_signal())
                 .instrument(tracing::info_span!("order-service"))
                 .await
         }
@@ -165,7 +166,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .await
         }
         Command::InventoryService { listen, mysql } => {
-            inventory_service::run(listen, &mysql, shutdown::on_signal())
+            let listener = http::bind(listen).await?;
+            inventory_service::run(listener, &mysql, shutdown::on_signal())
                 .instrument(tracing::info_span!("inventory-service"))
                 .await
         }

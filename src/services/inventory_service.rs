@@ -1,11 +1,10 @@
 //! The inventory service (the course's Node service, read-only, on :8090):
 //! `GET /v1/inventory` and `GET /v1/inventory_history`, from a connection pool.
 
-use std::net::SocketAddr;
-
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -37,16 +36,16 @@ async fn list_history(
     store.history().await.map(Json).map_err(unavailable)
 }
 
-/// Runs the inventory service on `listen` until `shutdown`.
+/// Runs the inventory service on `listener` until `shutdown`.
 pub async fn run(
-    listen: SocketAddr,
+    listener: TcpListener,
     mysql: &MysqlArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let store = InventoryStore::connect(mysql).await?;
-    let listener = http::bind(listen).await?;
     info!(
-        "inventory service listening on http://{listen} (GET /v1/inventory, GET /v1/inventory_history)"
+        "inventory service listening on http://{} (GET /v1/inventory, GET /v1/inventory_history)",
+        listener.local_addr()?
     );
     http::serve(listener, router(store), shutdown).await?;
     Ok(())

@@ -5,15 +5,16 @@
 //! stored order. Errors are JSON: 400 for a bad body or query, 404 for an unknown order,
 //! 413 for an oversized body, 503 when DynamoDB or Kafka is unavailable.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -99,10 +100,12 @@ async fn place_order(
     body: Result<Json<OrderRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(request) = body.map_err(|rejection| {
-        ApiError::new(
-            rejection.status(),
-            format!("invalid order: {}", rejection.body_text()),
-        )
+        // A body of the wrong shape is a bad request like any other (axum says 422).
+        let status = match rejection.status() {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            other => other,
+        };
+        ApiError::new(status, format!("invalid order: {}", rejection.body_text()))
     })?;
     request
         .inventory
@@ -179,9 +182,9 @@ async fn get_order(
     }
 }
 
-/// Runs the order service on `listen` until `shutdown`.
+/// Runs the order service on `listener` until `shutdown`.
 pub async fn run(
-    listen: SocketAddr,
+    listener: TcpListener,
     kafka: &KafkaArgs,
     dynamo: &DynamoArgs,
     shutdown: CancellationToken,
@@ -196,8 +199,10 @@ pub async fn run(
         producer.clone(),
         kafka.topics.clone(),
     ));
-    let listener = http::bind(listen).await?;
-    info!("order service listening on http://{listen} (POST /v1/order, GET /v1/order)");
+    info!(
+        "order service listening on http://{} (POST /v1/order, GET /v1/order)",
+        listener.local_addr()?
+    );
     http::serve(listener, router(service), shutdown).await?;
     producer.flush(std::time::Duration::from_secs(5));
     Ok(())

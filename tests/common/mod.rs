@@ -1,0 +1,393 @@
+//! A lab per test: its own MySQL database, DynamoDB table, topic prefix and consumer
+//! groups on the real servers started by `scripts/test.sh`, with every `edm` service
+//! running as a task of the test.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::time::{Duration, Instant};
+
+use edm::config::{DynamoArgs, KafkaArgs, MysqlArgs};
+use edm::event::SagaEvent;
+use edm::kafka::{EventProducer, Kafka};
+use edm::services::{
+    inventory_consumer, inventory_service, order_consumer, order_service, payment_consumer,
+};
+use edm::setup;
+use edm::store::inventory::InventoryStore;
+use edm::store::orders::OrderStore;
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use serde_json::{Map, Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Reads a variable set by `scripts/test-servers.sh env`.
+pub fn server_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: these tests talk to real Kafka, DynamoDB and MySQL servers. \
+             Run them with `scripts/test.sh`, which starts the servers and sets it"
+        )
+    })
+}
+
+/// Settings for one isolated lab on the test servers.
+#[derive(Clone, Debug)]
+pub struct LabConfig {
+    /// Unique id of this lab.
+    pub id: String,
+    /// Kafka settings with a unique topic prefix.
+    pub kafka: KafkaArgs,
+    /// MySQL settings with a database of its own.
+    pub mysql: MysqlArgs,
+    /// DynamoDB settings with a table of its own.
+    pub dynamo: DynamoArgs,
+}
+
+impl LabConfig {
+    /// Fresh names for everything.
+    pub fn fresh() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let mut kafka = KafkaArgs::new(server_env("EDM_TEST_BOOTSTRAP_SERVERS"));
+        kafka.topic_prefix = format!("t{id}-");
+        kafka.properties = vec![
+            ("session.timeout.ms".into(), "6000".into()),
+            ("heartbeat.interval.ms".into(), "1000".into()),
+            ("fetch.wait.max.ms".into(), "10".into()),
+        ];
+        let mysql = MysqlArgs::new(format!(
+            "{}/edm_{id}",
+            server_env("EDM_TEST_MYSQL_URL").trim_end_matches('/')
+        ));
+        let mut dynamo = DynamoArgs::new(server_env("EDM_TEST_DYNAMODB_ENDPOINT"));
+        dynamo.orders_table = format!("order_{id}");
+        Self {
+            id,
+            kafka,
+            mysql,
+            dynamo,
+        }
+    }
+
+    /// Runs `edm setup` and `edm create-topics` for this lab.
+    pub async fn prepare(&self) {
+        setup::run(&self.mysql, &self.dynamo)
+            .await
+            .expect("edm setup");
+        let kafka = Kafka::new(&self.kafka);
+        let mut names: Vec<String> = kafka.topics.all().iter().map(|t| t.to_string()).collect();
+        names.extend(
+            kafka
+                .topics
+                .all()
+                .iter()
+                .map(|t| edm::kafka::Topics::dead_letter(t)),
+        );
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        kafka
+            .create_topics(&names, 1, 1)
+            .await
+            .expect("create topics");
+    }
+}
+
+/// Which services a lab runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Services {
+    /// Whether the payment gateway accepts payments (`None`: no payment consumer).
+    pub payment_ok: Option<bool>,
+    /// Whether to run the inventory consumer.
+    pub inventory_consumer: bool,
+}
+
+impl Services {
+    /// All five services with the given payment gateway answer.
+    pub fn all(payment_ok: bool) -> Self {
+        Self {
+            payment_ok: Some(payment_ok),
+            inventory_consumer: true,
+        }
+    }
+}
+
+/// A running lab.
+pub struct Lab {
+    /// Its settings.
+    pub config: LabConfig,
+    /// `http://127.0.0.1:PORT` of the order service.
+    pub order_url: String,
+    /// `http://127.0.0.1:PORT` of the inventory service.
+    pub inventory_url: String,
+    /// The stock, read directly.
+    pub stock: InventoryStore,
+    /// The orders, read directly.
+    pub orders: OrderStore,
+    /// The topics.
+    pub kafka: Kafka,
+    /// A producer for injecting events.
+    pub producer: EventProducer,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+}
+
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+impl Lab {
+    /// Prepares a fresh lab and starts the given services.
+    pub async fn start(services: Services) -> Lab {
+        init_logs();
+        let config = LabConfig::fresh();
+        config.prepare().await;
+        let shutdown = CancellationToken::new();
+        let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
+
+        let order_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let inventory_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let order_url = format!("http://{}", order_listener.local_addr().unwrap());
+        let inventory_url = format!("http://{}", inventory_listener.local_addr().unwrap());
+
+        let (k, d, s) = (
+            config.kafka.clone(),
+            config.dynamo.clone(),
+            shutdown.clone(),
+        );
+        tasks.push((
+            "order-service",
+            tokio::spawn(async move { order_service::run(order_listener, &k, &d, s).await }),
+        ));
+        let (m, s) = (config.mysql.clone(), shutdown.clone());
+        tasks.push((
+            "inventory-service",
+            tokio::spawn(async move { inventory_service::run(inventory_listener, &m, s).await }),
+        ));
+        let (k, d, s) = (
+            config.kafka.clone(),
+            config.dynamo.clone(),
+            shutdown.clone(),
+        );
+        tasks.push((
+            "order-consumer",
+            tokio::spawn(async move { order_consumer::run(&k, &d, s).await }),
+        ));
+        if services.inventory_consumer {
+            let (k, m, s) = (config.kafka.clone(), config.mysql.clone(), shutdown.clone());
+            tasks.push((
+                "inventory-consumer",
+                tokio::spawn(async move { inventory_consumer::run(&k, &m, s).await }),
+            ));
+        }
+        if let Some(ok) = services.payment_ok {
+            let (k, s) = (config.kafka.clone(), shutdown.clone());
+            tasks.push((
+                "payment-consumer",
+                tokio::spawn(async move { payment_consumer::run(&k, ok, s).await }),
+            ));
+        }
+
+        let stock = InventoryStore::connect(&config.mysql).await.expect("MySQL");
+        let orders = OrderStore::connect(&config.dynamo).await;
+        let kafka = Kafka::new(&config.kafka);
+        let producer = kafka.producer().expect("producer");
+        let lab = Lab {
+            config,
+            order_url,
+            inventory_url,
+            stock,
+            orders,
+            kafka,
+            producer,
+            http: reqwest::Client::new(),
+            shutdown,
+            tasks,
+        };
+        lab.wait_until_http_ready().await;
+        lab
+    }
+
+    async fn wait_until_http_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for url in [&self.order_url, &self.inventory_url] {
+            loop {
+                if self
+                    .http
+                    .get(format!("{url}/health-probe"))
+                    .send()
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{url} did not start");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// POSTs `body` to `/v1/order`; returns status and JSON answer.
+    pub async fn post_order(&self, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/v1/order", self.order_url))
+            .json(body)
+            .send()
+            .await
+            .expect("POST /v1/order");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Places an order that must be accepted; returns its transaction id.
+    pub async fn place(&self, user: &str, item: i64, quantity: i64) -> String {
+        let (status, answer) = self.post_order(&order_body(user, item, quantity)).await;
+        assert_eq!(status, 200, "POST /v1/order answered {answer}");
+        assert_eq!(answer["status"], "ORDER_CREATED");
+        assert_eq!(answer["user_id"], user);
+        answer["transaction_id"]
+            .as_str()
+            .expect("transaction_id")
+            .to_string()
+    }
+
+    /// GET `/v1/order`; returns status and JSON answer.
+    pub async fn get_order(&self, tx: &str, user: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}/v1/order", self.order_url))
+            .query(&[("transaction_id", tx), ("user_id", user)])
+            .send()
+            .await
+            .expect("GET /v1/order");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until the order has a final status; returns the stored order.
+    pub async fn wait_terminal(&self, tx: &str, user: &str) -> Map<String, Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(order) = self.orders.get(tx, user).await.expect("DynamoDB get") {
+                if matches!(
+                    order["status"].as_str(),
+                    Some("ORDER_COMPLETE" | "ORDER_CANCEL")
+                ) {
+                    return order;
+                }
+            }
+            assert!(Instant::now() < deadline, "order {tx} never finished");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Units of `item` in stock.
+    pub async fn stock_of(&self, item: i64) -> i32 {
+        self.stock
+            .item(item)
+            .await
+            .expect("MySQL")
+            .expect("item")
+            .quantity
+    }
+
+    /// History quantities of one saga, oldest first.
+    pub async fn history_of(&self, tx: &str) -> Vec<i32> {
+        self.stock
+            .history_of(tx)
+            .await
+            .expect("MySQL")
+            .into_iter()
+            .map(|row| row.quantity)
+            .collect()
+    }
+
+    /// Stops every service and checks that each one exited cleanly.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for (name, task) in self.tasks {
+            let result = tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .unwrap_or_else(|_| panic!("{name} did not stop within 30 s"))
+                .unwrap_or_else(|e| panic!("{name} panicked: {e}"));
+            if let Err(error) = result {
+                panic!("{name} failed: {error:#}");
+            }
+        }
+    }
+}
+
+/// The course's order body.
+pub fn order_body(user: &str, item: i64, quantity: i64) -> Value {
+    json!({
+        "order": {"user_id": user, "name": "Hong Gil Dong", "addr": "29, Hansil-ro, Jung-gu",
+                  "tel": "01012341234", "email": "hong@gil.com"},
+        "inventory": {"id": item, "quantity": quantity}
+    })
+}
+
+/// Reads `count` messages of `topic` from the beginning (fresh group), as JSON values, with
+/// their headers.
+pub async fn read_topic(
+    kafka: &Kafka,
+    topic: &str,
+    count: usize,
+) -> Vec<(Value, Vec<(String, String)>)> {
+    let group = format!("reader-{}", uuid::Uuid::new_v4().simple());
+    let consumer: StreamConsumer = kafka.consumer(&group).expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let deadline = Duration::from_secs(60);
+    while out.len() < count {
+        let message = tokio::time::timeout(deadline, consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {count} messages on {topic}", out.len()))
+            .expect("receive");
+        let value = message
+            .payload()
+            .map(|p| {
+                serde_json::from_slice(p)
+                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(p).into_owned()))
+            })
+            .unwrap_or(Value::Null);
+        let headers = message
+            .headers()
+            .map(|headers| {
+                use rdkafka::message::Headers;
+                headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            h.value
+                                .map(|v| String::from_utf8_lossy(v).into_owned())
+                                .unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push((value, headers));
+    }
+    out
+}
+
+/// Sends an event exactly as given (raw JSON) to `topic`, keyed by `key` if any.
+pub async fn send_json(producer: &EventProducer, topic: &str, key: Option<&str>, value: &Value) {
+    producer
+        .send_raw(topic, key, &serde_json::to_vec(value).unwrap(), &[])
+        .await
+        .expect("send");
+}
+
+/// Parses an event the way `edm` does.
+pub fn parse(value: &Value) -> SagaEvent {
+    SagaEvent::from_payload(Some(&serde_json::to_vec(value).unwrap())).expect("saga event")
+}
