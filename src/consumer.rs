@@ -107,7 +107,10 @@ pub async fn run<S: SagaStep>(
         let outgoing = match SagaEvent::from_payload(payload) {
             Err(problem) => vec![dead_letter(&origin, payload, &problem.to_string())],
             Ok(event) => match handle_with_retry(&step, &event, &origin, &shutdown).await {
-                Some(Ok(outgoing)) => outgoing.into_iter().map(ToSend::Event).collect(),
+                Some(Ok(outgoing)) => outgoing
+                    .into_iter()
+                    .map(|o| ToSend::Event(Box::new(o)))
+                    .collect(),
                 Some(Err(problem)) => vec![dead_letter(&origin, payload, &problem)],
                 None => break, // shutting down mid-retry: left uncommitted, redelivered later
             },
@@ -136,7 +139,7 @@ pub async fn run<S: SagaStep>(
 
 /// What the loop sends after a message: the step's events or a dead letter.
 enum ToSend {
-    Event(Outgoing),
+    Event(Box<Outgoing>),
     DeadLetter {
         topic: String,
         key: Option<String>,

@@ -370,17 +370,16 @@ async fn the_inventory_service_answers_many_requests_in_a_row() {
             .get(format!("{}/v1/inventory", lab.inventory_url))
             .send()
     });
-    for response in futures_util_join_all(requests).await {
+    for response in join_all(requests).await {
         assert_eq!(response.expect("request").status().as_u16(), 200);
     }
     lab.stop().await;
 }
 
-async fn futures_util_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
+/// Runs the futures concurrently, each as a task; their outputs in order.
+async fn join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futures.map(tokio::spawn).collect();

@@ -10,7 +10,7 @@ use tracing::info;
 
 use crate::config::{KafkaArgs, MysqlArgs};
 use crate::consumer::{self, Outgoing, SagaStep, StepError};
-use crate::event::{Payment, SagaEvent, Status};
+use crate::event::{SagaEvent, Status};
 use crate::kafka::{Kafka, Topics};
 use crate::store::inventory::{InventoryStore, Release, Reservation};
 
@@ -45,7 +45,7 @@ impl InventoryStep {
                       "ORDER_CREATED → stock reserved (−{}) → INVENTORY_RESERVED to `{}`{again}",
                       item.quantity, self.topics.payment);
                 let mut reserved = event.with_status(Status::InventoryReserved);
-                let mut payment = reserved.payment.take().unwrap_or_else(Payment::default);
+                let mut payment = reserved.payment.take().unwrap_or_default();
                 payment.total_price = Some(total_price);
                 reserved.payment = Some(payment);
                 Ok(vec![Outgoing {

@@ -275,13 +275,14 @@ impl Lab {
     pub async fn wait_terminal(&self, tx: &str, user: &str) -> Map<String, Value> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(order) = self.orders.get(tx, user).await.expect("DynamoDB get") {
-                if matches!(
-                    order["status"].as_str(),
+            let order = self.orders.get(tx, user).await.expect("DynamoDB get");
+            if let Some(order) = order.filter(|o| {
+                matches!(
+                    o["status"].as_str(),
                     Some("ORDER_COMPLETE" | "ORDER_CANCEL")
-                ) {
-                    return order;
-                }
+                )
+            }) {
+                return order;
             }
             assert!(Instant::now() < deadline, "order {tx} never finished");
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -321,6 +322,12 @@ impl Lab {
                 panic!("{name} failed: {error:#}");
             }
         }
+        // Passed: drop this lab's database (a failed test leaves it for inspection).
+        let drop = format!("DROP DATABASE IF EXISTS `edm_{}`", self.config.id);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+            .execute(self.stock.pool())
+            .await
+            .expect("drop test database");
     }
 }
 

@@ -1,0 +1,222 @@
+//! The command line and the project's files: flags, helpful errors when a server is
+//! missing, the compose file, and the walkthrough in `examples.txt`.
+
+use std::process::{Command, Output};
+
+use edm::config::{DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_DYNAMODB_ENDPOINT, DEFAULT_MYSQL_URL};
+use serde_yaml_ng::Value;
+
+const SUBCOMMANDS: [&str; 7] = [
+    "create-topics",
+    "setup",
+    "order-service",
+    "order-consumer",
+    "inventory-consumer",
+    "inventory-service",
+    "payment-consumer",
+];
+
+fn edm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edm"))
+        .args(args)
+        .env_remove("EDM_BOOTSTRAP_SERVERS")
+        .env_remove("EDM_MYSQL_URL")
+        .env_remove("EDM_DYNAMODB_ENDPOINT")
+        .output()
+        .expect("run edm")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A local port with nothing listening on it.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn help_lists_every_step_of_the_course() {
+    let output = edm(&["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for subcommand in SUBCOMMANDS {
+        assert!(
+            help.contains(subcommand),
+            "--help lacks {subcommand}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn payment_consumer_needs_a_true_or_false_gateway() {
+    let output = edm(&["payment-consumer", "--pg-ok", "maybe"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("expected true or false"),
+        "{}",
+        stderr(&output)
+    );
+    let output = edm(&["payment-consumer"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("--pg-ok"), "{}", stderr(&output));
+}
+
+#[test]
+fn an_unreachable_mysql_is_named_with_what_to_do() {
+    let url = format!("mysql://root:secret@127.0.0.1:{}/inventory", closed_port());
+    let output = edm(&[
+        "inventory-service",
+        "--listen",
+        "127.0.0.1:0",
+        "--mysql-url",
+        &url,
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("cannot connect to MySQL at 127.0.0.1:"),
+        "{message}"
+    );
+    assert!(message.contains("docker compose"), "{message}");
+    assert!(!message.contains("secret"), "password leaked: {message}");
+}
+
+#[test]
+fn an_unreachable_kafka_is_named_with_what_to_do() {
+    let servers = format!("127.0.0.1:{}", closed_port());
+    let output = edm(&[
+        "payment-consumer",
+        "--pg-ok",
+        "true",
+        "--bootstrap-servers",
+        &servers,
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains(&format!("cannot reach Kafka at {servers}")),
+        "{message}"
+    );
+    assert!(message.contains("docker compose"), "{message}");
+}
+
+#[test]
+fn bad_kafka_properties_are_rejected_at_parse_time() {
+    let output = edm(&["create-topics", "-X", "no-equals-sign"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("key=value"), "{}", stderr(&output));
+}
+
+fn compose() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/compose/docker-compose.yml"
+    ))
+    .expect("compose/docker-compose.yml");
+    serde_yaml_ng::from_str(&text).expect("compose file is valid YAML")
+}
+
+fn published_ports(service: &Value) -> Vec<String> {
+    service["ports"]
+        .as_sequence()
+        .map(|ports| {
+            ports
+                .iter()
+                .filter_map(|p| p.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_compose_stack_matches_the_defaults() {
+    let compose = compose();
+    let services = compose["services"].as_mapping().expect("services");
+    assert!(
+        !services
+            .keys()
+            .any(|k| k.as_str().is_some_and(|k| k.contains("zookeeper"))),
+        "Kafka must run in KRaft mode"
+    );
+    let kafka = &compose["services"]["kafka1"];
+    assert!(
+        kafka["environment"]["KAFKA_PROCESS_ROLES"]
+            .as_str()
+            .is_some_and(|roles| roles.contains("controller"))
+    );
+    let kafka_port = DEFAULT_BOOTSTRAP_SERVERS.rsplit(':').next().unwrap();
+    assert!(published_ports(kafka).contains(&format!("{kafka_port}:{kafka_port}")));
+    assert!(
+        kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+            .as_str()
+            .is_some_and(|l| l.contains(DEFAULT_BOOTSTRAP_SERVERS))
+    );
+
+    let dynamo_port = DEFAULT_DYNAMODB_ENDPOINT.rsplit(':').next().unwrap();
+    assert!(
+        published_ports(&compose["services"]["dynamodb"])
+            .contains(&format!("{dynamo_port}:{dynamo_port}"))
+    );
+
+    let mysql = &compose["services"]["mysql"];
+    assert!(
+        mysql["image"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("mysql:8"))
+    );
+    assert!(published_ports(mysql).contains(&"3306:3306".to_string()));
+    assert!(DEFAULT_MYSQL_URL.contains(":3306/inventory"));
+    let password = mysql["environment"]["MYSQL_ROOT_PASSWORD"]
+        .as_str()
+        .unwrap();
+    assert!(DEFAULT_MYSQL_URL.contains(&format!("root:{password}@")));
+    assert_eq!(
+        mysql["environment"]["MYSQL_DATABASE"].as_str(),
+        Some("inventory")
+    );
+    let volumes = mysql["volumes"].as_sequence().expect("volumes");
+    assert!(volumes.iter().any(|v| {
+        v.as_str()
+            .is_some_and(|v| v.starts_with("../sql:/docker-entrypoint-initdb.d"))
+    }));
+}
+
+#[test]
+fn every_edm_command_in_the_walkthrough_exists() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples.txt"))
+        .expect("examples.txt");
+    let mut seen = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("edm ")) {
+        let words: Vec<&str> = line.split('#').next().unwrap().split_whitespace().collect();
+        let subcommand = words[1];
+        let output = edm(&[subcommand, "--help"]);
+        assert!(
+            output.status.success(),
+            "`{line}`: no subcommand {subcommand}"
+        );
+        // Flags given in the walkthrough parse (checked without running: --help wins).
+        let mut with_help: Vec<&str> = words[1..].to_vec();
+        with_help.push("--help");
+        assert!(edm(&with_help).status.success(), "`{line}` does not parse");
+        seen.push(line.to_string());
+    }
+    for step in [
+        "edm setup",
+        "edm create-topics",
+        "edm payment-consumer --pg-ok true",
+        "edm payment-consumer --pg-ok false",
+        "edm order-service",
+        "edm order-consumer",
+        "edm inventory-consumer",
+        "edm inventory-service",
+    ] {
+        assert!(
+            seen.iter().any(|l| l.starts_with(step)),
+            "examples.txt lacks `{step}`"
+        );
+    }
+    assert!(text.contains("/v1/order?transaction_id="));
+    assert!(text.contains("docker compose -f compose/docker-compose.yml up"));
+}
