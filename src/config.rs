@@ -125,12 +125,21 @@ pub fn parse_bool_flag(raw: &str) -> Result<bool, String> {
     }
 }
 
-/// Parses a duration in milliseconds.
-pub fn parse_millis(raw: &str) -> Result<Duration, String> {
+/// Parses a duration in seconds (fractions allowed).
+pub fn parse_seconds(raw: &str) -> Result<Duration, String> {
     raw.trim()
-        .parse::<u64>()
-        .map(Duration::from_millis)
-        .map_err(|_| format!("expected a number of milliseconds, got `{raw}`"))
+        .parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| format!("expected a number of seconds, got `{raw}`"))
+}
+
+/// Parses a fraction between 0 and 1.
+pub fn parse_rate(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => Err(format!("expected a fraction from 0.0 to 1.0, got `{raw}`")),
+    }
 }
 
 #[cfg(test)]
@@ -167,8 +176,12 @@ mod tests {
     }
 
     #[test]
-    fn millis_parse() {
-        assert_eq!(parse_millis("250"), Ok(Duration::from_millis(250)));
-        assert!(parse_millis("-1").is_err());
+    fn seconds_and_rates_parse() {
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("soon").is_err());
+        assert_eq!(parse_rate("0.25"), Ok(0.25));
+        assert!(parse_rate("1.5").is_err());
+        assert!(parse_rate("-0.1").is_err());
     }
 }

@@ -80,6 +80,10 @@ pub mod reason {
     pub const UNKNOWN_ITEM: &str = "UNKNOWN_ITEM";
     /// The payment gateway declined the payment.
     pub const PAYMENT_DECLINED: &str = "PAYMENT_DECLINED";
+    /// The order service could not send ORDER_CREATED and cancelled the order.
+    pub const EVENT_NOT_SENT: &str = "EVENT_NOT_SENT";
+    /// The payment completed for an order that had already been cancelled.
+    pub const ORDER_ALREADY_CANCELLED: &str = "ORDER_ALREADY_CANCELLED";
 }
 
 /// Who orders and where it goes (`order` in the event and in the HTTP body).

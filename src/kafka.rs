@@ -128,14 +128,22 @@ impl Kafka {
         config
     }
 
-    /// An idempotent producer: acks from all replicas, no duplicates on retry, and
-    /// a bounded delivery time so that callers learn about an outage.
+    /// An idempotent producer (acks from all replicas, no duplicates on retry) that gives
+    /// up on a message after 10 s, so that callers learn about an outage.
     pub fn producer(&self) -> Result<EventProducer, KafkaFailure> {
+        self.producer_with_delivery_timeout(Duration::from_secs(10))
+    }
+
+    /// An idempotent producer that gives up on a message after `timeout`.
+    pub fn producer_with_delivery_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<EventProducer, KafkaFailure> {
         let mut config = self.base_config();
         config
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", "10000");
+            .set("message.timeout.ms", timeout.as_millis().to_string());
         let producer = self
             .with_user_properties(config, Role::Producer)
             .create()

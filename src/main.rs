@@ -2,12 +2,15 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tracing::Instrument;
 
-use edm::config::{DynamoArgs, KafkaArgs, MysqlArgs, parse_bool_flag};
+use edm::config::{DynamoArgs, KafkaArgs, MysqlArgs, parse_bool_flag, parse_rate, parse_seconds};
 use edm::kafka::Kafka;
+use edm::services::order_service::OrderServiceOptions;
+use edm::services::payment_consumer::Gateway;
 use edm::services::{
     inventory_consumer, inventory_service, order_consumer, order_service, payment_consumer,
 };
@@ -50,6 +53,13 @@ enum Command {
             default_value = "127.0.0.1:8080"
         )]
         listen: SocketAddr,
+        /// Seconds a POST waits for Kafka's acknowledgement before answering 503.
+        #[arg(long, default_value = "5", value_parser = parse_seconds)]
+        delivery_timeout: Duration,
+        /// Seconds after which an order whose ORDER_CREATED was never sent (the service
+        /// stopped in between) has it sent from the outbox.
+        #[arg(long, default_value = "30", value_parser = parse_seconds)]
+        resend_after: Duration,
         #[command(flatten)]
         kafka: KafkaArgs,
         #[command(flatten)]
@@ -82,11 +92,15 @@ enum Command {
         mysql: MysqlArgs,
     },
     /// Saga step 3: a simulated payment gateway that accepts (true) or declines (false).
+    #[command(group(clap::ArgGroup::new("gateway").required(true).args(["pg_ok", "decline_rate"])))]
     PaymentConsumer {
         /// Whether the payment gateway accepts payments (the course's True/False argument).
         #[arg(long, value_name = "true|false", value_parser = parse_bool_flag,
-              action = clap::ArgAction::Set, required = true)]
-        pg_ok: bool,
+              action = clap::ArgAction::Set)]
+        pg_ok: Option<bool>,
+        /// Decline this fraction of payments instead (0.0–1.0), chosen by transaction id.
+        #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+        decline_rate: Option<f64>,
         #[command(flatten)]
         kafka: KafkaArgs,
     },
@@ -147,11 +161,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::OrderService {
             listen,
+            delivery_timeout,
+            resend_after,
             kafka,
             dynamo,
         } => {
             let listener = http::bind(listen).await?;
-            order_service::run(listener, &kafka, &dynamo, shutdown::on_signal())
+            let options = OrderServiceOptions {
+                delivery_timeout,
+                resend_after,
+            };
+            order_service::run(listener, &kafka, &dynamo, options, shutdown::on_signal())
                 .instrument(tracing::info_span!("order-service"))
                 .await
         }
@@ -171,8 +191,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .instrument(tracing::info_span!("inventory-service"))
                 .await
         }
-        Command::PaymentConsumer { pg_ok, kafka } => {
-            payment_consumer::run(&kafka, pg_ok, shutdown::on_signal())
+        Command::PaymentConsumer {
+            pg_ok,
+            decline_rate,
+            kafka,
+        } => {
+            let gateway = match (pg_ok, decline_rate) {
+                (_, Some(rate)) => Gateway::DeclineRate(rate),
+                (Some(true), None) => Gateway::Accept,
+                _ => Gateway::Decline,
+            };
+            payment_consumer::run(&kafka, gateway, shutdown::on_signal())
                 .instrument(tracing::info_span!("payment-consumer"))
                 .await
         }

@@ -280,11 +280,7 @@ async fn poison_messages_go_to_dead_letter_topics_and_the_saga_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_errors_are_json_with_the_right_status() {
-    let lab = Lab::start(Services {
-        payment_ok: None,
-        inventory_consumer: false,
-    })
-    .await;
+    let lab = Lab::start(Services::http_only()).await;
     let post_raw = |body: String| {
         lab.http
             .post(format!("{}/v1/order", lab.order_url))
@@ -341,11 +337,7 @@ async fn http_errors_are_json_with_the_right_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inventory_service_answers_many_requests_in_a_row() {
-    let lab = Lab::start(Services {
-        payment_ok: None,
-        inventory_consumer: false,
-    })
-    .await;
+    let lab = Lab::start(Services::http_only()).await;
     for round in 0..300 {
         let path = if round % 2 == 0 {
             "inventory"

@@ -7,8 +7,8 @@ use tracing::{info, warn};
 
 use crate::config::{DynamoArgs, KafkaArgs};
 use crate::consumer::{self, Outgoing, SagaStep, StepError};
-use crate::event::{SagaEvent, Status};
-use crate::kafka::Kafka;
+use crate::event::{SagaEvent, Status, reason};
+use crate::kafka::{Kafka, Topics};
 use crate::store::orders::{OrderStore, Transition};
 
 /// The original's consumer group name.
@@ -18,6 +18,8 @@ pub const GROUP: &str = "order_consumer_group";
 pub struct OrderStep {
     /// The orders.
     pub store: OrderStore,
+    /// Where to send a late compensation.
+    pub topics: Topics,
 }
 
 impl SagaStep for OrderStep {
@@ -43,6 +45,17 @@ impl SagaStep for OrderStep {
             Transition::Moved => info!(%tx, user, reason, "{} → order is now {next}", event.status),
             Transition::AlreadyThere => {
                 info!(%tx, user, "{} → order already {next} (redelivered event, nothing changed)", event.status)
+            }
+            Transition::Refused { current } if event.status == Status::PaymentComplete => {
+                // The order was cancelled (e.g. its ORDER_CREATED was reported unsent, yet
+                // reached the broker) while the saga went on: give the stock back.
+                warn!(%tx, user, "PAYMENT_COMPLETE for an order that is already {current} → ORDER_CANCEL to `{}` to give the stock back", self.topics.inventory);
+                let mut cancel = event.with_status(Status::OrderCancel);
+                cancel.reason = Some(reason::ORDER_ALREADY_CANCELLED.to_string());
+                return Ok(vec![Outgoing {
+                    topic: self.topics.inventory.clone(),
+                    event: cancel,
+                }]);
             }
             Transition::Refused { current } => {
                 warn!(%tx, user, "{} → order stays {current}: a finished order never changes", event.status)
@@ -74,7 +87,10 @@ pub async fn run(
         &kafka,
         &kafka.group(GROUP),
         &topic,
-        OrderStep { store },
+        OrderStep {
+            store,
+            topics: kafka.topics.clone(),
+        },
         shutdown,
     )
     .await?;

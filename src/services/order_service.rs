@@ -6,6 +6,7 @@
 //! 413 for an oversized body, 503 when DynamoDB or Kafka is unavailable.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -16,10 +17,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{Instrument, error, info, warn};
 
 use crate::config::{DynamoArgs, KafkaArgs};
-use crate::event::{ItemRequest, OrderDetails, SagaEvent, Status};
+use crate::event::{ItemRequest, OrderDetails, SagaEvent, Status, reason};
 use crate::http::{self, ApiError};
 use crate::kafka::{EventProducer, Kafka, Topics};
 use crate::store::orders::{OrderStore, OrderStoreError};
@@ -27,8 +28,8 @@ use crate::store::orders::{OrderStore, OrderStoreError};
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
 
-/// Reason stored on an order whose ORDER_CREATED event could not be sent.
-pub const REASON_EVENT_NOT_SENT: &str = "EVENT_NOT_SENT";
+/// Longest accepted `user_id`: DynamoDB's limit for a range key.
+pub const MAX_USER_ID_BYTES: usize = 1024;
 
 /// Top-level event fields that only the services set; a request cannot.
 const RESERVED_FIELDS: [&str; 4] = ["transaction_id", "status", "payment", "reason"];
@@ -111,8 +112,11 @@ async fn place_order(
         .inventory
         .validate()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if request.order.user_id.trim().is_empty() {
-        return Err(ApiError::bad_request("order.user_id must not be empty"));
+    let user_id = &request.order.user_id;
+    if user_id.trim().is_empty() || user_id.len() > MAX_USER_ID_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "order.user_id must be 1 to {MAX_USER_ID_BYTES} bytes long"
+        )));
     }
     let mut extra = request.extra;
     for field in RESERVED_FIELDS {
@@ -139,7 +143,7 @@ async fn place_order(
         error!(%tx, %failure, "order stored but ORDER_CREATED not sent: cancelling the order");
         let cancelled = service
             .store
-            .finish(tx, user, Status::OrderCancel, Some(REASON_EVENT_NOT_SENT))
+            .finish(tx, user, Status::OrderCancel, Some(reason::EVENT_NOT_SENT))
             .await;
         if let Err(error) = cancelled {
             error!(%tx, %error, "could not cancel the unsent order either");
@@ -147,6 +151,11 @@ async fn place_order(
         return Err(ApiError::unavailable(format!(
             "order not placed: {failure}"
         )));
+    }
+    if let Err(error) = service.store.mark_sent(tx, user).await {
+        // The event is out; the outbox copy will be sent once more later (harmless: every
+        // step is idempotent).
+        warn!(%tx, %error, "ORDER_CREATED sent but its outbox copy could not be cleared");
     }
     info!(%tx, user, item = event.inventory.id, quantity = event.inventory.quantity,
           "POST /v1/order → order stored (ORDER_CREATED) → ORDER_CREATED to `{}`", service.topics.inventory);
@@ -182,18 +191,92 @@ async fn get_order(
     }
 }
 
+/// Sends the outbox's ORDER_CREATED events of orders older than `resend_after` (left by
+/// an order service that stopped between storing an order and sending its event);
+/// returns how many were sent.
+pub async fn send_pending(
+    store: &OrderStore,
+    producer: &EventProducer,
+    topics: &Topics,
+    resend_after: Duration,
+) -> Result<usize, OrderStoreError> {
+    let pending = store.pending_events(resend_after).await?;
+    let mut sent = 0;
+    for event in pending {
+        let tx = &event.transaction_id;
+        match producer.send(&topics.inventory, &event).await {
+            Ok(()) => {
+                info!(%tx, "outbox: ORDER_CREATED of an earlier run sent to `{}`", topics.inventory);
+                store.mark_sent(tx, &event.order.user_id).await?;
+                sent += 1;
+            }
+            Err(error) => warn!(%tx, %error, "outbox: ORDER_CREATED still not sent; will retry"),
+        }
+    }
+    Ok(sent)
+}
+
+/// Runs [`send_pending`] now and then every `resend_after / 2` until `shutdown`.
+async fn outbox_relay(
+    store: OrderStore,
+    producer: EventProducer,
+    topics: Topics,
+    resend_after: Duration,
+    shutdown: CancellationToken,
+) {
+    let period = (resend_after / 2).max(Duration::from_millis(200));
+    loop {
+        if let Err(error) = send_pending(&store, &producer, &topics, resend_after).await {
+            warn!(%error, "outbox: cannot read pending events; will retry");
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+    }
+}
+
+/// Settings of the order service beyond the servers'.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderServiceOptions {
+    /// How long a POST waits for the broker before answering 503.
+    pub delivery_timeout: Duration,
+    /// Age after which an order's unsent ORDER_CREATED is sent by the outbox relay.
+    pub resend_after: Duration,
+}
+
+impl Default for OrderServiceOptions {
+    fn default() -> Self {
+        Self {
+            delivery_timeout: Duration::from_secs(5),
+            resend_after: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Runs the order service on `listener` until `shutdown`.
 pub async fn run(
     listener: TcpListener,
     kafka: &KafkaArgs,
     dynamo: &DynamoArgs,
+    options: OrderServiceOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let kafka = Kafka::new(kafka);
     let store = OrderStore::connect(dynamo).await;
     store.check_table().await?;
     kafka.check_reachable().await?;
-    let producer = kafka.producer()?;
+    let producer = kafka.producer_with_delivery_timeout(options.delivery_timeout)?;
+    let relay = tokio::spawn(
+        outbox_relay(
+            store.clone(),
+            producer.clone(),
+            kafka.topics.clone(),
+            options.resend_after,
+            shutdown.clone(),
+        )
+        .in_current_span(),
+    );
     let service = Arc::new(OrderService::new(
         store,
         producer.clone(),
@@ -204,6 +287,9 @@ pub async fn run(
         listener.local_addr()?
     );
     http::serve(listener, router(service), shutdown).await?;
-    producer.flush(std::time::Duration::from_secs(5));
+    if let Err(error) = relay.await {
+        warn!(%error, "outbox relay task failed");
+    }
+    producer.flush(Duration::from_secs(5));
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! The payment consumer (group `payment_consumer_group`): takes INVENTORY_RESERVED from
-//! `payment` and asks a simulated payment gateway. Gateway OK → PAYMENT_COMPLETE to `order`;
+//! `payment` and asks a simulated payment gateway. Accepted → PAYMENT_COMPLETE to `order`;
 //! declined → ORDER_CANCEL (reason PAYMENT_DECLINED) to `inventory`, which starts the
-//! compensation. It keeps no store: a redelivered event gets the same answer again.
+//! compensation. It keeps no store: its answer depends only on the transaction id, so a
+//! redelivered event gets the same answer again.
 
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -14,10 +15,41 @@ use crate::kafka::{Kafka, Topics};
 /// The original's consumer group name.
 pub const GROUP: &str = "payment_consumer_group";
 
-/// The payment step with a gateway that always accepts or always declines.
+/// The simulated payment gateway.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Gateway {
+    /// Accepts every payment (`--pg-ok true`).
+    Accept,
+    /// Declines every payment (`--pg-ok false`).
+    Decline,
+    /// Declines this fraction of transactions (`--decline-rate 0.3`), chosen by a hash of
+    /// the transaction id, so the same transaction always gets the same answer.
+    DeclineRate(f64),
+}
+
+impl Gateway {
+    /// Whether the gateway accepts the payment of `transaction_id`.
+    pub fn accepts(self, transaction_id: &str) -> bool {
+        match self {
+            Gateway::Accept => true,
+            Gateway::Decline => false,
+            Gateway::DeclineRate(rate) => unit_hash(transaction_id) >= rate,
+        }
+    }
+}
+
+/// A stable hash of `text` mapped to [0, 1) (64-bit FNV-1a).
+fn unit_hash(text: &str) -> f64 {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The payment step.
 pub struct PaymentStep {
-    /// Whether the simulated payment gateway accepts payments.
-    pub gateway_ok: bool,
+    /// The simulated payment gateway.
+    pub gateway: Gateway,
     /// Where to send the outcome.
     pub topics: Topics,
 }
@@ -32,7 +64,7 @@ impl SagaStep for PaymentStep {
         }
         let tx = &event.transaction_id;
         let total = event.total_price();
-        if self.gateway_ok {
+        if self.gateway.accepts(tx) {
             info!(%tx, total_price = total, "INVENTORY_RESERVED → payment accepted → PAYMENT_COMPLETE to `{}`", self.topics.order);
             Ok(vec![Outgoing {
                 topic: self.topics.order.clone(),
@@ -53,17 +85,40 @@ impl SagaStep for PaymentStep {
 /// Runs the payment consumer until `shutdown`.
 pub async fn run(
     kafka: &KafkaArgs,
-    gateway_ok: bool,
+    gateway: Gateway,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let kafka = Kafka::new(kafka);
     kafka.check_reachable().await?;
     let step = PaymentStep {
-        gateway_ok,
+        gateway,
         topics: kafka.topics.clone(),
     };
-    info!(gateway_ok, "payment consumer started");
+    info!(?gateway, "payment consumer started");
     let topic = kafka.topics.payment.clone();
     consumer::run(&kafka, &kafka.group(GROUP), &topic, step, shutdown).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decline_rate_is_stable_and_about_right() {
+        let gateway = Gateway::DeclineRate(0.3);
+        let ids: Vec<String> = (0..10_000).map(|i| format!("tx-{i}")).collect();
+        let declined = ids.iter().filter(|id| !gateway.accepts(id)).count();
+        assert!(
+            (2_700..3_300).contains(&declined),
+            "{declined} of 10000 declined"
+        );
+        for id in &ids[..100] {
+            assert_eq!(gateway.accepts(id), gateway.accepts(id));
+        }
+        assert!(ids.iter().all(|id| Gateway::Accept.accepts(id)));
+        assert!(ids.iter().all(|id| !Gateway::Decline.accepts(id)));
+        assert!(ids.iter().all(|id| Gateway::DeclineRate(0.0).accepts(id)));
+        assert!(ids.iter().all(|id| !Gateway::DeclineRate(1.0).accepts(id)));
+    }
 }

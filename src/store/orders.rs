@@ -4,6 +4,10 @@
 //!
 //! Status changes are conditional writes, so an order only moves forward
 //! (ORDER_CREATED → ORDER_COMPLETE | ORDER_CANCEL) and never twice.
+//!
+//! Transactional outbox: a new order is written together with its ORDER_CREATED event in
+//! the attribute `pending_event`, which is removed once the broker has the event. An order
+//! service that stops between the two finds the event there and sends it later.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -48,6 +52,9 @@ pub enum OrderStoreError {
     #[error("DynamoDB request failed: {0}")]
     Request(String),
 }
+
+/// The outbox attribute: the ORDER_CREATED event until the broker has it.
+const PENDING_EVENT: &str = "pending_event";
 
 /// How a status change went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +138,11 @@ impl OrderStore {
                 table: self.table.clone(),
                 endpoint: self.endpoint.clone(),
             },
+            SdkError::ServiceError(service) => OrderStoreError::Request(format!(
+                "{}: {}",
+                service.err().code().unwrap_or("error"),
+                service.err().message().unwrap_or("no message")
+            )),
             _ => OrderStoreError::Request(DisplayErrorContext(&error).to_string()),
         }
     }
@@ -200,6 +212,10 @@ impl OrderStore {
             .item("email", s(&order.email))
             .item("status", s(Status::OrderCreated.as_str()))
             .item("updated", s(&updated_now()))
+            .item(
+                PENDING_EVENT,
+                s(&String::from_utf8_lossy(&event.to_payload())),
+            )
             .condition_expression("attribute_not_exists(transaction_id)")
             .send()
             .await
@@ -226,7 +242,93 @@ impl OrderStore {
             .send()
             .await
             .map_err(|e| self.failure(e))?;
-        Ok(answer.item.map(|item| to_json(&item)))
+        Ok(answer.item.map(|mut item| {
+            item.remove(PENDING_EVENT);
+            to_json(&item)
+        }))
+    }
+
+    /// Every order in the table (a full scan: for tools and checks, not for hot paths).
+    pub async fn all_orders(&self) -> Result<Vec<Map<String, Value>>, OrderStoreError> {
+        let mut orders = Vec::new();
+        let mut start_key = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| self.failure(e))?;
+            for item in page.items() {
+                let mut item = item.clone();
+                item.remove(PENDING_EVENT);
+                orders.push(to_json(&item));
+            }
+            start_key = page.last_evaluated_key;
+            if start_key.is_none() {
+                return Ok(orders);
+            }
+        }
+    }
+
+    /// Marks the order's ORDER_CREATED event as sent (empties its outbox).
+    pub async fn mark_sent(
+        &self,
+        transaction_id: &str,
+        user_id: &str,
+    ) -> Result<(), OrderStoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(
+                "transaction_id",
+                AttributeValue::S(transaction_id.to_string()),
+            )
+            .key("user_id", AttributeValue::S(user_id.to_string()))
+            .update_expression("REMOVE pending_event")
+            .condition_expression("attribute_exists(transaction_id)")
+            .send()
+            .await
+            .map_err(|e| self.failure(e))?;
+        Ok(())
+    }
+
+    /// ORDER_CREATED events still in the outbox of orders last updated more than `age` ago.
+    /// Unreadable outbox entries are logged and skipped.
+    pub async fn pending_events(&self, age: Duration) -> Result<Vec<SagaEvent>, OrderStoreError> {
+        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or_default();
+        let cutoff = cutoff.format(UPDATED_FORMAT).to_string();
+        let mut events = Vec::new();
+        let mut start_key = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("attribute_exists(pending_event) AND updated < :cutoff")
+                .expression_attribute_values(":cutoff", AttributeValue::S(cutoff.clone()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| self.failure(e))?;
+            for item in page.items() {
+                let Some(AttributeValue::S(raw)) = item.get(PENDING_EVENT) else {
+                    continue;
+                };
+                match SagaEvent::from_payload(Some(raw.as_bytes())) {
+                    Ok(event) => events.push(event),
+                    Err(error) => tracing::error!(%error, ?item, "unreadable outbox entry skipped"),
+                }
+            }
+            start_key = page.last_evaluated_key;
+            if start_key.is_none() {
+                return Ok(events);
+            }
+        }
     }
 
     /// Moves an order from ORDER_CREATED to `status` (ORDER_COMPLETE or ORDER_CANCEL).
@@ -256,9 +358,13 @@ impl OrderStore {
             .expression_attribute_values(":updated", AttributeValue::S(updated_now()));
         update = match reason {
             Some(reason) => update
-                .update_expression("SET #s = :next, updated = :updated, reason = :reason")
+                .update_expression(
+                    "SET #s = :next, updated = :updated, reason = :reason REMOVE pending_event",
+                )
                 .expression_attribute_values(":reason", AttributeValue::S(reason.to_string())),
-            None => update.update_expression("SET #s = :next, updated = :updated"),
+            None => {
+                update.update_expression("SET #s = :next, updated = :updated REMOVE pending_event")
+            }
         };
         match update.send().await {
             Ok(_) => Ok(Transition::Moved),
@@ -281,10 +387,11 @@ impl OrderStore {
 }
 
 /// The `updated` attribute's format, as the course writes it: `2024-01-31T12:34:56.789012+0000`.
+pub const UPDATED_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6f%z";
+
+/// The current time in the `updated` format.
 pub fn updated_now() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.6f%z")
-        .to_string()
+    chrono::Utc::now().format(UPDATED_FORMAT).to_string()
 }
 
 /// A DynamoDB item as plain JSON (strings, numbers, booleans, lists and maps).

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use edm::config::{DynamoArgs, KafkaArgs, MysqlArgs};
 use edm::event::SagaEvent;
 use edm::kafka::{EventProducer, Kafka};
+use edm::services::order_service::OrderServiceOptions;
+use edm::services::payment_consumer::Gateway;
 use edm::services::{
     inventory_consumer, inventory_service, order_consumer, order_service, payment_consumer,
 };
@@ -91,21 +93,46 @@ impl LabConfig {
     }
 }
 
-/// Which services a lab runs.
+/// Which services a lab runs (the order and inventory services always run).
 #[derive(Clone, Copy, Debug)]
 pub struct Services {
-    /// Whether the payment gateway accepts payments (`None`: no payment consumer).
-    pub payment_ok: Option<bool>,
+    /// The payment gateway (`None`: no payment consumer).
+    pub payment: Option<Gateway>,
     /// Whether to run the inventory consumer.
     pub inventory_consumer: bool,
+    /// Whether to run the order consumer.
+    pub order_consumer: bool,
+    /// Options of the order service.
+    pub order_options: OrderServiceOptions,
 }
 
 impl Services {
     /// All five services with the given payment gateway answer.
     pub fn all(payment_ok: bool) -> Self {
+        Self::with_gateway(if payment_ok {
+            Gateway::Accept
+        } else {
+            Gateway::Decline
+        })
+    }
+
+    /// All five services with the given payment gateway.
+    pub fn with_gateway(gateway: Gateway) -> Self {
         Self {
-            payment_ok: Some(payment_ok),
+            payment: Some(gateway),
             inventory_consumer: true,
+            order_consumer: true,
+            order_options: OrderServiceOptions::default(),
+        }
+    }
+
+    /// Only the two HTTP services.
+    pub fn http_only() -> Self {
+        Self {
+            payment: None,
+            inventory_consumer: false,
+            order_consumer: false,
+            order_options: OrderServiceOptions::default(),
         }
     }
 }
@@ -145,8 +172,12 @@ pub fn init_logs() {
 impl Lab {
     /// Prepares a fresh lab and starts the given services.
     pub async fn start(services: Services) -> Lab {
+        Self::start_with(LabConfig::fresh(), services).await
+    }
+
+    /// Prepares the lab `config` and starts the given services.
+    pub async fn start_with(config: LabConfig, services: Services) -> Lab {
         init_logs();
-        let config = LabConfig::fresh();
         config.prepare().await;
         let shutdown = CancellationToken::new();
         let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
@@ -163,22 +194,26 @@ impl Lab {
         );
         tasks.push((
             "order-service",
-            tokio::spawn(async move { order_service::run(order_listener, &k, &d, s).await }),
+            tokio::spawn(async move {
+                order_service::run(order_listener, &k, &d, services.order_options, s).await
+            }),
         ));
         let (m, s) = (config.mysql.clone(), shutdown.clone());
         tasks.push((
             "inventory-service",
             tokio::spawn(async move { inventory_service::run(inventory_listener, &m, s).await }),
         ));
-        let (k, d, s) = (
-            config.kafka.clone(),
-            config.dynamo.clone(),
-            shutdown.clone(),
-        );
-        tasks.push((
-            "order-consumer",
-            tokio::spawn(async move { order_consumer::run(&k, &d, s).await }),
-        ));
+        if services.order_consumer {
+            let (k, d, s) = (
+                config.kafka.clone(),
+                config.dynamo.clone(),
+                shutdown.clone(),
+            );
+            tasks.push((
+                "order-consumer",
+                tokio::spawn(async move { order_consumer::run(&k, &d, s).await }),
+            ));
+        }
         if services.inventory_consumer {
             let (k, m, s) = (config.kafka.clone(), config.mysql.clone(), shutdown.clone());
             tasks.push((
@@ -186,7 +221,7 @@ impl Lab {
                 tokio::spawn(async move { inventory_consumer::run(&k, &m, s).await }),
             ));
         }
-        if let Some(ok) = services.payment_ok {
+        if let Some(ok) = services.payment {
             let (k, s) = (config.kafka.clone(), shutdown.clone());
             tasks.push((
                 "payment-consumer",
@@ -398,3 +433,125 @@ pub async fn send_json(producer: &EventProducer, topic: &str, key: Option<&str>,
 pub fn parse(value: &Value) -> SagaEvent {
     SagaEvent::from_payload(Some(&serde_json::to_vec(value).unwrap())).expect("saga event")
 }
+
+/// One order placed by a test, to check the books afterwards.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    /// Its transaction id.
+    pub tx: String,
+    /// Its user.
+    pub user: String,
+    /// The item.
+    pub item: i64,
+    /// Units.
+    pub quantity: i64,
+}
+
+/// Waits until every placed order is final; returns their stored records, in order.
+pub async fn wait_all_terminal(
+    orders: &OrderStore,
+    placed: &[Placed],
+    timeout: Duration,
+) -> Vec<Map<String, Value>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut finished = Vec::new();
+        let mut open = 0;
+        for order in placed {
+            match orders.get(&order.tx, &order.user).await {
+                Ok(Some(stored))
+                    if matches!(
+                        stored["status"].as_str(),
+                        Some("ORDER_COMPLETE" | "ORDER_CANCEL")
+                    ) =>
+                {
+                    finished.push(stored)
+                }
+                _ => open += 1,
+            }
+        }
+        if open == 0 {
+            return finished;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} of {} orders still not final after {timeout:?}",
+            placed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Checks the books: every order final; for each item, stock = initial − units of
+/// completed orders; per saga exactly one −q row if it completed, −q and +q if its payment
+/// was declined, and none if it was rejected. Returns (completed, cancelled).
+pub async fn check_invariants(
+    stock: &InventoryStore,
+    orders: &OrderStore,
+    placed: &[Placed],
+    initial: &std::collections::HashMap<i64, i32>,
+) -> (usize, usize) {
+    let finished = wait_all_terminal(orders, placed, Duration::from_secs(120)).await;
+    let mut sold: std::collections::HashMap<i64, i64> = Default::default();
+    let (mut completed, mut cancelled) = (0, 0);
+    for (order, stored) in placed.iter().zip(&finished) {
+        let rows: Vec<i64> = stock
+            .history_of(&order.tx)
+            .await
+            .expect("history")
+            .into_iter()
+            .map(|row| i64::from(row.quantity))
+            .collect();
+        let q = order.quantity;
+        let reason = stored.get("reason").and_then(Value::as_str);
+        match (stored["status"].as_str(), reason) {
+            (Some("ORDER_COMPLETE"), _) => {
+                completed += 1;
+                *sold.entry(order.item).or_default() += q;
+                assert_eq!(rows, vec![-q], "history of completed {}", order.tx);
+            }
+            (Some("ORDER_CANCEL"), Some("OUT_OF_STOCK" | "UNKNOWN_ITEM")) => {
+                cancelled += 1;
+                assert!(
+                    rows.is_empty(),
+                    "rejected {} has history {rows:?}",
+                    order.tx
+                );
+            }
+            (Some("ORDER_CANCEL"), reason) => {
+                cancelled += 1;
+                assert_eq!(
+                    rows,
+                    vec![-q, q],
+                    "history of cancelled {} ({reason:?})",
+                    order.tx
+                );
+            }
+            other => panic!("order {} ended as {other:?}", order.tx),
+        }
+    }
+    for (item, before) in initial {
+        let now = stock
+            .item(*item)
+            .await
+            .expect("MySQL")
+            .expect("item")
+            .quantity;
+        let expected = i64::from(*before) - sold.get(item).copied().unwrap_or(0);
+        assert_eq!(i64::from(now), expected, "stock of item {item}");
+        assert!(now >= 0, "stock of item {item} below zero");
+    }
+    (completed, cancelled)
+}
+
+/// The stock of every item, by id.
+pub async fn stock_by_item(stock: &InventoryStore) -> std::collections::HashMap<i64, i32> {
+    stock
+        .items()
+        .await
+        .expect("MySQL")
+        .into_iter()
+        .map(|item| (i64::from(item.id), item.quantity))
+        .collect()
+}
+pub mod servers;

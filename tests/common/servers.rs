@@ -1,0 +1,154 @@
+//! Private server instances for tests that stop a server mid-run (the shared ones are
+//! used by every other test at the same time).
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::server_env;
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Waits until something listens on `port` (or, with `open == false`, until nothing does).
+pub fn wait_port(port: u16, open: bool, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() != open {
+        assert!(
+            Instant::now() < deadline,
+            "port {port} never became open={open}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A private MariaDB in a directory of its own.
+pub struct PrivateMysql {
+    dir: PathBuf,
+    /// Its port.
+    pub port: u16,
+}
+
+impl PrivateMysql {
+    /// Initialises and starts it.
+    pub fn start() -> Self {
+        let dir = PathBuf::from(format!(
+            "/var/tmp/edm-private-mysql-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let mysql = Self {
+            dir,
+            port: free_port(),
+        };
+        mysql.start_again();
+        mysql
+    }
+
+    /// `mysql://root:…@127.0.0.1:PORT` (no database).
+    pub fn url(&self) -> String {
+        format!("mysql://root:inventorypw@127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it (again).
+    pub fn start_again(&self) {
+        let status = Command::new(server_env("EDM_TEST_SERVERS_SCRIPT"))
+            .arg("start-mysql")
+            .env("EDM_TEST_STATE_DIR", &self.dir)
+            .env("EDM_TEST_MYSQL_PORT", self.port.to_string())
+            .stdout(Stdio::null())
+            .status()
+            .expect("run test-servers.sh start-mysql");
+        assert!(status.success(), "private MariaDB did not start");
+    }
+
+    /// Stops it (SIGTERM, as `systemctl stop` would) and waits until the port is closed.
+    pub fn stop(&self) {
+        let pid = std::fs::read_to_string(self.dir.join("mariadb.pid")).expect("pid file");
+        let _ = Command::new("kill").arg(pid.trim()).status();
+        wait_port(self.port, false, Duration::from_secs(60));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Command::new("kill")
+            .args(["-0", pid.trim()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            assert!(Instant::now() < deadline, "MariaDB {pid} did not exit");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for PrivateMysql {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("mariadb.pid")) {
+            let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A child server process killed when dropped.
+pub struct PrivateServer {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+}
+
+impl PrivateServer {
+    /// A Tansu broker with in-memory storage.
+    pub fn tansu() -> Self {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(server_env("EDM_TEST_TANSU_BIN"))
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/", "--silent"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        wait_port(port, true, Duration::from_secs(30));
+        Self { child, port }
+    }
+
+    /// A moto DynamoDB endpoint.
+    pub fn moto() -> Self {
+        let port = free_port();
+        let child = Command::new(server_env("EDM_TEST_MOTO_BIN"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        wait_port(port, true, Duration::from_secs(60));
+        Self { child, port }
+    }
+
+    /// Kills it and waits until its port is closed.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        wait_port(self.port, false, Duration::from_secs(30));
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

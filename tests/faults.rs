@@ -1,0 +1,299 @@
+//! Faults against the real servers: hostile input, oversell under concurrency, servers
+//! that go away mid-run, and an order service that stopped between store and send.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::servers::{PrivateMysql, PrivateServer};
+use common::{Lab, LabConfig, Placed, Services, check_invariants, order_body, stock_by_item};
+use edm::config::DynamoArgs;
+use edm::event::{SagaEvent, Status};
+use edm::services::order_service::OrderServiceOptions;
+use edm::services::payment_consumer::Gateway;
+use edm::store::inventory::{InventoryStore, Reservation};
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_strings_are_stored_and_returned_verbatim() {
+    let lab = Lab::start(Services::all(true)).await;
+    let hostile = [
+        "Robert'); DROP TABLE inventory;--",
+        "\"quoted\" and 'single' and `back` \\ slash",
+        "홍길동 🚀 Ünïcødé \u{0} NUL",
+        &"x".repeat(10 * 1024),
+        "1' OR '1'='1",
+    ];
+    for (n, text) in hostile.iter().enumerate() {
+        // user_id is DynamoDB's range key (at most 1 KiB): hostile, but not 10 kB.
+        let user: String = format!("{n}-{text}").chars().take(200).collect();
+        let mut body = order_body(&user, 1, 1);
+        for field in ["name", "addr", "tel", "email"] {
+            body["order"][field] = json!(text);
+        }
+        let (status, answer) = lab.post_order(&body).await;
+        assert_eq!(status, 200, "{answer}");
+        let tx = answer["transaction_id"].as_str().unwrap().to_string();
+        assert_eq!(answer["user_id"], user.as_str());
+        let stored = lab.wait_terminal(&tx, &user).await;
+        assert_eq!(stored["status"], "ORDER_COMPLETE");
+        let (status, got) = lab.get_order(&tx, &user).await;
+        assert_eq!(status, 200);
+        for field in ["name", "addr", "tel", "email"] {
+            assert_eq!(got[field], *text, "{field} changed");
+        }
+        assert_eq!(got["user_id"], user.as_str());
+    }
+    // A user_id over DynamoDB's 1 KiB key limit is refused up front.
+    let (status, answer) = lab.post_order(&order_body(&"u".repeat(1025), 1, 1)).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        lab.stock.items().await.unwrap().len(),
+        5,
+        "the inventory table survived"
+    );
+    assert_eq!(lab.stock_of(1).await, 100 - hostile.len() as i32);
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_orders_for_the_last_units_never_oversell() {
+    let lab = Lab::start(Services::all(true)).await;
+    let initial = stock_by_item(&lab.stock).await;
+    assert_eq!(initial[&5], 100);
+
+    // 30 concurrent orders of 7 units for 100 units in stock: 14 can be served.
+    let mut requests = Vec::new();
+    for n in 0..30 {
+        let http = lab.http.clone();
+        let url = format!("{}/v1/order", lab.order_url);
+        let body = order_body(&format!("buyer-{n}"), 5, 7);
+        requests.push(tokio::spawn(async move {
+            let answer: Value = http.post(url).json(&body).send().await?.json().await?;
+            Ok::<_, reqwest::Error>(answer)
+        }));
+    }
+    let mut placed = Vec::new();
+    for (n, request) in requests.into_iter().enumerate() {
+        let answer = request.await.unwrap().expect("POST");
+        placed.push(Placed {
+            tx: answer["transaction_id"].as_str().expect("tx").to_string(),
+            user: format!("buyer-{n}"),
+            item: 5,
+            quantity: 7,
+        });
+    }
+    let (completed, cancelled) = check_invariants(&lab.stock, &lab.orders, &placed, &initial).await;
+    assert_eq!((completed, cancelled), (14, 16));
+    assert_eq!(lab.stock_of(5).await, 2);
+    for order in &placed {
+        let stored = lab
+            .orders
+            .get(&order.tx, &order.user)
+            .await
+            .unwrap()
+            .unwrap();
+        if stored["status"] == "ORDER_CANCEL" {
+            assert_eq!(stored["reason"], "OUT_OF_STOCK");
+        }
+    }
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_store_serialises_concurrent_reservations() {
+    let config = LabConfig::fresh();
+    config.prepare().await;
+    let mut mysql = config.mysql.clone();
+    mysql.mysql_pool_size = 10;
+    let store = InventoryStore::connect(&mysql).await.unwrap();
+
+    // 40 sagas of 3 units race for 100 units; and one saga's event delivered 10 times at once.
+    let mut tasks = Vec::new();
+    for n in 0..40 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.reserve(&format!("race-{n}"), 1, 3).await
+        }));
+    }
+    for _ in 0..10 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.reserve("same-saga", 2, 4).await
+        }));
+    }
+    let mut reserved = 0;
+    let mut first_applications = 0;
+    for (n, task) in tasks.into_iter().enumerate() {
+        let applied = task.await.unwrap().expect("reserve");
+        if n < 40 && matches!(applied.outcome, Reservation::Reserved { .. }) {
+            reserved += 1;
+        }
+        if n >= 40 {
+            assert_eq!(
+                applied.outcome,
+                Reservation::Reserved {
+                    total_price: 120_000
+                }
+            );
+            first_applications += usize::from(!applied.duplicate);
+        }
+    }
+    assert_eq!(reserved, 33);
+    assert_eq!(store.item(1).await.unwrap().unwrap().quantity, 1);
+    assert_eq!(
+        first_applications, 1,
+        "exactly one delivery applied the step"
+    );
+    assert_eq!(store.item(2).await.unwrap().unwrap().quantity, 96);
+    assert_eq!(store.history_of("same-saga").await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_service_answers_503_when_kafka_is_gone() {
+    let mut broker = PrivateServer::tansu();
+    let mut config = LabConfig::fresh();
+    config.kafka.bootstrap_servers = format!("127.0.0.1:{}", broker.port);
+    let services = Services {
+        order_options: OrderServiceOptions {
+            delivery_timeout: Duration::from_secs(2),
+            ..OrderServiceOptions::default()
+        },
+        ..Services::http_only()
+    };
+    let lab = Lab::start_with(config, services).await;
+    lab.place("before", 1, 1).await;
+
+    broker.kill();
+    let started = Instant::now();
+    let (status, answer) = lab.post_order(&order_body("during", 1, 1)).await;
+    let waited = started.elapsed();
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Kafka")),
+        "{answer}"
+    );
+    eprintln!("503 after {waited:?} with Kafka down");
+
+    // Nothing is left in ORDER_CREATED without its event: the failed order is cancelled.
+    let orders = lab.orders.all_orders().await.unwrap();
+    assert_eq!(orders.len(), 2);
+    let failed = orders.iter().find(|o| o["user_id"] == "during").unwrap();
+    assert_eq!(failed["status"], "ORDER_CANCEL");
+    assert_eq!(failed["reason"], "EVENT_NOT_SENT");
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_service_answers_503_when_dynamodb_is_gone() {
+    let mut dynamodb = PrivateServer::moto();
+    let mut config = LabConfig::fresh();
+    config.dynamo = DynamoArgs {
+        orders_table: config.dynamo.orders_table.clone(),
+        ..DynamoArgs::new(format!("http://127.0.0.1:{}", dynamodb.port))
+    };
+    let lab = Lab::start_with(config, Services::http_only()).await;
+    lab.place("before", 1, 1).await;
+    dynamodb.kill();
+    let (status, answer) = lab.post_order(&order_body("during", 1, 1)).await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("DynamoDB")),
+        "{answer}"
+    );
+    let (status, _) = lab.get_order("any", "during").await;
+    assert_eq!(status, 503);
+    // No event went out for the refused order: only the first one is on `inventory`.
+    let events = common::read_topic(&lab.kafka, &lab.kafka.topics.inventory, 1).await;
+    assert_eq!(events[0].0["order"]["user_id"], "before");
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mysql_outage_mid_run_loses_and_doubles_nothing() {
+    let mysql = PrivateMysql::start();
+    let mut config = LabConfig::fresh();
+    config.mysql.mysql_url = format!("{}/edm_{}", mysql.url(), config.id);
+    let lab = Lab::start_with(config, Services::with_gateway(Gateway::DeclineRate(0.4))).await;
+    let initial = stock_by_item(&lab.stock).await;
+
+    let mut placed = Vec::new();
+    for n in 0..60 {
+        if n == 20 {
+            mysql.stop();
+            let response = lab
+                .http
+                .get(format!("{}/v1/inventory", lab.inventory_url))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status().as_u16(),
+                503,
+                "inventory service while MySQL is down"
+            );
+        }
+        if n == 40 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            mysql.start_again();
+        }
+        let (user, item, quantity) = (format!("u{n}"), 1 + n % 5, 1 + n % 3);
+        let tx = lab.place(&user, item, quantity).await;
+        placed.push(Placed {
+            tx,
+            user,
+            item,
+            quantity,
+        });
+    }
+    let (completed, cancelled) = check_invariants(&lab.stock, &lab.orders, &placed, &initial).await;
+    assert_eq!(completed + cancelled, 60);
+    assert!(
+        completed > 0 && cancelled > 0,
+        "{completed} completed, {cancelled} cancelled"
+    );
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_stored_but_never_sent_is_sent_from_the_outbox() {
+    let config = LabConfig::fresh();
+    config.prepare().await;
+    // A previous order service stored this order, then died before sending its event.
+    let orders = edm::store::orders::OrderStore::connect(&config.dynamo).await;
+    let tx = uuid::Uuid::new_v4().to_string();
+    let mut event: SagaEvent = serde_json::from_value(json!({
+        "order": order_body("crashed", 3, 2)["order"],
+        "inventory": {"id": 3, "quantity": 2},
+        "transaction_id": tx,
+        "status": "ORDER_CREATED"
+    }))
+    .unwrap();
+    event.status = Status::OrderCreated;
+    orders.create(&event).await.unwrap();
+
+    let services = Services {
+        order_options: OrderServiceOptions {
+            resend_after: Duration::from_millis(500),
+            ..OrderServiceOptions::default()
+        },
+        ..Services::all(true)
+    };
+    let lab = Lab::start_with(config, services).await;
+    let stored = lab.wait_terminal(&tx, "crashed").await;
+    assert_eq!(stored["status"], "ORDER_COMPLETE");
+    assert_eq!(lab.history_of(&tx).await, vec![-2]);
+    // Sent once: the outbox is empty now.
+    assert!(
+        lab.orders
+            .pending_events(Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    lab.stop().await;
+}
