@@ -81,6 +81,7 @@ fn an_unreachable_mysql_is_named_with_what_to_do() {
     );
     assert!(message.contains("docker compose"), "{message}");
     assert!(!message.contains("secret"), "password leaked: {message}");
+    assert_eq!(message.trim().lines().count(), 1, "not one line: {message}");
 }
 
 #[test]
@@ -100,6 +101,20 @@ fn an_unreachable_kafka_is_named_with_what_to_do() {
         "{message}"
     );
     assert!(message.contains("docker compose"), "{message}");
+}
+
+#[test]
+fn an_unreachable_dynamodb_is_named_with_what_to_do() {
+    let endpoint = format!("http://127.0.0.1:{}", closed_port());
+    let output = edm(&["order-consumer", "--dynamodb-endpoint", &endpoint]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains(&format!("cannot reach DynamoDB at {endpoint}")),
+        "{message}"
+    );
+    assert!(message.contains("docker compose"), "{message}");
+    assert_eq!(message.trim().lines().count(), 1, "not one line: {message}");
 }
 
 #[test]

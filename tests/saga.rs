@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Lab, Services, order_body, parse, read_topic, send_json};
+use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,18 +367,4 @@ async fn the_inventory_service_answers_many_requests_in_a_row() {
         assert_eq!(response.expect("request").status().as_u16(), 200);
     }
     lab.stop().await;
-}
-
-/// Runs the futures concurrently, each as a task; their outputs in order.
-async fn join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut out = Vec::new();
-    for handle in handles {
-        out.push(handle.await.expect("task"));
-    }
-    out
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
-use sqlx::{Executor, MySql, Transaction};
+use sqlx::{Connection, Executor, MySql, Transaction};
 
 use crate::config::{MysqlArgs, START_HINT};
 use crate::event::reason;
@@ -137,11 +137,19 @@ impl InventoryStore {
             .max_connections(args.mysql_pool_size.max(1))
             .acquire_timeout(Duration::from_secs(5))
             .connect(&args.mysql_url)
-            .await
-            .map_err(|detail| InventoryError::Unreachable {
-                address: address.clone(),
-                detail,
-            })?;
+            .await;
+        let pool = match pool {
+            Ok(pool) => pool,
+            Err(sqlx::Error::PoolTimedOut) => {
+                // The pool only says it timed out; one direct attempt tells why.
+                let detail = match sqlx::MySqlConnection::connect(&args.mysql_url).await {
+                    Err(detail) => detail,
+                    Ok(_) => sqlx::Error::PoolTimedOut,
+                };
+                return Err(InventoryError::Unreachable { address, detail });
+            }
+            Err(detail) => return Err(InventoryError::Unreachable { address, detail }),
+        };
         Ok(Self { pool, address })
     }
 

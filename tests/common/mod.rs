@@ -554,4 +554,5 @@ pub async fn stock_by_item(stock: &InventoryStore) -> std::collections::HashMap<
         .map(|item| (i64::from(item.id), item.quantity))
         .collect()
 }
+pub mod process;
 pub mod servers;

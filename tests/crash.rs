@@ -1,0 +1,126 @@
+//! Crashes: the consumers run as separate `edm` processes; one is killed with SIGKILL in
+//! the middle of a few hundred orders and started again. The books must still be exact,
+//! and SIGTERM must stop every process cleanly with exit code 0.
+
+mod common;
+
+use std::time::Duration;
+
+use common::process::EdmProcess;
+use common::servers::{free_port, wait_port};
+use common::{LabConfig, Placed, check_invariants, init_logs, order_body, stock_by_item};
+use edm::store::inventory::InventoryStore;
+use edm::store::orders::OrderStore;
+use futures_util::future::join_all;
+use serde_json::Value;
+
+const ORDERS: usize = 300;
+const IN_FLIGHT: usize = 8;
+const KILL_AFTER: usize = 100;
+
+async fn crash_and_restart(victim: &str) {
+    init_logs();
+    let config = LabConfig::fresh();
+    config.prepare().await;
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut processes = vec![
+        EdmProcess::spawn(&config, "order-service", &["--listen", &listen]),
+        EdmProcess::spawn(&config, "inventory-consumer", &[]),
+        EdmProcess::spawn(&config, "payment-consumer", &["--decline-rate", "0.3"]),
+        EdmProcess::spawn(&config, "order-consumer", &[]),
+    ];
+    wait_port(port, true, Duration::from_secs(30));
+    let stock = InventoryStore::connect(&config.mysql).await.unwrap();
+    let orders = OrderStore::connect(&config.dynamo).await;
+    let initial = stock_by_item(&stock).await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{listen}/v1/order");
+
+    let mut placed = Vec::new();
+    let mut killed_after = None;
+    while placed.len() < ORDERS {
+        if placed.len() >= KILL_AFTER && killed_after.is_none() {
+            let process = processes.iter_mut().find(|p| p.name == victim).unwrap();
+            // Kill it once it is busy: some sagas done, many still queued.
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while process.output().matches(" → ").count() < 10 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{victim} did no work:\n{}",
+                    process.output()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let handled = process.output().matches(" → ").count();
+            process.kill9();
+            killed_after = Some(handled);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            process.restart();
+        }
+        let batch: Vec<_> = (placed.len()..placed.len() + IN_FLIGHT)
+            .map(|n| {
+                let (user, item, quantity) =
+                    (format!("user-{n}"), 1 + (n % 5) as i64, 1 + (n % 3) as i64);
+                let request = http
+                    .post(&url)
+                    .json(&order_body(&user, item, quantity))
+                    .send();
+                async move {
+                    let answer: Value = request.await.expect("POST").json().await.expect("JSON");
+                    let tx = answer["transaction_id"].as_str().expect("tx").to_string();
+                    Placed {
+                        tx,
+                        user,
+                        item,
+                        quantity,
+                    }
+                }
+            })
+            .collect();
+        for order in join_all(batch).await {
+            placed.push(order);
+        }
+    }
+
+    let (completed, cancelled) = check_invariants(&stock, &orders, &placed, &initial).await;
+    eprintln!(
+        "{victim} killed after logging {} saga steps; {completed} completed, {cancelled} cancelled",
+        killed_after.unwrap_or(0)
+    );
+    assert!(
+        killed_after.is_some_and(|handled| handled > 0),
+        "{victim} was killed before it did any work"
+    );
+    assert_eq!(completed + cancelled, placed.len());
+    assert!(completed > 0 && cancelled > 0);
+
+    for process in &mut processes {
+        let status = process.terminate();
+        assert!(
+            status.success(),
+            "{} exited with {status} on SIGTERM:\n{}",
+            process.name,
+            process.output()
+        );
+    }
+    let victim_log = processes
+        .iter()
+        .find(|p| p.name == victim)
+        .unwrap()
+        .output();
+    assert!(
+        victim_log.contains("stopping: committing offsets"),
+        "{victim_log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_inventory_consumer_mid_run_loses_and_doubles_nothing() {
+    crash_and_restart("inventory-consumer").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_order_consumer_mid_run_loses_and_doubles_nothing() {
+    crash_and_restart("order-consumer").await;
+}
