@@ -7,6 +7,7 @@
 //! - [`store`]: stock in MySQL, orders in DynamoDB.
 //! - [`services`]: one module per service of the course.
 //! - [`setup`], [`config`], [`http`], [`shutdown`], [`telemetry`]: around them.
+//! - [`tools`]: `edm order`, `edm trace`, `edm doctor`.
 
 pub mod config;
 pub mod consumer;
@@ -18,3 +19,4 @@ pub mod setup;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod tools;

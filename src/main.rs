@@ -14,7 +14,10 @@ use edm::services::payment_consumer::Gateway;
 use edm::services::{
     inventory_consumer, inventory_service, order_consumer, order_service, payment_consumer,
 };
+use edm::tools::order_client::{NewOrder, OrderClient, render_order};
+use edm::tools::{doctor, trace};
 use edm::{http, setup, shutdown, telemetry};
+use serde_json::json;
 
 /// Event-driven microservices with Kafka: the course's order / inventory / payment SAGA.
 #[derive(Parser, Debug)]
@@ -104,6 +107,103 @@ enum Command {
         #[command(flatten)]
         kafka: KafkaArgs,
     },
+    /// Place or show an order through the order service (replaces the curl steps).
+    Order {
+        #[command(subcommand)]
+        command: OrderCommand,
+    },
+    /// Print one saga's events from the topics, in order.
+    Trace {
+        /// The saga's transaction id.
+        transaction_id: String,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+    /// Check which servers and services answer, and say how to start the others.
+    Doctor {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        mysql: MysqlArgs,
+        #[command(flatten)]
+        dynamo: DynamoArgs,
+        /// Base URL of the order service.
+        #[arg(
+            long,
+            env = "EDM_ORDER_SERVICE_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        order_url: String,
+        /// Base URL of the inventory service.
+        #[arg(
+            long,
+            env = "EDM_INVENTORY_SERVICE_URL",
+            default_value = "http://127.0.0.1:8090"
+        )]
+        inventory_url: String,
+    },
+}
+
+/// `edm order …`: the walkthrough's curl steps.
+#[derive(Subcommand, Debug)]
+enum OrderCommand {
+    /// Place an order (POST /v1/order) and print its transaction id.
+    Place {
+        /// Customer id.
+        #[arg(long, default_value = "user")]
+        user: String,
+        /// Item id (1 cloth, 2 cap, 3 sunglasses, 4 necklace, 5 earring).
+        #[arg(long, default_value_t = 2)]
+        item: i64,
+        /// Units.
+        #[arg(long, default_value_t = 5)]
+        quantity: i64,
+        /// Customer name.
+        #[arg(long, default_value = "Hong Gil Dong")]
+        name: String,
+        /// Delivery address.
+        #[arg(long, default_value = "29, Hansil-ro, Jung-gu, Seoul")]
+        addr: String,
+        /// Phone number.
+        #[arg(long, default_value = "01012341234")]
+        tel: String,
+        /// E-mail address.
+        #[arg(long, default_value = "hong@gil.com")]
+        email: String,
+        /// Wait until the saga has finished and print the order.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        output: OrderOutput,
+    },
+    /// Show an order (GET /v1/order).
+    Get {
+        /// The transaction id printed by `edm order place`.
+        transaction_id: String,
+        /// Customer id.
+        #[arg(long, default_value = "user")]
+        user: String,
+        /// Wait until the saga has finished.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        output: OrderOutput,
+    },
+}
+
+/// Where the order service is and how to print.
+#[derive(clap::Args, Debug)]
+struct OrderOutput {
+    /// Base URL of the order service.
+    #[arg(
+        long,
+        env = "EDM_ORDER_SERVICE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    url: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[tokio::main]
@@ -205,5 +305,110 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .instrument(tracing::info_span!("payment-consumer"))
                 .await
         }
+        Command::Order { command } => order(command).await,
+        Command::Trace {
+            transaction_id,
+            kafka,
+        } => {
+            let kafka = Kafka::new(&kafka);
+            let events = trace::trace(&kafka, &transaction_id).await?;
+            if events.is_empty() {
+                anyhow::bail!(
+                    "no events of saga {transaction_id} on {}",
+                    kafka.topics.all().join(", ")
+                );
+            }
+            println!("saga {transaction_id}: {} events", events.len());
+            print!("{}", trace::render_timeline(&events, None));
+            Ok(())
+        }
+        Command::Doctor {
+            kafka,
+            mysql,
+            dynamo,
+            order_url,
+            inventory_url,
+        } => {
+            let targets = doctor::Targets {
+                kafka,
+                mysql,
+                dynamo,
+                order_url,
+                inventory_url,
+            };
+            let checks = doctor::run(&targets).await;
+            print!("{}", doctor::render(&checks));
+            let failed = checks.iter().filter(|c| !c.ok).count();
+            if failed > 0 {
+                anyhow::bail!("{failed} of {} checks failed", checks.len());
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn order(command: OrderCommand) -> anyhow::Result<()> {
+    const WAIT: Duration = Duration::from_secs(60);
+    match command {
+        OrderCommand::Place {
+            user,
+            item,
+            quantity,
+            name,
+            addr,
+            tel,
+            email,
+            wait,
+            output,
+        } => {
+            let client = OrderClient::new(&output.url);
+            let new = NewOrder {
+                user_id: user.clone(),
+                name,
+                addr,
+                tel,
+                email,
+                item,
+                quantity,
+            };
+            let tx = client.place(&new).await?;
+            if wait {
+                let order = client.wait_final(&tx, &user, WAIT).await?;
+                print_order(&order, output.json);
+            } else if output.json {
+                println!(
+                    "{}",
+                    json!({"status": "ORDER_CREATED", "transaction_id": tx, "user_id": user})
+                );
+            } else {
+                println!("ORDER_CREATED  transaction_id={tx}  user_id={user}");
+                println!(
+                    "follow it with: edm order get {tx} --user {user} --wait   (or: edm trace {tx})"
+                );
+            }
+        }
+        OrderCommand::Get {
+            transaction_id,
+            user,
+            wait,
+            output,
+        } => {
+            let client = OrderClient::new(&output.url);
+            let order = if wait {
+                client.wait_final(&transaction_id, &user, WAIT).await?
+            } else {
+                client.get(&transaction_id, &user).await?
+            };
+            print_order(&order, output.json);
+        }
+    }
+    Ok(())
+}
+
+fn print_order(order: &serde_json::Map<String, serde_json::Value>, json: bool) {
+    if json {
+        println!("{}", serde_json::Value::Object(order.clone()));
+    } else {
+        print!("{}", render_order(order));
     }
 }

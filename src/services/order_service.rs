@@ -264,7 +264,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let kafka = Kafka::new(kafka);
     let store = OrderStore::connect(dynamo).await;
-    store.check_table().await?;
+    if store.ensure_table().await? {
+        info!(table = store.table(), "created the DynamoDB table");
+    }
     kafka.check_reachable().await?;
     let producer = kafka.producer_with_delivery_timeout(options.delivery_timeout)?;
     let relay = tokio::spawn(

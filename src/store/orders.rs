@@ -131,7 +131,7 @@ impl OrderStore {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
                 OrderStoreError::Unreachable {
                     endpoint: self.endpoint.clone(),
-                    detail: DisplayErrorContext(&error).to_string(),
+                    detail: innermost_cause(&error),
                 }
             }
             _ if error.code() == Some("ResourceNotFoundException") => OrderStoreError::NoTable {
@@ -383,6 +383,19 @@ impl OrderStore {
             }
             Err(e) => Err(self.failure(e)),
         }
+    }
+}
+
+/// The last error in `error`'s source chain (e.g. "Connection refused"), which says more
+/// to a person than the SDK's layers above it.
+fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    match cause.to_string() {
+        text if text.is_empty() => error.to_string(),
+        text => text,
     }
 }
 

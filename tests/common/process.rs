@@ -77,21 +77,16 @@ impl Drop for EdmProcess {
     }
 }
 
-fn start(config: &LabConfig, subcommand: &str, args: &[String], log: &PathBuf) -> Child {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
+/// `edm` with the lab's servers in its environment (output not redirected).
+pub fn edm_command(config: &LabConfig) -> Command {
     let properties: Vec<String> = config
         .kafka
         .properties
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    Command::new(env!("CARGO_BIN_EXE_edm"))
-        .arg(subcommand)
-        .args(args)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edm"));
+    command
         .env("EDM_BOOTSTRAP_SERVERS", &config.kafka.bootstrap_servers)
         .env("EDM_TOPIC_PREFIX", &config.kafka.topic_prefix)
         .env("EDM_KAFKA_PROPERTIES", properties.join(","))
@@ -99,7 +94,19 @@ fn start(config: &LabConfig, subcommand: &str, args: &[String], log: &PathBuf) -
         .env("EDM_DYNAMODB_ENDPOINT", &config.dynamo.dynamodb_endpoint)
         .env("EDM_ORDERS_TABLE", &config.dynamo.orders_table)
         .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    command
+}
+
+fn start(config: &LabConfig, subcommand: &str, args: &[String], log: &PathBuf) -> Child {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    edm_command(config)
+        .arg(subcommand)
+        .args(args)
         .stdout(file.try_clone().expect("log file"))
         .stderr(file)
         .spawn()

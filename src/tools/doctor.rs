@@ -1,0 +1,170 @@
+//! `edm doctor`: which servers and services of the lab answer, and how to start the rest.
+
+use std::time::Duration;
+
+use crate::config::{DynamoArgs, KafkaArgs, MysqlArgs, START_HINT};
+use crate::kafka::Kafka;
+use crate::store::inventory::InventoryStore;
+use crate::store::orders::OrderStore;
+
+/// The result of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked, with its address.
+    pub name: String,
+    /// Whether it is usable.
+    pub ok: bool,
+    /// What was found, or what to do.
+    pub detail: String,
+}
+
+impl Check {
+    fn new(name: String, result: Result<String, String>) -> Self {
+        match result {
+            Ok(detail) => Self {
+                name,
+                ok: true,
+                detail,
+            },
+            Err(detail) => Self {
+                name,
+                ok: false,
+                detail,
+            },
+        }
+    }
+}
+
+/// What `doctor` looks at.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    /// Kafka.
+    pub kafka: KafkaArgs,
+    /// MySQL.
+    pub mysql: MysqlArgs,
+    /// DynamoDB.
+    pub dynamo: DynamoArgs,
+    /// Base URL of the order service.
+    pub order_url: String,
+    /// Base URL of the inventory service.
+    pub inventory_url: String,
+}
+
+/// Runs every check (concurrently).
+pub async fn run(targets: &Targets) -> Vec<Check> {
+    let (kafka, mysql, dynamo, order, inventory) = tokio::join!(
+        check_kafka(&targets.kafka),
+        check_mysql(&targets.mysql),
+        check_dynamo(&targets.dynamo),
+        check_http(
+            "order service",
+            format!(
+                "{}/v1/order?transaction_id=edm-doctor&user_id=edm-doctor",
+                targets.order_url
+            ),
+            404,
+            "edm order-service",
+        ),
+        check_http(
+            "inventory service",
+            format!("{}/v1/inventory", targets.inventory_url),
+            200,
+            "edm inventory-service",
+        ),
+    );
+    vec![kafka, mysql, dynamo, order, inventory]
+}
+
+async fn check_kafka(args: &KafkaArgs) -> Check {
+    let kafka = Kafka::new(args);
+    let name = format!("Kafka {}", kafka.servers());
+    let result = match kafka.check_reachable().await {
+        Err(error) => Err(error.to_string()),
+        Ok(topics) => {
+            let missing: Vec<&str> = kafka
+                .topics
+                .all()
+                .into_iter()
+                .filter(|wanted| !topics.iter().any(|t| t.name == *wanted))
+                .collect();
+            if missing.is_empty() {
+                let found: Vec<String> = kafka
+                    .topics
+                    .all()
+                    .iter()
+                    .filter_map(|wanted| topics.iter().find(|t| t.name == *wanted))
+                    .map(|t| format!("{} ({} partitions)", t.name, t.partitions))
+                    .collect();
+                Ok(format!("topics {}", found.join(", ")))
+            } else {
+                Err(format!(
+                    "reachable, but topics {} are missing: run `edm create-topics`",
+                    missing.join(", ")
+                ))
+            }
+        }
+    };
+    Check::new(name, result)
+}
+
+async fn check_mysql(args: &MysqlArgs) -> Check {
+    let name = format!("MySQL {}", crate::store::inventory::redact(&args.mysql_url));
+    let result = match InventoryStore::connect(args).await {
+        Err(error) => Err(error.to_string()),
+        Ok(store) => match store.items().await {
+            Ok(items) => Ok(format!("{} items in `inventory`", items.len())),
+            Err(error) => Err(error.to_string()),
+        },
+    };
+    Check::new(name, result)
+}
+
+async fn check_dynamo(args: &DynamoArgs) -> Check {
+    let store = OrderStore::connect(args).await;
+    let endpoint = args.endpoint_override().unwrap_or("aws");
+    let name = format!("DynamoDB {endpoint}");
+    let result = store
+        .check_table()
+        .await
+        .map(|()| format!("table `{}`", store.table()))
+        .map_err(|e| e.to_string());
+    Check::new(name, result)
+}
+
+async fn check_http(what: &str, url: String, expected: u16, command: &str) -> Check {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap_or_default();
+    let base: String = url.split("/v1/").next().unwrap_or(&url).to_string();
+    let result = match client.get(&url).send().await {
+        Ok(response) if response.status().as_u16() == expected => Ok("answers".to_string()),
+        Ok(response) => Err(format!(
+            "answers {} instead of {expected}: is it really `{command}`?",
+            response.status()
+        )),
+        Err(_) => Err(format!("not running: start it with `{command}`")),
+    };
+    Check::new(format!("{what} {base}"), result)
+}
+
+/// The checks as `✓ name — detail` lines, with a closing hint if any failed.
+pub fn render(checks: &[Check]) -> String {
+    let mut out: String = checks
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {:<45} {}\n",
+                if c.ok { "✓" } else { "✗" },
+                c.name,
+                c.detail
+            )
+        })
+        .collect();
+    if checks.iter().any(|c| !c.ok) {
+        out.push_str(&format!(
+            "\nServers come from the compose stack: `{START_HINT}`, then `edm setup` and `edm create-topics`.\n"
+        ));
+    }
+    out
+}

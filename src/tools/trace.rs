@@ -1,0 +1,199 @@
+//! `edm trace <transaction_id>`: one saga's events, read back from the topics in order.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde_json::Value;
+
+use crate::kafka::{Kafka, KafkaFailure, Topics};
+
+/// How long to wait for the next message before giving up on a partition.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One event of a saga as found on a topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracedEvent {
+    /// Topic it was found on.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Broker timestamp (ms since the epoch), if any.
+    pub timestamp_ms: Option<i64>,
+    /// The event's `status` (or `?` if unreadable).
+    pub status: String,
+    /// The event's `reason`, if any.
+    pub reason: Option<String>,
+    /// `payment.total_price`, if any.
+    pub total_price: Option<i64>,
+    /// Which service sent it, as far as the saga tells.
+    pub sent_by: &'static str,
+}
+
+/// Which service sends `status` to `topic` in the saga.
+pub fn sender_of(topics: &Topics, topic: &str, status: &str, reason: Option<&str>) -> &'static str {
+    match (topic, status) {
+        (t, _) if t.ends_with(".dlq") => "dead letter",
+        (t, "ORDER_CREATED") if t == topics.inventory => "order-service",
+        (t, "INVENTORY_RESERVED") if t == topics.payment => "inventory-consumer",
+        (t, "PAYMENT_COMPLETE") if t == topics.order => "payment-consumer",
+        (t, "ORDER_CANCEL") if t == topics.inventory => match reason {
+            Some(crate::event::reason::ORDER_ALREADY_CANCELLED) => "order-consumer",
+            _ => "payment-consumer",
+        },
+        (t, "ORDER_CANCEL") if t == topics.order => "inventory-consumer",
+        _ => "?",
+    }
+}
+
+/// Reads every event of saga `transaction_id` from the saga's topics and their dead-letter
+/// topics, oldest first.
+pub async fn trace(kafka: &Kafka, transaction_id: &str) -> Result<Vec<TracedEvent>, KafkaFailure> {
+    let existing: Vec<String> = kafka
+        .check_reachable()
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    let mut wanted: Vec<String> = kafka.topics.all().iter().map(|t| t.to_string()).collect();
+    wanted.extend(kafka.topics.all().iter().map(|t| Topics::dead_letter(t)));
+    wanted.retain(|t| existing.contains(t));
+
+    let group = format!("edm-trace-{}", uuid::Uuid::new_v4().simple());
+    let consumer: StreamConsumer = kafka.consumer(&group)?;
+    let unreachable = |detail| KafkaFailure::Unreachable {
+        servers: kafka.servers().to_string(),
+        detail,
+    };
+    // Where each partition ends now: read up to there.
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining: HashMap<(String, i32), i64> = HashMap::new();
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(5))
+        .map_err(unreachable)?;
+    for topic in metadata
+        .topics()
+        .iter()
+        .filter(|t| wanted.iter().any(|w| w == t.name()))
+    {
+        for partition in topic.partitions() {
+            let (low, high) = consumer
+                .fetch_watermarks(topic.name(), partition.id(), Duration::from_secs(5))
+                .map_err(unreachable)?;
+            if high > low {
+                assignment
+                    .add_partition_offset(topic.name(), partition.id(), Offset::Offset(low))
+                    .map_err(unreachable)?;
+                remaining.insert((topic.name().to_string(), partition.id()), high);
+            }
+        }
+    }
+    let mut events = Vec::new();
+    if remaining.is_empty() {
+        return Ok(events);
+    }
+    consumer.assign(&assignment).map_err(unreachable)?;
+    while !remaining.is_empty() {
+        let message = match tokio::time::timeout(READ_TIMEOUT, consumer.recv()).await {
+            Ok(received) => received.map_err(unreachable)?,
+            Err(_) => break, // nothing more arrives: what is left was compacted or deleted
+        };
+        let key = (message.topic().to_string(), message.partition());
+        if remaining
+            .get(&key)
+            .is_some_and(|end| message.offset() + 1 >= *end)
+        {
+            remaining.remove(&key);
+        }
+        let payload: Value = message
+            .payload()
+            .and_then(|p| serde_json::from_slice(p).ok())
+            .unwrap_or(Value::Null);
+        let keyed = message
+            .key()
+            .is_some_and(|k| k == transaction_id.as_bytes());
+        if payload["transaction_id"] != transaction_id && !keyed {
+            continue;
+        }
+        let status = payload["status"].as_str().unwrap_or("?").to_string();
+        let reason = payload["reason"].as_str().map(str::to_string);
+        events.push(TracedEvent {
+            sent_by: sender_of(&kafka.topics, message.topic(), &status, reason.as_deref()),
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp_ms: message.timestamp().to_millis(),
+            total_price: payload["payment"]["total_price"].as_i64(),
+            status,
+            reason,
+        });
+    }
+    events.sort_by_key(|e| (e.timestamp_ms.unwrap_or(i64::MAX), e.offset));
+    Ok(events)
+}
+
+/// The events as a timeline, times relative to `start_ms` (or to the first event).
+pub fn render_timeline(events: &[TracedEvent], start_ms: Option<i64>) -> String {
+    let start = start_ms.or_else(|| events.iter().find_map(|e| e.timestamp_ms));
+    let mut out = String::new();
+    for event in events {
+        let at = match (event.timestamp_ms, start) {
+            (Some(t), Some(s)) => format!("{:>+7} ms", t - s),
+            _ => "      ? ms".to_string(),
+        };
+        let mut detail = String::new();
+        if let Some(price) = event.total_price {
+            detail.push_str(&format!("  total_price={price}"));
+        }
+        if let Some(reason) = &event.reason {
+            detail.push_str(&format!("  reason={reason}"));
+        }
+        out.push_str(&format!(
+            "  {at}  {:<20} {:<19} by {:<18} ({}@{}){detail}\n",
+            event.status, event.topic, event.sent_by, event.partition, event.offset
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn senders_follow_the_saga() {
+        let topics = Topics::with_prefix("");
+        assert_eq!(
+            sender_of(&topics, "inventory", "ORDER_CREATED", None),
+            "order-service"
+        );
+        assert_eq!(
+            sender_of(&topics, "payment", "INVENTORY_RESERVED", None),
+            "inventory-consumer"
+        );
+        assert_eq!(
+            sender_of(&topics, "order", "PAYMENT_COMPLETE", None),
+            "payment-consumer"
+        );
+        assert_eq!(
+            sender_of(
+                &topics,
+                "inventory",
+                "ORDER_CANCEL",
+                Some("PAYMENT_DECLINED")
+            ),
+            "payment-consumer"
+        );
+        assert_eq!(
+            sender_of(&topics, "order", "ORDER_CANCEL", Some("OUT_OF_STOCK")),
+            "inventory-consumer"
+        );
+        assert_eq!(
+            sender_of(&topics, "inventory.dlq", "?", None),
+            "dead letter"
+        );
+    }
+}

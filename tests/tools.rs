@@ -1,0 +1,165 @@
+//! `edm order place/get`, `edm trace` and `edm doctor` against a running lab.
+
+mod common;
+
+use common::process::edm_command;
+use common::servers::free_port;
+use common::{Lab, Services};
+use edm::tools::trace;
+use serde_json::Value;
+
+fn run(mut command: std::process::Command) -> (i32, String, String) {
+    let output = command.output().expect("run edm");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_place_get_and_trace_follow_one_saga() {
+    let lab = Lab::start(Services::all(true)).await;
+
+    let mut place = edm_command(&lab.config);
+    place.args([
+        "order",
+        "place",
+        "--user",
+        "kim",
+        "--item",
+        "3",
+        "--quantity",
+        "2",
+    ]);
+    place.args(["--url", &lab.order_url, "--wait", "--json"]);
+    let (code, stdout, stderr) = run(place);
+    assert_eq!(code, 0, "{stderr}");
+    let order: Value = serde_json::from_str(stdout.trim()).expect("JSON order");
+    assert_eq!(order["status"], "ORDER_COMPLETE");
+    assert_eq!(order["user_id"], "kim");
+    let tx = order["transaction_id"].as_str().unwrap().to_string();
+    assert_eq!(lab.history_of(&tx).await, vec![-2]);
+
+    let mut get = edm_command(&lab.config);
+    get.args([
+        "order",
+        "get",
+        &tx,
+        "--user",
+        "kim",
+        "--url",
+        &lab.order_url,
+    ]);
+    let (code, stdout, stderr) = run(get);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .is_some_and(|l| l.trim() == "status  ORDER_COMPLETE"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&tx));
+
+    let mut unknown = edm_command(&lab.config);
+    unknown.args([
+        "order",
+        "get",
+        "no-such-tx",
+        "--user",
+        "kim",
+        "--url",
+        &lab.order_url,
+    ]);
+    let (code, _, stderr) = run(unknown);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("404"), "{stderr}");
+
+    // The library's trace: the saga's three events, in saga order, by the right services.
+    let events = trace::trace(&lab.kafka, &tx).await.expect("trace");
+    let steps: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.status.as_str(), e.sent_by))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("ORDER_CREATED", "order-service"),
+            ("INVENTORY_RESERVED", "inventory-consumer"),
+            ("PAYMENT_COMPLETE", "payment-consumer"),
+        ]
+    );
+    assert_eq!(events[1].total_price, Some(50_000));
+
+    // The command prints the same timeline.
+    let mut command = edm_command(&lab.config);
+    command.args(["trace", &tx]);
+    let (code, stdout, stderr) = run(command);
+    assert_eq!(code, 0, "{stderr}");
+    let statuses: Vec<&str> = stdout
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(
+        statuses,
+        ["ORDER_CREATED", "INVENTORY_RESERVED", "PAYMENT_COMPLETE"],
+        "{stdout}"
+    );
+
+    let mut missing = edm_command(&lab.config);
+    missing.args(["trace", "00000000-0000-0000-0000-000000000000"]);
+    let (code, _, stderr) = run(missing);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("no events"), "{stderr}");
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_reports_what_answers_and_what_does_not() {
+    let lab = Lab::start(Services::http_only()).await;
+    let doctor = |mysql_url: &str| {
+        let mut command = edm_command(&lab.config);
+        command.args([
+            "doctor",
+            "--order-url",
+            &lab.order_url,
+            "--inventory-url",
+            &lab.inventory_url,
+        ]);
+        command.args(["--mysql-url", mysql_url]);
+        run(command)
+    };
+
+    let (code, stdout, stderr) = doctor(&lab.config.mysql.mysql_url);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with('✓')).count(),
+        5,
+        "{stdout}"
+    );
+
+    let down = format!(
+        "mysql://root:inventorypw@127.0.0.1:{}/inventory",
+        free_port()
+    );
+    let (code, stdout, stderr) = doctor(&down);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("1 of 5 checks failed"), "{stderr}");
+    let mysql_line = stdout
+        .lines()
+        .find(|l| l.contains("MySQL"))
+        .expect("MySQL line");
+    assert!(
+        mysql_line.starts_with('✗') && mysql_line.contains("Connection refused"),
+        "{mysql_line}"
+    );
+    assert!(stdout.contains("docker compose -f compose/docker-compose.yml up -d"));
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with('✓')).count(),
+        4,
+        "{stdout}"
+    );
+    lab.stop().await;
+}
