@@ -6,7 +6,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
@@ -151,16 +151,21 @@ impl Kafka {
         Ok(EventProducer { producer })
     }
 
-    /// A consumer in `group` (already prefixed) that commits only when told to.
-    pub fn consumer(&self, group: &str) -> Result<StreamConsumer, KafkaFailure> {
+    /// A consumer in `group` (already prefixed) that commits only when told to and logs
+    /// every partition assignment.
+    pub fn consumer(&self, group: &str) -> Result<SagaConsumer, KafkaFailure> {
         let mut config = self.base_config();
         config
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false");
+        let context = SagaContext {
+            group: group.to_string(),
+            on_assigned: self.args.on_assigned.clone(),
+        };
         self.with_user_properties(config, Role::Consumer)
-            .create()
+            .create_with_context(context)
             .map_err(KafkaFailure::Config)
     }
 
@@ -229,6 +234,49 @@ impl Kafka {
             }
         }
         Ok(created)
+    }
+}
+
+/// The consumers' type: a stream consumer with [`SagaContext`].
+pub type SagaConsumer = StreamConsumer<SagaContext>;
+
+/// Told the group name each time a consumer gets partitions (how `edm lab` knows its
+/// consumers are ready before it places orders).
+#[derive(Debug, Clone)]
+pub struct AssignmentNotifier(pub tokio::sync::mpsc::UnboundedSender<String>);
+
+/// Consumer callbacks: logs rebalances, so a student sees partitions move between
+/// instances, and reports assignments to an optional [`AssignmentNotifier`].
+pub struct SagaContext {
+    group: String,
+    on_assigned: Option<AssignmentNotifier>,
+}
+
+impl rdkafka::ClientContext for SagaContext {}
+
+impl ConsumerContext for SagaContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let describe = |list: &rdkafka::TopicPartitionList| {
+            list.elements()
+                .iter()
+                .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match rebalance {
+            Rebalance::Assign(list) => {
+                tracing::info!(group = %self.group, "partitions assigned: {}", describe(list));
+                if let Some(notifier) = &self.on_assigned {
+                    let _ = notifier.0.send(self.group.clone());
+                }
+            }
+            Rebalance::Revoke(list) => {
+                tracing::info!(group = %self.group, "partitions revoked: {}", describe(list));
+            }
+            Rebalance::Error(error) => {
+                tracing::warn!(group = %self.group, %error, "rebalance failed")
+            }
+        }
     }
 }
 

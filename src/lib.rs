@@ -8,12 +8,14 @@
 //! - [`services`]: one module per service of the course.
 //! - [`setup`], [`config`], [`http`], [`shutdown`], [`telemetry`]: around them.
 //! - [`tools`]: `edm order`, `edm trace`, `edm doctor`.
+//! - [`lab`]: `edm lab`, the exercise in one process, and its load mode (the benchmark).
 
 pub mod config;
 pub mod consumer;
 pub mod event;
 pub mod http;
 pub mod kafka;
+pub mod lab;
 pub mod services;
 pub mod setup;
 pub mod shutdown;

@@ -9,6 +9,7 @@ use tracing::Instrument;
 
 use edm::config::{DynamoArgs, KafkaArgs, MysqlArgs, parse_bool_flag, parse_rate, parse_seconds};
 use edm::kafka::Kafka;
+use edm::lab::{self, LabArgs};
 use edm::services::order_service::OrderServiceOptions;
 use edm::services::payment_consumer::Gateway;
 use edm::services::{
@@ -107,6 +108,9 @@ enum Command {
         #[command(flatten)]
         kafka: KafkaArgs,
     },
+    /// The whole exercise in one process: a successful and a declined saga, their
+    /// timelines, the final rows and the invariant checks; `--orders N` for a load run.
+    Lab(LabArgs),
     /// Place or show an order through the order service (replaces the curl steps).
     Order {
         #[command(subcommand)]
@@ -209,7 +213,11 @@ struct OrderOutput {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
+    match cli.command {
+        // The lab prints its own report; its services only log problems.
+        Command::Lab(_) => telemetry::init_with_default("warn,rdkafka=error"),
+        _ => telemetry::init(),
+    }
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -276,7 +284,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .await
         }
         Command::OrderConsumer { kafka, dynamo } => {
-            order_consumer::run(&kafka, &dynamo, shutdown::on_signal())
+            order_consumer::run(&kafka, &dynamo, None, shutdown::on_signal())
                 .instrument(tracing::info_span!("order-consumer"))
                 .await
         }
@@ -304,6 +312,24 @@ async fn run(command: Command) -> anyhow::Result<()> {
             payment_consumer::run(&kafka, gateway, shutdown::on_signal())
                 .instrument(tracing::info_span!("payment-consumer"))
                 .await
+        }
+        Command::Lab(args) => {
+            let hold = match args.orders {
+                Some(orders) => {
+                    println!(
+                        "edm lab load: {orders} orders, {} in flight, decline rate {:.2}",
+                        args.concurrency, args.decline_rate
+                    );
+                    let report = lab::load::run_load(&args, orders).await?;
+                    print!("{}", report.render());
+                    report.books.hold()
+                }
+                None => lab::run_demo(&args).await?,
+            };
+            if !hold {
+                anyhow::bail!("invariants broken (see above)");
+            }
+            Ok(())
         }
         Command::Order { command } => order(command).await,
         Command::Trace {

@@ -14,12 +14,28 @@ use crate::store::orders::{OrderStore, Transition};
 /// The original's consumer group name.
 pub const GROUP: &str = "order_consumer_group";
 
+/// A saga that reached its final status (reported to an observer such as `edm lab`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// The saga.
+    pub transaction_id: String,
+    /// ORDER_COMPLETE or ORDER_CANCEL.
+    pub status: Status,
+    /// Why it was cancelled, if it was.
+    pub reason: Option<String>,
+}
+
+/// Where finished sagas are reported, if anywhere.
+pub type FinishedSender = tokio::sync::mpsc::UnboundedSender<Finished>;
+
 /// The order step.
 pub struct OrderStep {
     /// The orders.
     pub store: OrderStore,
     /// Where to send a late compensation.
     pub topics: Topics,
+    /// Told about every order this step moves to its final status.
+    pub observer: Option<FinishedSender>,
 }
 
 impl SagaStep for OrderStep {
@@ -42,7 +58,17 @@ impl SagaStep for OrderStep {
             .await
             .map_err(|e| StepError::Retry(e.to_string()))?;
         match transition {
-            Transition::Moved => info!(%tx, user, reason, "{} → order is now {next}", event.status),
+            Transition::Moved => {
+                info!(%tx, user, reason, "{} → order is now {next}", event.status);
+                if let Some(observer) = &self.observer {
+                    let _ = observer.send(Finished {
+                        transaction_id: tx.clone(),
+                        status: next,
+                        reason: reason.map(str::to_string),
+                    });
+                }
+            }
+
             Transition::AlreadyThere => {
                 info!(%tx, user, "{} → order already {next} (redelivered event, nothing changed)", event.status)
             }
@@ -71,10 +97,11 @@ impl SagaStep for OrderStep {
     }
 }
 
-/// Runs the order consumer until `shutdown`.
+/// Runs the order consumer until `shutdown`, reporting finished sagas to `observer`.
 pub async fn run(
     kafka: &KafkaArgs,
     dynamo: &DynamoArgs,
+    observer: Option<FinishedSender>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let kafka = Kafka::new(kafka);
@@ -90,6 +117,7 @@ pub async fn run(
         OrderStep {
             store,
             topics: kafka.topics.clone(),
+            observer,
         },
         shutdown,
     )

@@ -16,7 +16,7 @@ use crate::kafka::{Kafka, Topics};
 pub const GROUP: &str = "payment_consumer_group";
 
 /// The simulated payment gateway.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Gateway {
     /// Accepts every payment (`--pg-ok true`).
     Accept,
@@ -25,15 +25,18 @@ pub enum Gateway {
     /// Declines this fraction of transactions (`--decline-rate 0.3`), chosen by a hash of
     /// the transaction id, so the same transaction always gets the same answer.
     DeclineRate(f64),
+    /// Declines the payments of one customer (`edm lab` shows a rollback this way).
+    DeclineUser(String),
 }
 
 impl Gateway {
-    /// Whether the gateway accepts the payment of `transaction_id`.
-    pub fn accepts(self, transaction_id: &str) -> bool {
+    /// Whether the gateway accepts the payment of saga `transaction_id` by `user_id`.
+    pub fn accepts(&self, transaction_id: &str, user_id: &str) -> bool {
         match self {
             Gateway::Accept => true,
             Gateway::Decline => false,
-            Gateway::DeclineRate(rate) => unit_hash(transaction_id) >= rate,
+            Gateway::DeclineRate(rate) => unit_hash(transaction_id) >= *rate,
+            Gateway::DeclineUser(declined) => user_id != declined,
         }
     }
 }
@@ -64,7 +67,7 @@ impl SagaStep for PaymentStep {
         }
         let tx = &event.transaction_id;
         let total = event.total_price();
-        if self.gateway.accepts(tx) {
+        if self.gateway.accepts(tx, &event.order.user_id) {
             info!(%tx, total_price = total, "INVENTORY_RESERVED → payment accepted → PAYMENT_COMPLETE to `{}`", self.topics.order);
             Ok(vec![Outgoing {
                 topic: self.topics.order.clone(),
@@ -90,11 +93,11 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let kafka = Kafka::new(kafka);
     kafka.check_reachable().await?;
+    info!(?gateway, "payment consumer started");
     let step = PaymentStep {
         gateway,
         topics: kafka.topics.clone(),
     };
-    info!(?gateway, "payment consumer started");
     let topic = kafka.topics.payment.clone();
     consumer::run(&kafka, &kafka.group(GROUP), &topic, step, shutdown).await?;
     Ok(())
@@ -108,17 +111,25 @@ mod tests {
     fn decline_rate_is_stable_and_about_right() {
         let gateway = Gateway::DeclineRate(0.3);
         let ids: Vec<String> = (0..10_000).map(|i| format!("tx-{i}")).collect();
-        let declined = ids.iter().filter(|id| !gateway.accepts(id)).count();
+        let declined = ids.iter().filter(|id| !gateway.accepts(id, "u")).count();
         assert!(
             (2_700..3_300).contains(&declined),
             "{declined} of 10000 declined"
         );
         for id in &ids[..100] {
-            assert_eq!(gateway.accepts(id), gateway.accepts(id));
+            assert_eq!(gateway.accepts(id, "u"), gateway.accepts(id, "v"));
         }
-        assert!(ids.iter().all(|id| Gateway::Accept.accepts(id)));
-        assert!(ids.iter().all(|id| !Gateway::Decline.accepts(id)));
-        assert!(ids.iter().all(|id| Gateway::DeclineRate(0.0).accepts(id)));
-        assert!(ids.iter().all(|id| !Gateway::DeclineRate(1.0).accepts(id)));
+        assert!(ids.iter().all(|id| Gateway::Accept.accepts(id, "u")));
+        assert!(ids.iter().all(|id| !Gateway::Decline.accepts(id, "u")));
+        assert!(
+            ids.iter()
+                .all(|id| Gateway::DeclineRate(0.0).accepts(id, "u"))
+        );
+        assert!(
+            ids.iter()
+                .all(|id| !Gateway::DeclineRate(1.0).accepts(id, "u"))
+        );
+        let bob = Gateway::DeclineUser("bob".into());
+        assert!(bob.accepts("t", "alice") && !bob.accepts("t", "bob"));
     }
 }

@@ -364,6 +364,35 @@ impl InventoryStore {
         .await?)
     }
 
+    /// Sets the stock of every item to `quantity` (the lab's load mode, on its own database).
+    pub async fn set_all_stock(&self, quantity: i64) -> Result<(), InventoryError> {
+        sqlx::query("UPDATE inventory SET quantity = ?")
+            .bind(quantity)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Per saga: number of history rows and their sum.
+    pub async fn history_by_transaction(&self) -> Result<Vec<(String, i64, i64)>, InventoryError> {
+        Ok(sqlx::query_as(
+            "SELECT transaction_id, COUNT(*), CAST(SUM(quantity) AS SIGNED) \
+             FROM inventory_history GROUP BY transaction_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Per item: the sum of its history rows.
+    pub async fn history_by_item(&self) -> Result<Vec<(i32, i64)>, InventoryError> {
+        Ok(sqlx::query_as(
+            "SELECT inventory_id, CAST(SUM(quantity) AS SIGNED) FROM inventory_history \
+             GROUP BY inventory_id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// The history rows of one saga, oldest first.
     pub async fn history_of(
         &self,

@@ -197,6 +197,17 @@ impl OrderStore {
         }
     }
 
+    /// Deletes the table (the lab's own table, after a run).
+    pub async fn delete_table(&self) -> Result<(), OrderStoreError> {
+        self.client
+            .delete_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| self.failure(e))?;
+        Ok(())
+    }
+
     /// Stores a new order with status ORDER_CREATED (fails if the id is taken).
     pub async fn create(&self, event: &SagaEvent) -> Result<(), OrderStoreError> {
         let order = &event.order;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
@@ -63,7 +63,7 @@ pub async fn trace(kafka: &Kafka, transaction_id: &str) -> Result<Vec<TracedEven
     wanted.retain(|t| existing.contains(t));
 
     let group = format!("edm-trace-{}", uuid::Uuid::new_v4().simple());
-    let consumer: StreamConsumer = kafka.consumer(&group)?;
+    let consumer = kafka.consumer(&group)?;
     let unreachable = |detail| KafkaFailure::Unreachable {
         servers: kafka.servers().to_string(),
         detail,
@@ -138,6 +138,7 @@ pub async fn trace(kafka: &Kafka, transaction_id: &str) -> Result<Vec<TracedEven
 /// The events as a timeline, times relative to `start_ms` (or to the first event).
 pub fn render_timeline(events: &[TracedEvent], start_ms: Option<i64>) -> String {
     let start = start_ms.or_else(|| events.iter().find_map(|e| e.timestamp_ms));
+    let width = topic_width(events);
     let mut out = String::new();
     for event in events {
         let at = match (event.timestamp_ms, start) {
@@ -152,11 +153,16 @@ pub fn render_timeline(events: &[TracedEvent], start_ms: Option<i64>) -> String 
             detail.push_str(&format!("  reason={reason}"));
         }
         out.push_str(&format!(
-            "  {at}  {:<20} {:<19} by {:<18} ({}@{}){detail}\n",
+            "  {at}  {:<20} {:<width$} by {:<18} ({}@{}){detail}\n",
             event.status, event.topic, event.sent_by, event.partition, event.offset
         ));
     }
     out
+}
+
+/// Width of the topic column: the longest topic name.
+pub fn topic_width(events: &[TracedEvent]) -> usize {
+    events.iter().map(|e| e.topic.len()).max().unwrap_or(0)
 }
 
 #[cfg(test)]

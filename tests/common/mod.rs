@@ -18,7 +18,7 @@ use edm::setup;
 use edm::store::inventory::InventoryStore;
 use edm::store::orders::OrderStore;
 use rdkafka::Message;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -94,7 +94,7 @@ impl LabConfig {
 }
 
 /// Which services a lab runs (the order and inventory services always run).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Services {
     /// The payment gateway (`None`: no payment consumer).
     pub payment: Option<Gateway>,
@@ -211,7 +211,7 @@ impl Lab {
             );
             tasks.push((
                 "order-consumer",
-                tokio::spawn(async move { order_consumer::run(&k, &d, s).await }),
+                tokio::spawn(async move { order_consumer::run(&k, &d, None, s).await }),
             ));
         }
         if services.inventory_consumer {
@@ -383,7 +383,7 @@ pub async fn read_topic(
     count: usize,
 ) -> Vec<(Value, Vec<(String, String)>)> {
     let group = format!("reader-{}", uuid::Uuid::new_v4().simple());
-    let consumer: StreamConsumer = kafka.consumer(&group).expect("consumer");
+    let consumer = kafka.consumer(&group).expect("consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
     let mut out = Vec::new();
     let deadline = Duration::from_secs(60);

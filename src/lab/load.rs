@@ -1,0 +1,213 @@
+//! The lab's load mode, the project's end-to-end benchmark: N orders through the HTTP API
+//! with C in flight, a share of them declined, then throughput, saga latency percentiles
+//! and the invariant checks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use tokio::sync::Mutex;
+
+use super::report::render_books;
+use super::{Lab, LabArgs, invariants};
+use crate::event::Status;
+use crate::services::payment_consumer::Gateway;
+use crate::tools::order_client::NewOrder;
+
+/// What a load run measured.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    /// Orders accepted by the order service.
+    pub placed: usize,
+    /// Orders the order service refused.
+    pub refused: usize,
+    /// Sagas that ended ORDER_COMPLETE.
+    pub completed: usize,
+    /// Sagas that ended ORDER_CANCEL.
+    pub cancelled: usize,
+    /// From the first order placed to the last saga finished.
+    pub elapsed: Duration,
+    /// Saga latencies (order placed → order final), sorted.
+    pub latencies: Vec<Duration>,
+    /// The invariant checks.
+    pub books: invariants::Books,
+}
+
+impl LoadReport {
+    /// The `p`-th percentile of the saga latency.
+    pub fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = ((p / 100.0) * self.latencies.len() as f64).ceil() as usize;
+        self.latencies[rank.clamp(1, self.latencies.len()) - 1]
+    }
+
+    /// Finished sagas per second.
+    pub fn sagas_per_second(&self) -> f64 {
+        (self.completed + self.cancelled) as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Completed orders per second.
+    pub fn completed_per_second(&self) -> f64 {
+        self.completed as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The report as text.
+    pub fn render(&self) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        format!(
+            "placed     {} orders ({} refused)\n\
+             finished   {} ORDER_COMPLETE, {} ORDER_CANCEL in {:.2} s\n\
+             throughput {:.0} sagas/s, {:.0} completed orders/s\n\
+             latency    p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms (order placed → order final)\n{}",
+            self.placed,
+            self.refused,
+            self.completed,
+            self.cancelled,
+            self.elapsed.as_secs_f64(),
+            self.sagas_per_second(),
+            self.completed_per_second(),
+            ms(self.percentile(50.0)),
+            ms(self.percentile(95.0)),
+            ms(self.percentile(99.0)),
+            render_books(&self.books)
+        )
+    }
+}
+
+/// Runs the load mode with `args.orders` orders; the report says whether the books hold.
+pub async fn run_load(args: &LabArgs, orders: usize) -> anyhow::Result<LoadReport> {
+    let mut lab = Lab::start(args, Gateway::DeclineRate(args.decline_rate)).await?;
+    let measured = drive(&mut lab, orders, args.concurrency.max(1)).await;
+    let stopped = lab.stop().await;
+    let report = measured?;
+    stopped?;
+    Ok(report)
+}
+
+fn bar(progress: &MultiProgress, len: usize, label: &str) -> ProgressBar {
+    let bar = progress.add(ProgressBar::new(len as u64));
+    let style = ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {per_sec}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(label.to_string());
+    bar
+}
+
+async fn drive(lab: &mut Lab, orders: usize, concurrency: usize) -> anyhow::Result<LoadReport> {
+    // The lab's own database: enough stock that declines, not shortages, drive the cancels.
+    lab.stock
+        .set_all_stock((orders as i64 * 3).max(100))
+        .await?;
+    let initial = lab.stock_by_item().await?;
+
+    let progress = MultiProgress::new();
+    let placed_bar = bar(&progress, orders, "placed");
+    let completed_bar = bar(&progress, orders, "completed");
+    let cancelled_bar = bar(&progress, orders, "cancelled");
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let placed_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, next, placed_at, refused, placed_bar) = (
+            lab.client.clone(),
+            next.clone(),
+            placed_at.clone(),
+            refused.clone(),
+            placed_bar.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= orders {
+                    return;
+                }
+                let order = NewOrder {
+                    user_id: format!("load-{n}"),
+                    name: "Hong Gil Dong".into(),
+                    addr: "29, Hansil-ro, Jung-gu, Seoul".into(),
+                    tel: "01012341234".into(),
+                    email: "hong@gil.com".into(),
+                    item: 1 + (n % 5) as i64,
+                    quantity: 1 + (n % 3) as i64,
+                };
+                let sent = Instant::now();
+                match client.place(&order).await {
+                    Ok(tx) => {
+                        placed_at.lock().await.insert(tx, sent);
+                        placed_bar.inc(1);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "order refused");
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+
+    let mut finished_at: HashMap<String, (Instant, Status)> = HashMap::new();
+    let mut last = started;
+    loop {
+        let all_placed = workers.iter().all(|w| w.is_finished());
+        let expected = orders - refused.load(Ordering::Relaxed);
+        if all_placed && finished_at.len() >= expected {
+            break;
+        }
+        lab.check_services()?;
+        match tokio::time::timeout(Duration::from_secs(60), lab.finished.recv()).await {
+            Ok(Some(done)) => {
+                last = Instant::now();
+                match done.status {
+                    Status::OrderComplete => completed_bar.inc(1),
+                    _ => cancelled_bar.inc(1),
+                }
+                finished_at.insert(done.transaction_id, (last, done.status));
+            }
+            Ok(None) => anyhow::bail!("the order consumer stopped"),
+            Err(_) if finished_at.len() < expected => anyhow::bail!(
+                "no saga finished for 60 s ({} of {expected} done)",
+                finished_at.len()
+            ),
+            Err(_) => {}
+        }
+    }
+    for worker in workers {
+        worker.await?;
+    }
+    placed_bar.finish();
+    completed_bar.finish();
+    cancelled_bar.finish();
+
+    let placed_at = placed_at.lock().await;
+    let mut latencies: Vec<Duration> = finished_at
+        .iter()
+        .filter_map(|(tx, (done, _))| {
+            placed_at
+                .get(tx)
+                .map(|sent| done.saturating_duration_since(*sent))
+        })
+        .collect();
+    latencies.sort();
+    let completed = finished_at
+        .values()
+        .filter(|(_, s)| *s == Status::OrderComplete)
+        .count();
+    let books = invariants::check(&lab.stock, &lab.orders, &initial).await?;
+    Ok(LoadReport {
+        placed: placed_at.len(),
+        refused: refused.load(Ordering::Relaxed),
+        completed,
+        cancelled: finished_at.len() - completed,
+        elapsed: last.duration_since(started),
+        latencies,
+        books,
+    })
+}

@@ -1,0 +1,266 @@
+//! `edm lab`: the whole course exercise in one process — topics, the five services as
+//! tasks, a successful order and a declined one, their timelines, the final rows and the
+//! invariant checks; or, with `--orders N`, a load run that is the project's end-to-end
+//! benchmark.
+//!
+//! Every run gets names of its own (topic prefix, consumer groups, MySQL database,
+//! DynamoDB table), so it never disturbs a course stack running on the same servers.
+
+pub mod invariants;
+pub mod load;
+mod report;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::{
+    DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_DYNAMODB_ENDPOINT, DEFAULT_MYSQL_URL, DynamoArgs, KafkaArgs,
+    MysqlArgs, parse_property, parse_rate,
+};
+use crate::kafka::{AssignmentNotifier, Kafka};
+use crate::services::order_consumer::Finished;
+use crate::services::payment_consumer::Gateway;
+use crate::services::{
+    inventory_consumer, inventory_service, order_consumer, order_service, payment_consumer,
+};
+use crate::store::inventory::InventoryStore;
+use crate::store::orders::OrderStore;
+use crate::tools::order_client::OrderClient;
+
+pub use report::run_demo;
+
+/// `edm lab` flags.
+#[derive(Args, Debug, Clone)]
+pub struct LabArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "EDM_BOOTSTRAP_SERVERS", default_value = DEFAULT_BOOTSTRAP_SERVERS)]
+    pub bootstrap_servers: String,
+    /// Extra librdkafka property, `key=value` (repeatable).
+    #[arg(short = 'X', long = "kafka-property", env = "EDM_KAFKA_PROPERTIES",
+          value_delimiter = ',', value_parser = parse_property)]
+    pub properties: Vec<(String, String)>,
+    /// MySQL server; the lab uses a database of its own on it (`edm_lab_<id>`).
+    #[arg(long, env = "EDM_MYSQL_URL", default_value = DEFAULT_MYSQL_URL)]
+    pub mysql_url: String,
+    /// DynamoDB endpoint (`aws` for real AWS); the lab uses a table of its own.
+    #[arg(long, env = "EDM_DYNAMODB_ENDPOINT", default_value = DEFAULT_DYNAMODB_ENDPOINT)]
+    pub dynamodb_endpoint: String,
+    /// AWS region.
+    #[arg(long, env = "EDM_DYNAMODB_REGION", default_value = "us-east-2")]
+    pub dynamodb_region: String,
+    /// Partitions of the lab's topics.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: i32,
+    /// Load mode: place this many orders through the HTTP API and measure.
+    #[arg(long)]
+    pub orders: Option<usize>,
+    /// Load mode: orders in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Load mode: share of payments the gateway declines.
+    #[arg(long, default_value_t = 0.2, value_parser = parse_rate)]
+    pub decline_rate: f64,
+    /// Keep the lab's database and table afterwards (to look at them).
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// A running lab: its names, stores and the five services as tasks.
+pub struct Lab {
+    /// Short id in every name of this run.
+    pub id: String,
+    /// Kafka of this run (with its topic prefix).
+    pub kafka: Kafka,
+    /// The stock.
+    pub stock: InventoryStore,
+    /// The orders.
+    pub orders: OrderStore,
+    /// Client of the in-process order service.
+    pub client: OrderClient,
+    /// Base URL of the in-process inventory service.
+    pub inventory_url: String,
+    /// Sagas that reached their final status, as the order consumer records them.
+    pub finished: mpsc::UnboundedReceiver<Finished>,
+    database: String,
+    keep: bool,
+    shutdown: CancellationToken,
+    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+}
+
+impl Lab {
+    /// Creates this run's topics, database and table, and starts the services.
+    pub async fn start(args: &LabArgs, gateway: Gateway) -> anyhow::Result<Lab> {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+        let mut kafka_args = KafkaArgs::new(&args.bootstrap_servers);
+        kafka_args.topic_prefix = format!("lab-{id}-");
+        kafka_args.properties = args.properties.clone();
+        let (assigned, mut assignments) = mpsc::unbounded_channel();
+        kafka_args.on_assigned = Some(AssignmentNotifier(assigned));
+        let mut url = url::Url::parse(&args.mysql_url)?;
+        let database = format!("edm_lab_{id}");
+        url.set_path(&database);
+        let mysql = MysqlArgs {
+            mysql_url: url.to_string(),
+            mysql_pool_size: 8,
+        };
+        let dynamo = DynamoArgs {
+            dynamodb_endpoint: args.dynamodb_endpoint.clone(),
+            dynamodb_region: args.dynamodb_region.clone(),
+            orders_table: format!("edm_lab_{id}"),
+        };
+
+        let kafka = Kafka::new(&kafka_args);
+        crate::setup::run(&mysql, &dynamo).await?;
+        kafka
+            .create_topics(&kafka.topics.all(), args.partitions, 1)
+            .await?;
+        let stock = InventoryStore::connect(&mysql).await?;
+        let orders = OrderStore::connect(&dynamo).await;
+
+        let shutdown = CancellationToken::new();
+        let order_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let inventory_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let client = OrderClient::new(&format!("http://{}", order_listener.local_addr()?));
+        let inventory_url = format!("http://{}", inventory_listener.local_addr()?);
+        let (observer, finished) = mpsc::unbounded_channel();
+
+        let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
+        let (k, d, s) = (kafka_args.clone(), dynamo.clone(), shutdown.clone());
+        tasks.push(
+            (
+                "order-service",
+                tokio::spawn(
+                    async move {
+                        order_service::run(order_listener, &k, &d, Default::default(), s).await
+                    }
+                    .instrument(tracing::info_span!("order-service")),
+                ),
+            ),
+        );
+        let (m, s) = (mysql.clone(), shutdown.clone());
+        tasks.push((
+            "inventory-service",
+            tokio::spawn(
+                async move { inventory_service::run(inventory_listener, &m, s).await }
+                    .instrument(tracing::info_span!("inventory-service")),
+            ),
+        ));
+        let (k, m, s) = (kafka_args.clone(), mysql.clone(), shutdown.clone());
+        tasks.push((
+            "inventory-consumer",
+            tokio::spawn(
+                async move { inventory_consumer::run(&k, &m, s).await }
+                    .instrument(tracing::info_span!("inventory-consumer")),
+            ),
+        ));
+        let (k, s) = (kafka_args.clone(), shutdown.clone());
+        tasks.push((
+            "payment-consumer",
+            tokio::spawn(
+                async move { payment_consumer::run(&k, gateway, s).await }
+                    .instrument(tracing::info_span!("payment-consumer")),
+            ),
+        ));
+        let (k, d, s) = (kafka_args.clone(), dynamo.clone(), shutdown.clone());
+        tasks.push((
+            "order-consumer",
+            tokio::spawn(
+                async move { order_consumer::run(&k, &d, Some(observer), s).await }
+                    .instrument(tracing::info_span!("order-consumer")),
+            ),
+        ));
+
+        // Orders placed before the consumers have joined their groups would wait for the
+        // join (seconds): wait for the three groups first, so timelines show the saga.
+        let mut ready = std::collections::HashSet::new();
+        let groups = [
+            inventory_consumer::GROUP,
+            payment_consumer::GROUP,
+            order_consumer::GROUP,
+        ]
+        .map(|g| kafka.group(g));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !groups.iter().all(|g| ready.contains(g)) {
+            if let Ok(Some(group)) =
+                tokio::time::timeout(Duration::from_millis(200), assignments.recv()).await
+            {
+                ready.insert(group);
+            }
+            let stopped = tasks.iter().find(|(_, t)| t.is_finished()).map(|(n, _)| *n);
+            if stopped.is_some() || tokio::time::Instant::now() > deadline {
+                shutdown.cancel();
+                match stopped {
+                    Some(name) => anyhow::bail!("{name} stopped at start; see its error above"),
+                    None => {
+                        anyhow::bail!("the lab's consumers did not join their groups within 60 s")
+                    }
+                }
+            }
+        }
+
+        Ok(Lab {
+            id,
+            kafka,
+            stock,
+            orders,
+            client,
+            inventory_url,
+            finished,
+            database,
+            keep: args.keep,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stock by item id.
+    pub async fn stock_by_item(&self) -> anyhow::Result<HashMap<i32, i32>> {
+        Ok(self
+            .stock
+            .items()
+            .await?
+            .into_iter()
+            .map(|item| (item.id, item.quantity))
+            .collect())
+    }
+
+    /// Fails if a service task has already stopped (it would never finish the sagas).
+    pub fn check_services(&self) -> anyhow::Result<()> {
+        match self.tasks.iter().find(|(_, task)| task.is_finished()) {
+            Some((name, _)) => anyhow::bail!("{name} stopped; see its error above"),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops the services (Ctrl-C semantics), then drops this run's database and table
+    /// unless `--keep`.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let mut failures = Vec::new();
+        for (name, task) in self.tasks {
+            match tokio::time::timeout(Duration::from_secs(30), task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => failures.push(format!("{name}: {error:#}")),
+                Ok(Err(join)) => failures.push(format!("{name}: {join}")),
+                Err(_) => failures.push(format!("{name}: did not stop within 30 s")),
+            }
+        }
+        if !self.keep {
+            let drop = format!("DROP DATABASE IF EXISTS `{}`", self.database);
+            sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+                .execute(self.stock.pool())
+                .await?;
+            self.orders.delete_table().await?;
+        }
+        if !failures.is_empty() {
+            anyhow::bail!("services failed: {}", failures.join("; "));
+        }
+        Ok(())
+    }
+}
