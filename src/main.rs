@@ -215,7 +215,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         // The lab prints its own report; its services only log problems.
-        Command::Lab(_) => telemetry::init_with_default("warn,rdkafka=error"),
+        Command::Lab(_) => telemetry::init_with_default("warn,rdkafka=error,librdkafka=error"),
         _ => telemetry::init(),
     }
     match run(cli.command).await {

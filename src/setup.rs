@@ -1,11 +1,12 @@
-//! `edm setup`: creates the MySQL database, tables and seed items and the DynamoDB table,
+//! `edm setup`: creates the MySQL database (or SQLite file), tables and seed items and the
+//! order table,
 //! so no step of the walkthrough needs a hand-typed statement.
 
 use sqlx::Connection;
 use sqlx::mysql::MySqlConnection;
 
 use crate::config::{DynamoArgs, MysqlArgs};
-use crate::store::inventory::{InventoryError, InventoryStore, redact};
+use crate::store::inventory::{Dialect, InventoryError, InventoryStore, redact};
 use crate::store::orders::OrderStore;
 
 /// What `setup` did.
@@ -52,10 +53,13 @@ pub async fn create_database(mysql_url: &str) -> Result<String, InventoryError> 
 
 /// Applies `sql/` to MySQL and creates the DynamoDB table.
 pub async fn run(mysql: &MysqlArgs, dynamo: &DynamoArgs) -> anyhow::Result<SetupReport> {
-    let database = create_database(&mysql.mysql_url).await?;
+    let database = match Dialect::of_url(&mysql.mysql_url)? {
+        Dialect::MySql => create_database(&mysql.mysql_url).await?,
+        Dialect::Sqlite => mysql.mysql_url.clone(),
+    };
     let store = InventoryStore::connect_unchecked(mysql).await?;
     store.apply_schema().await?;
-    let orders = OrderStore::connect(dynamo).await;
+    let orders = OrderStore::connect(dynamo).await?;
     let table_created = orders.ensure_table().await?;
     Ok(SetupReport {
         database,

@@ -32,7 +32,9 @@ async fn crash_and_restart(victim: &str) {
     ];
     wait_port(port, true, Duration::from_secs(30));
     let stock = InventoryStore::connect(&config.mysql).await.unwrap();
-    let orders = OrderStore::connect(&config.dynamo).await;
+    let orders = OrderStore::connect(&config.dynamo)
+        .await
+        .expect("order store");
     let initial = stock_by_item(&stock).await;
     let http = reqwest::Client::new();
     let url = format!("http://{listen}/v1/order");

@@ -264,7 +264,9 @@ async fn an_order_stored_but_never_sent_is_sent_from_the_outbox() {
     let config = LabConfig::fresh();
     config.prepare().await;
     // A previous order service stored this order, then died before sending its event.
-    let orders = edm::store::orders::OrderStore::connect(&config.dynamo).await;
+    let orders = edm::store::orders::OrderStore::connect(&config.dynamo)
+        .await
+        .expect("order store");
     let tx = uuid::Uuid::new_v4().to_string();
     let mut event: SagaEvent = serde_json::from_value(json!({
         "order": order_body("crashed", 3, 2)["order"],

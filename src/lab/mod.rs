@@ -6,6 +6,7 @@
 //! Every run gets names of its own (topic prefix, consumer groups, MySQL database,
 //! DynamoDB table), so it never disturbs a course stack running on the same servers.
 
+mod embedded;
 pub mod invariants;
 pub mod load;
 mod report;
@@ -19,10 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::{
-    DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_DYNAMODB_ENDPOINT, DEFAULT_MYSQL_URL, DynamoArgs, KafkaArgs,
-    MysqlArgs, parse_property, parse_rate,
-};
+use crate::config::{DynamoArgs, KafkaArgs, MysqlArgs, parse_property, parse_rate};
 use crate::kafka::{AssignmentNotifier, Kafka};
 use crate::services::order_consumer::Finished;
 use crate::services::payment_consumer::Gateway;
@@ -38,19 +36,21 @@ pub use report::run_demo;
 /// `edm lab` flags.
 #[derive(Args, Debug, Clone)]
 pub struct LabArgs {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "EDM_BOOTSTRAP_SERVERS", default_value = DEFAULT_BOOTSTRAP_SERVERS)]
-    pub bootstrap_servers: String,
+    /// Kafka bootstrap servers (default: a broker embedded in this process).
+    #[arg(long, env = "EDM_BOOTSTRAP_SERVERS")]
+    pub bootstrap_servers: Option<String>,
     /// Extra librdkafka property, `key=value` (repeatable).
     #[arg(short = 'X', long = "kafka-property", env = "EDM_KAFKA_PROPERTIES",
           value_delimiter = ',', value_parser = parse_property)]
     pub properties: Vec<(String, String)>,
-    /// MySQL server; the lab uses a database of its own on it (`edm_lab_<id>`).
-    #[arg(long, env = "EDM_MYSQL_URL", default_value = DEFAULT_MYSQL_URL)]
-    pub mysql_url: String,
+    /// MySQL server, e.g. mysql://root:inventorypw@127.0.0.1:3306/inventory; the lab uses a
+    /// database of its own on it (`edm_lab_<id>`). Default: an embedded SQLite file.
+    #[arg(long, env = "EDM_MYSQL_URL")]
+    pub mysql_url: Option<String>,
     /// DynamoDB endpoint (`aws` for real AWS); the lab uses a table of its own.
-    #[arg(long, env = "EDM_DYNAMODB_ENDPOINT", default_value = DEFAULT_DYNAMODB_ENDPOINT)]
-    pub dynamodb_endpoint: String,
+    /// Default: an embedded SQLite file.
+    #[arg(long, env = "EDM_DYNAMODB_ENDPOINT")]
+    pub dynamodb_endpoint: Option<String>,
     /// AWS region.
     #[arg(long, env = "EDM_DYNAMODB_REGION", default_value = "us-east-2")]
     pub dynamodb_region: String,
@@ -71,6 +71,17 @@ pub struct LabArgs {
     pub keep: bool,
 }
 
+/// What a lab run uses, in words (for its report).
+#[derive(Debug, Clone)]
+pub struct Servers {
+    /// The broker.
+    pub kafka: String,
+    /// The stock's store.
+    pub stock: String,
+    /// The orders' store.
+    pub orders: String,
+}
+
 /// A running lab: its names, stores and the five services as tasks.
 pub struct Lab {
     /// Short id in every name of this run.
@@ -87,7 +98,11 @@ pub struct Lab {
     pub inventory_url: String,
     /// Sagas that reached their final status, as the order consumer records them.
     pub finished: mpsc::UnboundedReceiver<Finished>,
-    database: String,
+    /// What this run uses, in words.
+    pub servers: Servers,
+    database: Option<String>,
+    dir: std::path::PathBuf,
+    broker: Option<embedded::EmbeddedBroker>,
     keep: bool,
     shutdown: CancellationToken,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
@@ -97,22 +112,72 @@ impl Lab {
     /// Creates this run's topics, database and table, and starts the services.
     pub async fn start(args: &LabArgs, gateway: Gateway) -> anyhow::Result<Lab> {
         let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-        let mut kafka_args = KafkaArgs::new(&args.bootstrap_servers);
+        let dir = embedded::data_dir(&id);
+        if args.mysql_url.is_none() || args.dynamodb_endpoint.is_none() {
+            std::fs::create_dir_all(&dir)?;
+        }
+        let broker = match &args.bootstrap_servers {
+            Some(_) => None,
+            None => Some(embedded::EmbeddedBroker::start().await?),
+        };
+        let mut kafka_args = KafkaArgs::new(match (&broker, &args.bootstrap_servers) {
+            (Some(broker), _) => broker.address.clone(),
+            (None, Some(servers)) => servers.clone(),
+            (None, None) => unreachable!("a broker is embedded when none is configured"),
+        });
         kafka_args.topic_prefix = format!("lab-{id}-");
-        kafka_args.properties = args.properties.clone();
+        if broker.is_some() {
+            kafka_args.properties = embedded::BROKER_PROPERTIES
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        }
+        kafka_args
+            .properties
+            .extend(args.properties.iter().cloned());
         let (assigned, mut assignments) = mpsc::unbounded_channel();
         kafka_args.on_assigned = Some(AssignmentNotifier(assigned));
-        let mut url = url::Url::parse(&args.mysql_url)?;
-        let database = format!("edm_lab_{id}");
-        url.set_path(&database);
+        let (database, mysql_url) = match &args.mysql_url {
+            Some(url) => {
+                let mut url = url::Url::parse(url)?;
+                let database = format!("edm_lab_{id}");
+                url.set_path(&database);
+                (Some(database), url.to_string())
+            }
+            None => (None, embedded::sqlite_url(&dir, "inventory.db")),
+        };
         let mysql = MysqlArgs {
-            mysql_url: url.to_string(),
+            mysql_url,
             mysql_pool_size: 8,
         };
         let dynamo = DynamoArgs {
-            dynamodb_endpoint: args.dynamodb_endpoint.clone(),
+            dynamodb_endpoint: args
+                .dynamodb_endpoint
+                .clone()
+                .unwrap_or_else(|| embedded::sqlite_url(&dir, "orders.db")),
             dynamodb_region: args.dynamodb_region.clone(),
             orders_table: format!("edm_lab_{id}"),
+        };
+        let servers = Servers {
+            kafka: match &broker {
+                Some(b) => format!(
+                    "embedded Kafka-protocol broker (Tansu, in memory) at {}",
+                    b.address
+                ),
+                None => format!("Kafka {}", kafka_args.bootstrap_servers),
+            },
+            stock: match &database {
+                Some(db) => format!(
+                    "MySQL {}",
+                    crate::store::inventory::redact(&mysql.mysql_url)
+                )
+                .replace(&format!("/{db}"), &format!("/{db} (this run's database)")),
+                None => format!("embedded SQLite {}", dir.join("inventory.db").display()),
+            },
+            orders: match &args.dynamodb_endpoint {
+                Some(endpoint) => format!("DynamoDB {endpoint}, table {}", dynamo.orders_table),
+                None => format!("embedded SQLite {}", dir.join("orders.db").display()),
+            },
         };
 
         let kafka = Kafka::new(&kafka_args);
@@ -121,7 +186,8 @@ impl Lab {
             .create_topics(&kafka.topics.all(), args.partitions, 1)
             .await?;
         let stock = InventoryStore::connect(&mysql).await?;
-        let orders = OrderStore::connect(&dynamo).await;
+        let orders = OrderStore::connect(&dynamo).await?;
+        // Orders first saved by the order service need the table; `setup` made it.
 
         let shutdown = CancellationToken::new();
         let order_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -212,7 +278,10 @@ impl Lab {
             client,
             inventory_url,
             finished,
+            servers,
             database,
+            dir,
+            broker,
             keep: args.keep,
             shutdown,
             tasks,
@@ -251,12 +320,18 @@ impl Lab {
                 Err(_) => failures.push(format!("{name}: did not stop within 30 s")),
             }
         }
+        drop(self.broker);
         if !self.keep {
-            let drop = format!("DROP DATABASE IF EXISTS `{}`", self.database);
-            sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-                .execute(self.stock.pool())
-                .await?;
+            if let Some(database) = &self.database {
+                let drop = format!("DROP DATABASE IF EXISTS `{database}`");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+                    .execute(self.stock.pool())
+                    .await?;
+            }
             self.orders.delete_table().await?;
+            if self.dir.exists() {
+                std::fs::remove_dir_all(&self.dir)?;
+            }
         }
         if !failures.is_empty() {
             anyhow::bail!("services failed: {}", failures.join("; "));

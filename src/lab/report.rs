@@ -52,6 +52,9 @@ async fn demo(lab: &mut Lab) -> anyhow::Result<bool> {
         "edm lab {}: the course's SAGA, all five services in this process",
         lab.id
     );
+    println!("  {}", lab.servers.kafka);
+    println!("  stock in {}", lab.servers.stock);
+    println!("  orders in {}", lab.servers.orders);
     println!("  topics {}", lab.kafka.topics.all().join(", "));
     println!("  the payment gateway declines every payment of user `{DECLINED_USER}`\n");
     let before = lab.stock_by_item().await?;

@@ -105,7 +105,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let kafka = Kafka::new(kafka);
-    let store = OrderStore::connect(dynamo).await;
+    let store = OrderStore::connect(dynamo).await?;
     store.check_table().await?;
     kafka.check_reachable().await?;
     info!(table = store.table(), "order consumer started");

@@ -263,7 +263,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let kafka = Kafka::new(kafka);
-    let store = OrderStore::connect(dynamo).await;
+    let store = OrderStore::connect(dynamo).await?;
     if store.ensure_table().await? {
         info!(table = store.table(), "created the DynamoDB table");
     }

@@ -1,4 +1,6 @@
-//! The inventory store in MySQL: stock, its history, and the saga steps already applied.
+//! The inventory store in MySQL (or, for `edm lab`'s embedded mode, SQLite): stock, its
+//! history, and the saga steps already applied. One code path serves both through sqlx's
+//! `Any` driver; [`Dialect`] holds the few statements that differ.
 //!
 //! Every saga step is one MySQL transaction that first claims the step's row in
 //! `inventory_saga_step` (primary key `transaction_id, step`), then changes stock and
@@ -8,8 +10,8 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
-use sqlx::{Connection, Executor, MySql, Transaction};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
 
 use crate::config::{MysqlArgs, START_HINT};
 use crate::event::reason;
@@ -18,6 +20,62 @@ use crate::event::reason;
 pub const SCHEMA_SQL: &str = include_str!("../../sql/01_schema.sql");
 /// The course's five seed items.
 pub const SEED_SQL: &str = include_str!("../../sql/02_seed.sql");
+/// The same schema for SQLite.
+pub const SQLITE_SCHEMA_SQL: &str = include_str!("../../sql/sqlite/01_schema.sql");
+/// The same seed items for SQLite.
+pub const SQLITE_SEED_SQL: &str = include_str!("../../sql/sqlite/02_seed.sql");
+
+/// Which SQL database holds the stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// MySQL or MariaDB (the course's store).
+    MySql,
+    /// SQLite (the embedded store of `edm lab`).
+    Sqlite,
+}
+
+impl Dialect {
+    /// The dialect of a sqlx URL.
+    pub fn of_url(url: &str) -> Result<Dialect, InventoryError> {
+        match url.split_once(':').map(|(scheme, _)| scheme) {
+            Some("mysql" | "mariadb") => Ok(Dialect::MySql),
+            Some("sqlite") => Ok(Dialect::Sqlite),
+            _ => Err(InventoryError::BadUrl(format!(
+                "{} is neither mysql://… nor sqlite:…",
+                redact(url)
+            ))),
+        }
+    }
+
+    fn schema(self) -> [&'static str; 2] {
+        match self {
+            Dialect::MySql => [SCHEMA_SQL, SEED_SQL],
+            Dialect::Sqlite => [SQLITE_SCHEMA_SQL, SQLITE_SEED_SQL],
+        }
+    }
+
+    /// Reads an item's price and stock, locking the row until the transaction ends
+    /// (SQLite needs no lock: the embedded store has a single writer connection).
+    fn select_item_for_update(self) -> &'static str {
+        match self {
+            Dialect::MySql => "SELECT price, quantity FROM inventory WHERE id = ? FOR UPDATE",
+            Dialect::Sqlite => "SELECT price, quantity FROM inventory WHERE id = ?",
+        }
+    }
+
+    fn count_tables(self) -> &'static str {
+        match self {
+            Dialect::MySql => {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() \
+                 AND table_name IN ('inventory', 'inventory_history', 'inventory_saga_step')"
+            }
+            Dialect::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' \
+                 AND name IN ('inventory', 'inventory_history', 'inventory_saga_step')"
+            }
+        }
+    }
+}
 
 const STEP_RESERVE: &str = "RESERVE";
 const STEP_RELEASE: &str = "RELEASE";
@@ -115,10 +173,11 @@ pub struct Applied<T> {
     pub duplicate: bool,
 }
 
-/// The inventory store: a MySQL connection pool.
+/// The inventory store: a connection pool.
 #[derive(Debug, Clone)]
 pub struct InventoryStore {
-    pool: MySqlPool,
+    pool: AnyPool,
+    dialect: Dialect,
     address: String,
 }
 
@@ -130,19 +189,35 @@ impl InventoryStore {
         Ok(store)
     }
 
-    /// Connects without checking the schema (used by `edm setup`).
+    /// Connects without checking the schema (used by `edm setup`). A SQLite file is
+    /// created if missing.
     pub async fn connect_unchecked(args: &MysqlArgs) -> Result<Self, InventoryError> {
+        install_default_drivers();
+        let dialect = Dialect::of_url(&args.mysql_url)?;
         let address = redact(&args.mysql_url);
-        let pool = MySqlPoolOptions::new()
-            .max_connections(args.mysql_pool_size.max(1))
+        let (url, connections) = match dialect {
+            Dialect::MySql => (args.mysql_url.clone(), args.mysql_pool_size.max(1)),
+            // One writer at a time is SQLite's model; one connection makes it explicit.
+            Dialect::Sqlite if args.mysql_url.contains("mode=") => (args.mysql_url.clone(), 1),
+            Dialect::Sqlite => {
+                let separator = if args.mysql_url.contains('?') {
+                    '&'
+                } else {
+                    '?'
+                };
+                (format!("{}{separator}mode=rwc", args.mysql_url), 1)
+            }
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(connections)
             .acquire_timeout(Duration::from_secs(5))
-            .connect(&args.mysql_url)
+            .connect(&url)
             .await;
         let pool = match pool {
             Ok(pool) => pool,
             Err(sqlx::Error::PoolTimedOut) => {
                 // The pool only says it timed out; one direct attempt tells why.
-                let detail = match sqlx::MySqlConnection::connect(&args.mysql_url).await {
+                let detail = match AnyConnection::connect(&url).await {
                     Err(detail) => detail,
                     Ok(_) => sqlx::Error::PoolTimedOut,
                 };
@@ -150,22 +225,23 @@ impl InventoryStore {
             }
             Err(detail) => return Err(InventoryError::Unreachable { address, detail }),
         };
-        Ok(Self { pool, address })
+        Ok(Self {
+            pool,
+            dialect,
+            address,
+        })
     }
 
     /// The connection pool (for tests and tools that read the tables).
-    pub fn pool(&self) -> &MySqlPool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
     /// Fails with a helpful message if `edm setup` has not been run.
     pub async fn check_schema(&self) -> Result<(), InventoryError> {
-        let tables: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() \
-             AND table_name IN ('inventory', 'inventory_history', 'inventory_saga_step')",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let tables: i64 = sqlx::query_scalar(self.dialect.count_tables())
+            .fetch_one(&self.pool)
+            .await?;
         if tables < 3 {
             return Err(InventoryError::NoSchema {
                 address: self.address.clone(),
@@ -176,7 +252,8 @@ impl InventoryStore {
 
     /// Creates the tables (if missing) and the seed items (if missing).
     pub async fn apply_schema(&self) -> Result<(), InventoryError> {
-        for statement in sql_statements(SCHEMA_SQL).chain(sql_statements(SEED_SQL)) {
+        let [schema, seed] = self.dialect.schema();
+        for statement in sql_statements(schema).chain(sql_statements(seed)) {
             self.pool.execute(sqlx::raw_sql(statement)).await?;
         }
         Ok(())
@@ -194,11 +271,10 @@ impl InventoryStore {
             tx.rollback().await?;
             return self.recorded_reservation(transaction_id).await;
         }
-        let row: Option<(i32, i32)> =
-            sqlx::query_as("SELECT price, quantity FROM inventory WHERE id = ? FOR UPDATE")
-                .bind(item_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let row: Option<(i32, i32)> = sqlx::query_as(self.dialect.select_item_for_update())
+            .bind(item_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         let outcome = match row {
             None => Reservation::Rejected {
                 reason: reason::UNKNOWN_ITEM,
@@ -411,7 +487,7 @@ impl InventoryStore {
 /// Claims a step's row; false if the step was already applied (or is being applied by a
 /// concurrent transaction that has since committed).
 async fn claim_step(
-    tx: &mut Transaction<'_, MySql>,
+    tx: &mut Transaction<'_, Any>,
     transaction_id: &str,
     step: &str,
     item_id: i64,
@@ -436,7 +512,7 @@ async fn claim_step(
 }
 
 async fn record_outcome(
-    tx: &mut Transaction<'_, MySql>,
+    tx: &mut Transaction<'_, Any>,
     transaction_id: &str,
     step: &str,
     outcome: &str,
@@ -456,7 +532,7 @@ async fn record_outcome(
 }
 
 async fn insert_history(
-    tx: &mut Transaction<'_, MySql>,
+    tx: &mut Transaction<'_, Any>,
     transaction_id: &str,
     item_id: i64,
     quantity: i64,

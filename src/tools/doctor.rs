@@ -120,14 +120,16 @@ async fn check_mysql(args: &MysqlArgs) -> Check {
 }
 
 async fn check_dynamo(args: &DynamoArgs) -> Check {
-    let store = OrderStore::connect(args).await;
     let endpoint = args.endpoint_override().unwrap_or("aws");
     let name = format!("DynamoDB {endpoint}");
-    let result = store
-        .check_table()
-        .await
-        .map(|()| format!("table `{}`", store.table()))
-        .map_err(|e| e.to_string());
+    let result = match OrderStore::connect(args).await {
+        Ok(store) => store
+            .check_table()
+            .await
+            .map(|()| format!("table `{}`", store.table()))
+            .map_err(|e| e.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
     Check::new(name, result)
 }
 

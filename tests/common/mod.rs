@@ -230,7 +230,9 @@ impl Lab {
         }
 
         let stock = InventoryStore::connect(&config.mysql).await.expect("MySQL");
-        let orders = OrderStore::connect(&config.dynamo).await;
+        let orders = OrderStore::connect(&config.dynamo)
+            .await
+            .expect("order store");
         let kafka = Kafka::new(&config.kafka);
         let producer = kafka.producer().expect("producer");
         let lab = Lab {

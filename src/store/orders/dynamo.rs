@@ -1,4 +1,4 @@
-//! The order store in DynamoDB: table `order`, hash key `transaction_id`, range key
+//! Orders in DynamoDB: table `order`, hash key `transaction_id`, range key
 //! `user_id`, attributes `name`, `addr`, `tel`, `email`, `status`, `updated` — the item
 //! shape of the course's order service. A cancelled order also gets a `reason`.
 //!
@@ -24,63 +24,22 @@ use aws_sdk_dynamodb::types::{
 };
 use serde_json::{Map, Value};
 
-use crate::config::{DynamoArgs, START_HINT};
+use super::{OrderStoreError, Transition, updated_before, updated_now};
+use crate::config::DynamoArgs;
 use crate::event::{SagaEvent, Status};
-
-/// Errors of the order store, with the endpoint and a hint where that helps.
-#[derive(Debug, thiserror::Error)]
-pub enum OrderStoreError {
-    /// The endpoint did not answer.
-    #[error(
-        "cannot reach DynamoDB at {endpoint}: {detail}. Is it running? Start it with `{START_HINT}`"
-    )]
-    Unreachable {
-        /// The endpoint (or `aws`).
-        endpoint: String,
-        /// What the SDK said.
-        detail: String,
-    },
-    /// The table does not exist.
-    #[error("DynamoDB table `{table}` does not exist at {endpoint}; run `edm setup` first")]
-    NoTable {
-        /// The table name.
-        table: String,
-        /// The endpoint (or `aws`).
-        endpoint: String,
-    },
-    /// A request failed.
-    #[error("DynamoDB request failed: {0}")]
-    Request(String),
-}
 
 /// The outbox attribute: the ORDER_CREATED event until the broker has it.
 const PENDING_EVENT: &str = "pending_event";
 
-/// How a status change went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transition {
-    /// The order moved from ORDER_CREATED to the new status.
-    Moved,
-    /// The order already had that status: a redelivered event, nothing changed.
-    AlreadyThere,
-    /// The order is in another final status; it stays there.
-    Refused {
-        /// Its current status.
-        current: String,
-    },
-    /// No such order in the table.
-    Missing,
-}
-
-/// The order store: a DynamoDB client and the table name.
+/// Orders in DynamoDB: a client and the table name.
 #[derive(Debug, Clone)]
-pub struct OrderStore {
+pub struct DynamoOrders {
     client: Client,
     table: String,
     endpoint: String,
 }
 
-impl OrderStore {
+impl DynamoOrders {
     /// Builds a client: with an endpoint override (LocalStack, moto, dynalite) credentials
     /// come from the environment or are dummies; without one, the normal AWS chain is used.
     pub async fn connect(args: &DynamoArgs) -> Self {
@@ -310,8 +269,7 @@ impl OrderStore {
     /// ORDER_CREATED events still in the outbox of orders last updated more than `age` ago.
     /// Unreadable outbox entries are logged and skipped.
     pub async fn pending_events(&self, age: Duration) -> Result<Vec<SagaEvent>, OrderStoreError> {
-        let cutoff = chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or_default();
-        let cutoff = cutoff.format(UPDATED_FORMAT).to_string();
+        let cutoff = updated_before(age);
         let mut events = Vec::new();
         let mut start_key = None;
         loop {
@@ -410,14 +368,6 @@ fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
-/// The `updated` attribute's format, as the course writes it: `2024-01-31T12:34:56.789012+0000`.
-pub const UPDATED_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6f%z";
-
-/// The current time in the `updated` format.
-pub fn updated_now() -> String {
-    chrono::Utc::now().format(UPDATED_FORMAT).to_string()
-}
-
 /// A DynamoDB item as plain JSON (strings, numbers, booleans, lists and maps).
 fn to_json(item: &HashMap<String, AttributeValue>) -> Map<String, Value> {
     item.iter()
@@ -444,19 +394,6 @@ fn attribute_to_json(value: &AttributeValue) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn updated_has_the_course_format() {
-        let updated = updated_now();
-        // e.g. 2024-01-31T12:34:56.789012+0000
-        assert_eq!(
-            updated.len(),
-            "2024-01-31T12:34:56.789012+0000".len(),
-            "{updated}"
-        );
-        assert!(updated.ends_with("+0000"), "{updated}");
-        assert!(chrono::DateTime::parse_from_str(&updated, "%Y-%m-%dT%H:%M:%S%.6f%z").is_ok());
-    }
 
     #[test]
     fn items_become_plain_json() {

@@ -1,0 +1,195 @@
+//! The order store (the order service's own database): DynamoDB, as in the course, or SQL
+//! (SQLite) for `edm lab`'s embedded mode. Both keep the course's item shape —
+//! `transaction_id`, `user_id`, `name`, `addr`, `tel`, `email`, `status`, `updated`, and a
+//! `reason` on cancelled orders — and the same rules:
+//!
+//! - status only moves forward (ORDER_CREATED → ORDER_COMPLETE | ORDER_CANCEL), never twice;
+//! - a new order is written together with its ORDER_CREATED event (`pending_event`, a
+//!   transactional outbox) that is cleared once the broker has the event.
+
+mod dynamo;
+mod sql;
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::config::{DynamoArgs, START_HINT};
+use crate::event::{SagaEvent, Status};
+
+pub use dynamo::DynamoOrders;
+pub use sql::SqlOrders;
+
+/// Errors of the order store, with the endpoint and a hint where that helps.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderStoreError {
+    /// The endpoint did not answer.
+    #[error(
+        "cannot reach DynamoDB at {endpoint}: {detail}. Is it running? Start it with `{START_HINT}`"
+    )]
+    Unreachable {
+        /// The endpoint (or `aws`).
+        endpoint: String,
+        /// What the SDK said.
+        detail: String,
+    },
+    /// The table does not exist.
+    #[error("DynamoDB table `{table}` does not exist at {endpoint}; run `edm setup` first")]
+    NoTable {
+        /// The table name.
+        table: String,
+        /// The endpoint (or `aws`).
+        endpoint: String,
+    },
+    /// A request failed.
+    #[error("DynamoDB request failed: {0}")]
+    Request(String),
+}
+
+/// How a status change went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// The order moved from ORDER_CREATED to the new status.
+    Moved,
+    /// The order already had that status: a redelivered event, nothing changed.
+    AlreadyThere,
+    /// The order is in another final status; it stays there.
+    Refused {
+        /// Its current status.
+        current: String,
+    },
+    /// No such order in the table.
+    Missing,
+}
+
+/// The `updated` attribute's format, as the course writes it: `2024-01-31T12:34:56.789012+0000`.
+pub const UPDATED_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6f%z";
+
+/// The current time in the `updated` format.
+pub fn updated_now() -> String {
+    chrono::Utc::now().format(UPDATED_FORMAT).to_string()
+}
+
+/// The orders: in DynamoDB, or in SQL when the endpoint is a `sqlite:` URL.
+#[derive(Debug, Clone)]
+pub enum OrderStore {
+    /// DynamoDB (LocalStack, moto, dynalite or AWS).
+    Dynamo(DynamoOrders),
+    /// SQL (the embedded SQLite store of `edm lab`).
+    Sql(SqlOrders),
+}
+
+/// Calls the same method on whichever store this is.
+macro_rules! delegate {
+    ($self:ident.$method:ident($($arg:expr),*)) => {
+        match $self {
+            OrderStore::Dynamo(store) => store.$method($($arg),*).await,
+            OrderStore::Sql(store) => store.$method($($arg),*).await,
+        }
+    };
+}
+
+impl OrderStore {
+    /// Connects to the store `args` names: a `sqlite:` endpoint means SQL, anything else
+    /// DynamoDB (see [`DynamoOrders::connect`]).
+    pub async fn connect(args: &DynamoArgs) -> Result<Self, OrderStoreError> {
+        if args.dynamodb_endpoint.starts_with("sqlite:") {
+            Ok(OrderStore::Sql(
+                SqlOrders::connect(&args.dynamodb_endpoint).await?,
+            ))
+        } else {
+            Ok(OrderStore::Dynamo(DynamoOrders::connect(args).await))
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        match self {
+            OrderStore::Dynamo(store) => store.table(),
+            OrderStore::Sql(store) => store.table(),
+        }
+    }
+
+    /// Fails with a helpful message if the store or the table is missing.
+    pub async fn check_table(&self) -> Result<(), OrderStoreError> {
+        delegate!(self.check_table())
+    }
+
+    /// Creates the table if it is missing; true if it was created.
+    pub async fn ensure_table(&self) -> Result<bool, OrderStoreError> {
+        delegate!(self.ensure_table())
+    }
+
+    /// Deletes the table (the lab's own table, after a run).
+    pub async fn delete_table(&self) -> Result<(), OrderStoreError> {
+        delegate!(self.delete_table())
+    }
+
+    /// Stores a new order with status ORDER_CREATED and its event in the outbox.
+    pub async fn create(&self, event: &SagaEvent) -> Result<(), OrderStoreError> {
+        delegate!(self.create(event))
+    }
+
+    /// The stored order's attributes, or `None` if there is no such order.
+    pub async fn get(
+        &self,
+        transaction_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Map<String, Value>>, OrderStoreError> {
+        delegate!(self.get(transaction_id, user_id))
+    }
+
+    /// Every order (a full scan: for tools and checks, not for hot paths).
+    pub async fn all_orders(&self) -> Result<Vec<Map<String, Value>>, OrderStoreError> {
+        delegate!(self.all_orders())
+    }
+
+    /// Marks the order's ORDER_CREATED event as sent (empties its outbox).
+    pub async fn mark_sent(
+        &self,
+        transaction_id: &str,
+        user_id: &str,
+    ) -> Result<(), OrderStoreError> {
+        delegate!(self.mark_sent(transaction_id, user_id))
+    }
+
+    /// ORDER_CREATED events still in the outbox of orders last updated more than `age` ago.
+    pub async fn pending_events(&self, age: Duration) -> Result<Vec<SagaEvent>, OrderStoreError> {
+        delegate!(self.pending_events(age))
+    }
+
+    /// Moves an order from ORDER_CREATED to `status` (ORDER_COMPLETE or ORDER_CANCEL).
+    pub async fn finish(
+        &self,
+        transaction_id: &str,
+        user_id: &str,
+        status: Status,
+        reason: Option<&str>,
+    ) -> Result<Transition, OrderStoreError> {
+        delegate!(self.finish(transaction_id, user_id, status, reason))
+    }
+}
+
+/// The `updated` value of an order last changed `age` ago.
+fn updated_before(age: Duration) -> String {
+    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or_default();
+    cutoff.format(UPDATED_FORMAT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updated_has_the_course_format() {
+        let updated = updated_now();
+        // e.g. 2024-01-31T12:34:56.789012+0000
+        assert_eq!(
+            updated.len(),
+            "2024-01-31T12:34:56.789012+0000".len(),
+            "{updated}"
+        );
+        assert!(updated.ends_with("+0000"), "{updated}");
+        assert!(chrono::DateTime::parse_from_str(&updated, "%Y-%m-%dT%H:%M:%S%.6f%z").is_ok());
+    }
+}

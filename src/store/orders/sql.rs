@@ -1,0 +1,251 @@
+//! Orders in SQL (SQLite for `edm lab`'s embedded mode): table `orders` with the DynamoDB
+//! item's attributes as columns, the same forward-only status and the same outbox.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+
+use super::{OrderStoreError, Transition, updated_before, updated_now};
+use crate::event::{SagaEvent, Status};
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS orders (
+    transaction_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    addr TEXT NOT NULL,
+    tel TEXT NOT NULL,
+    email TEXT NOT NULL,
+    status TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    reason TEXT NULL,
+    pending_event TEXT NULL,
+    PRIMARY KEY (transaction_id, user_id)
+)";
+
+const COLUMNS: &str = "transaction_id, user_id, name, addr, tel, email, status, updated, reason";
+
+/// Orders in a SQL database.
+#[derive(Debug, Clone)]
+pub struct SqlOrders {
+    pool: AnyPool,
+    url: String,
+}
+
+impl SqlOrders {
+    /// Connects to `url` (e.g. `sqlite:///tmp/lab/orders.db`; the file is created).
+    pub async fn connect(url: &str) -> Result<Self, OrderStoreError> {
+        install_default_drivers();
+        let with_mode = match url.contains("mode=") {
+            true => url.to_string(),
+            false => format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' }),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&with_mode)
+            .await
+            .map_err(|e| OrderStoreError::Unreachable {
+                endpoint: url.to_string(),
+                detail: e.to_string(),
+            })?;
+        Ok(Self {
+            pool,
+            url: url.to_string(),
+        })
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        "orders"
+    }
+
+    fn failed(&self, error: sqlx::Error) -> OrderStoreError {
+        OrderStoreError::Request(format!("{}: {error}", self.url))
+    }
+
+    /// Fails if the table is missing.
+    pub async fn check_table(&self) -> Result<(), OrderStoreError> {
+        let found: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'orders'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.failed(e))?;
+        match found {
+            0 => Err(OrderStoreError::NoTable {
+                table: "orders".into(),
+                endpoint: self.url.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Creates the table if it is missing; true if it was created.
+    pub async fn ensure_table(&self) -> Result<bool, OrderStoreError> {
+        let existed = self.check_table().await.is_ok();
+        sqlx::query(CREATE_TABLE)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(!existed)
+    }
+
+    /// Drops the table.
+    pub async fn delete_table(&self) -> Result<(), OrderStoreError> {
+        sqlx::query("DROP TABLE IF EXISTS orders")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(())
+    }
+
+    /// Stores a new order with status ORDER_CREATED and its event in the outbox.
+    pub async fn create(&self, event: &SagaEvent) -> Result<(), OrderStoreError> {
+        let order = &event.order;
+        sqlx::query(
+            "INSERT INTO orders (transaction_id, user_id, name, addr, tel, email, status, \
+             updated, pending_event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&event.transaction_id)
+        .bind(&order.user_id)
+        .bind(&order.name)
+        .bind(&order.addr)
+        .bind(&order.tel)
+        .bind(&order.email)
+        .bind(Status::OrderCreated.as_str())
+        .bind(updated_now())
+        .bind(String::from_utf8_lossy(&event.to_payload()).into_owned())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.failed(e))?;
+        Ok(())
+    }
+
+    /// The stored order's attributes, or `None`.
+    pub async fn get(
+        &self,
+        transaction_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Map<String, Value>>, OrderStoreError> {
+        let row = sqlx::query(
+            "SELECT transaction_id, user_id, name, addr, tel, email, status, updated, reason \
+             FROM orders WHERE transaction_id = ? AND user_id = ?",
+        )
+        .bind(transaction_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.failed(e))?;
+        row.map(|row| to_json(&row))
+            .transpose()
+            .map_err(|e| self.failed(e))
+    }
+
+    /// Every order.
+    pub async fn all_orders(&self) -> Result<Vec<Map<String, Value>>, OrderStoreError> {
+        let rows = sqlx::query(
+            "SELECT transaction_id, user_id, name, addr, tel, email, status, updated, reason \
+             FROM orders",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.failed(e))?;
+        rows.iter()
+            .map(to_json)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.failed(e))
+    }
+
+    /// Empties the order's outbox.
+    pub async fn mark_sent(
+        &self,
+        transaction_id: &str,
+        user_id: &str,
+    ) -> Result<(), OrderStoreError> {
+        sqlx::query(
+            "UPDATE orders SET pending_event = NULL WHERE transaction_id = ? AND user_id = ?",
+        )
+        .bind(transaction_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.failed(e))?;
+        Ok(())
+    }
+
+    /// Outbox events of orders last updated more than `age` ago.
+    pub async fn pending_events(&self, age: Duration) -> Result<Vec<SagaEvent>, OrderStoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT pending_event FROM orders WHERE pending_event IS NOT NULL AND updated < ?",
+        )
+        .bind(updated_before(age))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.failed(e))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(
+                |(raw,)| match SagaEvent::from_payload(Some(raw.as_bytes())) {
+                    Ok(event) => Some(event),
+                    Err(error) => {
+                        tracing::error!(%error, "unreadable outbox entry skipped");
+                        None
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// Moves an order from ORDER_CREATED to `status`.
+    pub async fn finish(
+        &self,
+        transaction_id: &str,
+        user_id: &str,
+        status: Status,
+        reason: Option<&str>,
+    ) -> Result<Transition, OrderStoreError> {
+        let moved = sqlx::query(
+            "UPDATE orders SET status = ?, updated = ?, reason = ?, pending_event = NULL \
+             WHERE transaction_id = ? AND user_id = ? AND status = ?",
+        )
+        .bind(status.as_str())
+        .bind(updated_now())
+        .bind(reason)
+        .bind(transaction_id)
+        .bind(user_id)
+        .bind(Status::OrderCreated.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.failed(e))?;
+        if moved.rows_affected() == 1 {
+            return Ok(Transition::Moved);
+        }
+        let current = self.get(transaction_id, user_id).await?;
+        Ok(
+            match current
+                .as_ref()
+                .and_then(|o| o.get("status"))
+                .and_then(Value::as_str)
+            {
+                None => Transition::Missing,
+                Some(current) if current == status.as_str() => Transition::AlreadyThere,
+                Some(current) => Transition::Refused {
+                    current: current.to_string(),
+                },
+            },
+        )
+    }
+}
+
+/// A row as the same JSON object DynamoDB returns (no `reason` unless set).
+fn to_json(row: &sqlx::any::AnyRow) -> Result<Map<String, Value>, sqlx::Error> {
+    let mut order = Map::new();
+    for column in COLUMNS.split(", ") {
+        let value: Option<String> = row.try_get(column)?;
+        if let Some(value) = value {
+            order.insert(column.to_string(), Value::String(value));
+        }
+    }
+    Ok(order)
+}
