@@ -73,6 +73,11 @@ impl LabConfig {
 
     /// Runs `edm setup` and `edm create-topics` for this lab.
     pub async fn prepare(&self) {
+        self.prepare_with_partitions(1).await;
+    }
+
+    /// Runs `edm setup` and `edm create-topics --partitions N` for this lab.
+    pub async fn prepare_with_partitions(&self, partitions: i32) {
         setup::run(&self.mysql, &self.dynamo)
             .await
             .expect("edm setup");
@@ -87,7 +92,7 @@ impl LabConfig {
         );
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         kafka
-            .create_topics(&names, 1, 1)
+            .create_topics(&names, partitions, 1)
             .await
             .expect("create topics");
     }

@@ -23,7 +23,9 @@ pub struct EdmProcess {
 impl EdmProcess {
     /// Starts `edm <subcommand> <args>` against the lab's servers.
     pub fn spawn(config: &LabConfig, subcommand: &str, args: &[&str]) -> Self {
-        let log = std::env::temp_dir().join(format!("edm-{}-{subcommand}.log", config.id));
+        let instance = &uuid::Uuid::new_v4().simple().to_string()[..6];
+        let log =
+            std::env::temp_dir().join(format!("edm-{}-{subcommand}-{instance}.log", config.id));
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let child = start(config, subcommand, &args, &log);
         Self {

@@ -1,0 +1,123 @@
+//! Scale-out: topics with 3 partitions and two instances of each consumer as separate
+//! processes; one instance is killed and another added mid-run. Rebalances move
+//! partitions between instances; nothing may be lost or done twice.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::process::EdmProcess;
+use common::servers::{free_port, wait_port};
+use common::{LabConfig, Placed, check_invariants, init_logs, order_body, stock_by_item};
+use edm::store::inventory::InventoryStore;
+use edm::store::orders::OrderStore;
+use futures_util::future::join_all;
+use serde_json::Value;
+
+const ORDERS: usize = 300;
+const IN_FLIGHT: usize = 8;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_per_consumer_with_one_killed_and_one_added_lose_and_double_nothing() {
+    init_logs();
+    let config = LabConfig::fresh();
+    config.prepare_with_partitions(3).await;
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut processes = vec![EdmProcess::spawn(
+        &config,
+        "order-service",
+        &["--listen", &listen],
+    )];
+    for _ in 0..2 {
+        processes.push(EdmProcess::spawn(&config, "inventory-consumer", &[]));
+        processes.push(EdmProcess::spawn(
+            &config,
+            "payment-consumer",
+            &["--decline-rate", "0.3"],
+        ));
+        processes.push(EdmProcess::spawn(&config, "order-consumer", &[]));
+    }
+    wait_port(port, true, Duration::from_secs(30));
+    let stock = InventoryStore::connect(&config.mysql).await.unwrap();
+    let orders = OrderStore::connect(&config.dynamo)
+        .await
+        .expect("order store");
+    let initial = stock_by_item(&stock).await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{listen}/v1/order");
+
+    let mut placed: Vec<Placed> = Vec::new();
+    let (mut killed, mut added) = (false, false);
+    while placed.len() < ORDERS {
+        if placed.len() >= ORDERS / 3 && !killed {
+            // Kill the first inventory consumer once it is busy; its partitions move.
+            let victim = processes
+                .iter_mut()
+                .find(|p| p.name == "inventory-consumer")
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while victim.output().matches(" → ").count() < 5 {
+                assert!(
+                    Instant::now() < deadline,
+                    "never busy:\n{}",
+                    victim.output()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            victim.kill9();
+            killed = true;
+        }
+        if placed.len() >= 2 * ORDERS / 3 && !added {
+            // A new order-consumer instance joins: partitions are reassigned again.
+            processes.push(EdmProcess::spawn(&config, "order-consumer", &[]));
+            added = true;
+        }
+        let batch = (placed.len()..placed.len() + IN_FLIGHT).map(|n| {
+            let (user, item, quantity) =
+                (format!("user-{n}"), 1 + (n % 5) as i64, 1 + (n % 3) as i64);
+            let request = http
+                .post(&url)
+                .json(&order_body(&user, item, quantity))
+                .send();
+            async move {
+                let answer: Value = request.await.expect("POST").json().await.expect("JSON");
+                let tx = answer["transaction_id"].as_str().expect("tx").to_string();
+                Placed {
+                    tx,
+                    user,
+                    item,
+                    quantity,
+                }
+            }
+        });
+        placed.extend(join_all(batch).await);
+    }
+
+    let (completed, cancelled) = check_invariants(&stock, &orders, &placed, &initial).await;
+    assert_eq!(completed + cancelled, placed.len());
+    assert!(completed > 0 && cancelled > 0);
+
+    // Work was really spread: the surviving instances logged rebalances and saga steps.
+    let survivors: Vec<&EdmProcess> = processes
+        .iter()
+        .filter(|p| p.name != "order-service")
+        .collect();
+    let assigned = survivors
+        .iter()
+        .filter(|p| p.output().contains("partitions assigned"))
+        .count();
+    assert!(
+        assigned >= 6,
+        "only {assigned} consumer instances got partitions"
+    );
+    let reassigned = processes
+        .iter()
+        .filter(|p| p.name == "inventory-consumer")
+        .any(|p| p.output().matches("partitions assigned").count() >= 2);
+    assert!(
+        reassigned,
+        "no inventory consumer took over partitions after the kill"
+    );
+    eprintln!("{completed} completed, {cancelled} cancelled over 3 partitions");
+}
