@@ -118,12 +118,17 @@ pub async fn run<S: SagaStep>(
         if !send_all(&producer, &outgoing, &shutdown).await {
             break;
         }
-        if let Err(error) = consumer.commit_message(&message, CommitMode::Async) {
+        // Only now is the event done: store its offset, so that no commit (the final one at
+        // shutdown included) ever covers an event still in hand.
+        if let Err(error) = consumer.store_offset_from_message(&message) {
+            warn!(%error, at = %origin, "offset not stored; the event may be redelivered (harmless)");
+        } else if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
             warn!(%error, at = %origin, "offset commit failed; the event may be redelivered (harmless)");
         }
     }
 
     info!(topic, group, "stopping: committing offsets and flushing");
+    // Commits the stored offsets only: events fully handled.
     if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
         // NoOffset just means nothing was consumed since the last commit.
         if !matches!(

@@ -160,6 +160,9 @@ impl Kafka {
         config
             .set("group.id", group)
             .set("enable.auto.commit", "false")
+            // Offsets are stored by hand once an event is fully handled, so that a commit
+            // (also the final one at shutdown) never covers unfinished work.
+            .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false");
         let context = SagaContext {

@@ -299,3 +299,72 @@ async fn an_order_stored_but_never_sent_is_sent_from_the_outbox() {
     );
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_mysql_is_down_keeps_the_event_for_the_next_run() {
+    use common::process::EdmProcess;
+    use common::servers::{free_port, wait_port};
+
+    let mysql = PrivateMysql::start();
+    let mut config = LabConfig::fresh();
+    config.mysql.mysql_url = format!("{}/edm_{}", mysql.url(), config.id);
+    config.prepare().await;
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _services = [
+        EdmProcess::spawn(&config, "order-service", &["--listen", &listen]),
+        EdmProcess::spawn(&config, "payment-consumer", &["--pg-ok", "true"]),
+        EdmProcess::spawn(&config, "order-consumer", &[]),
+    ];
+    let mut inventory = EdmProcess::spawn(&config, "inventory-consumer", &[]);
+    wait_port(port, true, Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !inventory.output().contains("partitions assigned") {
+        assert!(Instant::now() < deadline, "{}", inventory.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    mysql.stop();
+    let client = edm::tools::order_client::OrderClient::new(&format!("http://{listen}"));
+    let tx = client
+        .place_raw(&order_body("patient", 2, 3))
+        .await
+        .expect("POST");
+    let tx = tx["transaction_id"].as_str().unwrap().to_string();
+    // The consumer has the event and retries against the dead MySQL...
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !inventory.output().contains("step failed, retrying") {
+        assert!(Instant::now() < deadline, "{}", inventory.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ...when it is asked to stop: it exits cleanly without committing that event.
+    let status = inventory.terminate();
+    assert!(status.success(), "exit {status}:\n{}", inventory.output());
+
+    mysql.start_again();
+    inventory.restart();
+    let orders = edm::store::orders::OrderStore::connect(&config.dynamo)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored = orders.get(&tx, "patient").await.unwrap().expect("order");
+        if stored["status"] == "ORDER_COMPLETE" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the event was lost at shutdown: {stored:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stock = InventoryStore::connect(&config.mysql).await.unwrap();
+    let history: Vec<i32> = stock
+        .history_of(&tx)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.quantity)
+        .collect();
+    assert_eq!(history, vec![-3]);
+}

@@ -68,71 +68,88 @@ pub async fn trace(kafka: &Kafka, transaction_id: &str) -> Result<Vec<TracedEven
         servers: kafka.servers().to_string(),
         detail,
     };
-    // Where each partition ends now: read up to there.
-    let mut assignment = TopicPartitionList::new();
-    let mut remaining: HashMap<(String, i32), i64> = HashMap::new();
     let metadata = consumer
         .fetch_metadata(None, Duration::from_secs(5))
         .map_err(unreachable)?;
+    // Every partition of the saga's topics, read from its start.
+    let mut assignment = TopicPartitionList::new();
+    let mut next: HashMap<(String, i32), i64> = HashMap::new();
     for topic in metadata
         .topics()
         .iter()
         .filter(|t| wanted.iter().any(|w| w == t.name()))
     {
         for partition in topic.partitions() {
-            let (low, high) = consumer
-                .fetch_watermarks(topic.name(), partition.id(), Duration::from_secs(5))
+            assignment
+                .add_partition_offset(topic.name(), partition.id(), Offset::Beginning)
                 .map_err(unreachable)?;
-            if high > low {
-                assignment
-                    .add_partition_offset(topic.name(), partition.id(), Offset::Offset(low))
-                    .map_err(unreachable)?;
-                remaining.insert((topic.name().to_string(), partition.id()), high);
-            }
+            next.insert((topic.name().to_string(), partition.id()), 0);
         }
     }
     let mut events = Vec::new();
-    if remaining.is_empty() {
+    if next.is_empty() {
         return Ok(events);
     }
     consumer.assign(&assignment).map_err(unreachable)?;
-    while !remaining.is_empty() {
-        let message = match tokio::time::timeout(READ_TIMEOUT, consumer.recv()).await {
-            Ok(received) => received.map_err(unreachable)?,
-            Err(_) => break, // nothing more arrives: what is left was compacted or deleted
-        };
-        let key = (message.topic().to_string(), message.partition());
-        if remaining
-            .get(&key)
-            .is_some_and(|end| message.offset() + 1 >= *end)
+    // Read up to each partition's end; then ask for the ends again, in case a broker
+    // reported one late, until nothing is left unread.
+    loop {
+        let mut ends = HashMap::new();
+        for ((topic, partition), position) in &next {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, *partition, Duration::from_secs(5))
+                .map_err(unreachable)?;
+            if high > (*position).max(low) {
+                ends.insert((topic.clone(), *partition), high);
+            }
+        }
+        if ends.is_empty() {
+            break;
+        }
+        while ends
+            .iter()
+            .any(|(key, end)| next.get(key).is_some_and(|n| n < end))
         {
-            remaining.remove(&key);
+            let message = match tokio::time::timeout(READ_TIMEOUT, consumer.recv()).await {
+                Ok(received) => received.map_err(unreachable)?,
+                // Nothing more arrives: what is left was deleted.
+                Err(_) => return Ok(sorted(events)),
+            };
+            next.insert(
+                (message.topic().to_string(), message.partition()),
+                message.offset() + 1,
+            );
+            let payload: Value = message
+                .payload()
+                .and_then(|p| serde_json::from_slice(p).ok())
+                .unwrap_or(Value::Null);
+            let keyed = message
+                .key()
+                .is_some_and(|k| k == transaction_id.as_bytes());
+            if payload["transaction_id"] != transaction_id && !keyed {
+                continue;
+            }
+            let status = payload["status"].as_str().unwrap_or("?").to_string();
+            let reason = payload["reason"].as_str().map(str::to_string);
+            events.push(TracedEvent {
+                sent_by: sender_of(&kafka.topics, message.topic(), &status, reason.as_deref()),
+                topic: message.topic().to_string(),
+                partition: message.partition(),
+                offset: message.offset(),
+                timestamp_ms: message.timestamp().to_millis(),
+                total_price: payload["payment"]["total_price"].as_i64(),
+                status,
+                reason,
+            });
         }
-        let payload: Value = message
-            .payload()
-            .and_then(|p| serde_json::from_slice(p).ok())
-            .unwrap_or(Value::Null);
-        let keyed = message
-            .key()
-            .is_some_and(|k| k == transaction_id.as_bytes());
-        if payload["transaction_id"] != transaction_id && !keyed {
-            continue;
-        }
-        let status = payload["status"].as_str().unwrap_or("?").to_string();
-        let reason = payload["reason"].as_str().map(str::to_string);
-        events.push(TracedEvent {
-            sent_by: sender_of(&kafka.topics, message.topic(), &status, reason.as_deref()),
-            topic: message.topic().to_string(),
-            partition: message.partition(),
-            offset: message.offset(),
-            timestamp_ms: message.timestamp().to_millis(),
-            total_price: payload["payment"]["total_price"].as_i64(),
-            status,
-            reason,
-        });
     }
+    Ok(sorted(events))
+}
+
+/// Events oldest first (by broker timestamp, then offset).
+fn sorted(mut events: Vec<TracedEvent>) -> Vec<TracedEvent> {
     events.sort_by_key(|e| (e.timestamp_ms.unwrap_or(i64::MAX), e.offset));
-    Ok(events)
+    events
 }
 
 /// The events as a timeline, times relative to `start_ms` (or to the first event).
