@@ -8,11 +8,9 @@ use std::time::{Duration, Instant};
 
 use common::process::EdmProcess;
 use common::servers::{free_port, wait_port};
-use common::{LabConfig, Placed, check_invariants, init_logs, order_body, stock_by_item};
+use common::{LabConfig, Placed, check_invariants, init_logs, place_orders, stock_by_item};
 use edm::store::inventory::InventoryStore;
 use edm::store::orders::OrderStore;
-use futures_util::future::join_all;
-use serde_json::Value;
 
 const ORDERS: usize = 300;
 const IN_FLIGHT: usize = 8;
@@ -73,25 +71,8 @@ async fn two_instances_per_consumer_with_one_killed_and_one_added_lose_and_doubl
             processes.push(EdmProcess::spawn(&config, "order-consumer", &[]));
             added = true;
         }
-        let batch = (placed.len()..placed.len() + IN_FLIGHT).map(|n| {
-            let (user, item, quantity) =
-                (format!("user-{n}"), 1 + (n % 5) as i64, 1 + (n % 3) as i64);
-            let request = http
-                .post(&url)
-                .json(&order_body(&user, item, quantity))
-                .send();
-            async move {
-                let answer: Value = request.await.expect("POST").json().await.expect("JSON");
-                let tx = answer["transaction_id"].as_str().expect("tx").to_string();
-                Placed {
-                    tx,
-                    user,
-                    item,
-                    quantity,
-                }
-            }
-        });
-        placed.extend(join_all(batch).await);
+        let next = placed.len()..placed.len() + IN_FLIGHT;
+        placed.extend(place_orders(&http, &url, next).await);
     }
 
     let (completed, cancelled) = check_invariants(&stock, &orders, &placed, &initial).await;

@@ -563,3 +563,30 @@ pub async fn stock_by_item(stock: &InventoryStore) -> std::collections::HashMap<
 }
 pub mod process;
 pub mod servers;
+
+/// Places orders number `range` through the order service at `url` (`POST /v1/order`),
+/// all at once: user `user-N` buys 1–3 of item 1–5.
+pub async fn place_orders(
+    http: &reqwest::Client,
+    url: &str,
+    range: std::ops::Range<usize>,
+) -> Vec<Placed> {
+    let requests = range.map(|n| {
+        let (user, item, quantity) = (format!("user-{n}"), 1 + (n % 5) as i64, 1 + (n % 3) as i64);
+        let request = http
+            .post(url)
+            .json(&order_body(&user, item, quantity))
+            .send();
+        async move {
+            let answer: Value = request.await.expect("POST").json().await.expect("JSON");
+            let tx = answer["transaction_id"].as_str().expect("tx").to_string();
+            Placed {
+                tx,
+                user,
+                item,
+                quantity,
+            }
+        }
+    });
+    futures_util::future::join_all(requests).await
+}

@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::types::{
 };
 use serde_json::{Map, Value};
 
-use super::{OrderStoreError, Transition, updated_before, updated_now};
+use super::{OrderStoreError, Transition, parse_outbox, updated_before, updated_now};
 use crate::config::DynamoArgs;
 use crate::event::{SagaEvent, Status};
 
@@ -218,30 +218,46 @@ impl DynamoOrders {
         }))
     }
 
-    /// Every order in the table (a full scan: for tools and checks, not for hot paths).
-    pub async fn all_orders(&self) -> Result<Vec<Map<String, Value>>, OrderStoreError> {
-        let mut orders = Vec::new();
+    /// Every item of the table that matches `filter` (with `:cutoff` bound to `cutoff`,
+    /// if given), all pages of the scan.
+    async fn scan(
+        &self,
+        filter: Option<(&str, &str)>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, OrderStoreError> {
+        let mut items = Vec::new();
         let mut start_key = None;
         loop {
-            let page = self
+            let mut scan = self
                 .client
                 .scan()
                 .table_name(&self.table)
                 .consistent_read(true)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| self.failure(e))?;
-            for item in page.items() {
-                let mut item = item.clone();
-                item.remove(PENDING_EVENT);
-                orders.push(to_json(&item));
+                .set_exclusive_start_key(start_key);
+            if let Some((expression, cutoff)) = filter {
+                scan = scan
+                    .filter_expression(expression)
+                    .expression_attribute_values(":cutoff", AttributeValue::S(cutoff.to_string()));
             }
+            let page = scan.send().await.map_err(|e| self.failure(e))?;
+            items.extend(page.items().iter().cloned());
             start_key = page.last_evaluated_key;
             if start_key.is_none() {
-                return Ok(orders);
+                return Ok(items);
             }
         }
+    }
+
+    /// Every order in the table (a full scan: for tools and checks, not for hot paths).
+    pub async fn all_orders(&self) -> Result<Vec<Map<String, Value>>, OrderStoreError> {
+        Ok(self
+            .scan(None)
+            .await?
+            .into_iter()
+            .map(|mut item| {
+                item.remove(PENDING_EVENT);
+                to_json(&item)
+            })
+            .collect())
     }
 
     /// Marks the order's ORDER_CREATED event as sent (empties its outbox).
@@ -270,34 +286,14 @@ impl DynamoOrders {
     /// Unreadable outbox entries are logged and skipped.
     pub async fn pending_events(&self, age: Duration) -> Result<Vec<SagaEvent>, OrderStoreError> {
         let cutoff = updated_before(age);
-        let mut events = Vec::new();
-        let mut start_key = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("attribute_exists(pending_event) AND updated < :cutoff")
-                .expression_attribute_values(":cutoff", AttributeValue::S(cutoff.clone()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| self.failure(e))?;
-            for item in page.items() {
-                let Some(AttributeValue::S(raw)) = item.get(PENDING_EVENT) else {
-                    continue;
-                };
-                match SagaEvent::from_payload(Some(raw.as_bytes())) {
-                    Ok(event) => events.push(event),
-                    Err(error) => tracing::error!(%error, ?item, "unreadable outbox entry skipped"),
-                }
-            }
-            start_key = page.last_evaluated_key;
-            if start_key.is_none() {
-                return Ok(events);
-            }
-        }
+        let filter = "attribute_exists(pending_event) AND updated < :cutoff";
+        let items = self.scan(Some((filter, &cutoff))).await?;
+        Ok(parse_outbox(items.iter().filter_map(
+            |item| match item.get(PENDING_EVENT) {
+                Some(AttributeValue::S(raw)) => Some(raw.as_str()),
+                _ => None,
+            },
+        )))
     }
 
     /// Moves an order from ORDER_CREATED to `status` (ORDER_COMPLETE or ORDER_CANCEL).
@@ -339,16 +335,7 @@ impl DynamoOrders {
             Ok(_) => Ok(Transition::Moved),
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => {
                 let current = self.get(transaction_id, user_id).await?;
-                let current_status = current
-                    .as_ref()
-                    .and_then(|item| item.get("status"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                Ok(match current_status {
-                    None => Transition::Missing,
-                    Some(current) if current == status.as_str() => Transition::AlreadyThere,
-                    Some(current) => Transition::Refused { current },
-                })
+                Ok(Transition::refused_move(current.as_ref(), status))
             }
             Err(e) => Err(self.failure(e)),
         }

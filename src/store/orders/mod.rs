@@ -170,6 +170,34 @@ impl OrderStore {
     }
 }
 
+impl Transition {
+    /// Why a conditional move to `status` changed nothing, from the order as it is now.
+    fn refused_move(current: Option<&Map<String, Value>>, status: Status) -> Transition {
+        match current
+            .and_then(|order| order.get("status"))
+            .and_then(Value::as_str)
+        {
+            None => Transition::Missing,
+            Some(current) if current == status.as_str() => Transition::AlreadyThere,
+            Some(current) => Transition::Refused {
+                current: current.to_string(),
+            },
+        }
+    }
+}
+
+/// Outbox entries as events; unreadable ones are logged and skipped.
+fn parse_outbox<'a>(raw: impl Iterator<Item = &'a str>) -> Vec<SagaEvent> {
+    raw.filter_map(|raw| match SagaEvent::from_payload(Some(raw.as_bytes())) {
+        Ok(event) => Some(event),
+        Err(error) => {
+            tracing::error!(%error, entry = raw, "unreadable outbox entry skipped");
+            None
+        }
+    })
+    .collect()
+}
+
 /// The `updated` value of an order last changed `age` ago.
 fn updated_before(age: Duration) -> String {
     let cutoff = chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or_default();

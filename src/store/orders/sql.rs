@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
-use super::{OrderStoreError, Transition, updated_before, updated_now};
+use super::{OrderStoreError, Transition, parse_outbox, updated_before, updated_now};
 use crate::event::{SagaEvent, Status};
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS orders (
@@ -183,18 +183,7 @@ impl SqlOrders {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.failed(e))?;
-        Ok(rows
-            .into_iter()
-            .filter_map(
-                |(raw,)| match SagaEvent::from_payload(Some(raw.as_bytes())) {
-                    Ok(event) => Some(event),
-                    Err(error) => {
-                        tracing::error!(%error, "unreadable outbox entry skipped");
-                        None
-                    }
-                },
-            )
-            .collect())
+        Ok(parse_outbox(rows.iter().map(|(raw,)| raw.as_str())))
     }
 
     /// Moves an order from ORDER_CREATED to `status`.
@@ -222,19 +211,7 @@ impl SqlOrders {
             return Ok(Transition::Moved);
         }
         let current = self.get(transaction_id, user_id).await?;
-        Ok(
-            match current
-                .as_ref()
-                .and_then(|o| o.get("status"))
-                .and_then(Value::as_str)
-            {
-                None => Transition::Missing,
-                Some(current) if current == status.as_str() => Transition::AlreadyThere,
-                Some(current) => Transition::Refused {
-                    current: current.to_string(),
-                },
-            },
-        )
+        Ok(Transition::refused_move(current.as_ref(), status))
     }
 }
 
