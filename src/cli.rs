@@ -1,0 +1,199 @@
+//! The `edm` command line's shape: subcommands, their flags and help texts.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use edm::config::{DynamoArgs, KafkaArgs, MysqlArgs, parse_bool_flag, parse_rate, parse_seconds};
+use edm::lab::LabArgs;
+
+/// Event-driven microservices with Kafka: the course's order / inventory / payment SAGA.
+#[derive(Parser, Debug)]
+#[command(name = "edm", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create the topics `order`, `inventory` and `payment` (existing ones are kept) and list them.
+    CreateTopics {
+        /// Partitions per topic.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+        partitions: i32,
+        /// Replication factor per topic.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+        replication_factor: i32,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+    /// Create the MySQL tables with the five seed items and the DynamoDB table `order`.
+    Setup {
+        #[command(flatten)]
+        mysql: MysqlArgs,
+        #[command(flatten)]
+        dynamo: DynamoArgs,
+    },
+    /// HTTP order service: POST /v1/order, GET /v1/order?transaction_id=…&user_id=…
+    OrderService {
+        /// Address to listen on.
+        #[arg(
+            long,
+            env = "EDM_ORDER_SERVICE_LISTEN",
+            default_value = "127.0.0.1:8080"
+        )]
+        listen: SocketAddr,
+        /// Seconds a POST waits for Kafka's acknowledgement before answering 503.
+        #[arg(long, default_value = "5", value_parser = parse_seconds)]
+        delivery_timeout: Duration,
+        /// Seconds after which an order whose ORDER_CREATED was never sent (the service
+        /// stopped in between) has it sent from the outbox.
+        #[arg(long, default_value = "30", value_parser = parse_seconds)]
+        resend_after: Duration,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        dynamo: DynamoArgs,
+    },
+    /// Saga step 4: records PAYMENT_COMPLETE / ORDER_CANCEL on the stored order.
+    OrderConsumer {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        dynamo: DynamoArgs,
+    },
+    /// Saga step 2: reserves stock on ORDER_CREATED, gives it back on ORDER_CANCEL.
+    InventoryConsumer {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        mysql: MysqlArgs,
+    },
+    /// HTTP inventory service (read-only): GET /v1/inventory, GET /v1/inventory_history
+    InventoryService {
+        /// Address to listen on.
+        #[arg(
+            long,
+            env = "EDM_INVENTORY_SERVICE_LISTEN",
+            default_value = "127.0.0.1:8090"
+        )]
+        listen: SocketAddr,
+        #[command(flatten)]
+        mysql: MysqlArgs,
+    },
+    /// Saga step 3: a simulated payment gateway that accepts (true) or declines (false).
+    #[command(group(clap::ArgGroup::new("gateway").required(true).args(["pg_ok", "decline_rate"])))]
+    PaymentConsumer {
+        /// Whether the payment gateway accepts payments (the course's True/False argument).
+        #[arg(long, value_name = "true|false", value_parser = parse_bool_flag,
+              action = clap::ArgAction::Set)]
+        pg_ok: Option<bool>,
+        /// Decline this fraction of payments instead (0.0–1.0), chosen by transaction id.
+        #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+        decline_rate: Option<f64>,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+    /// The whole exercise in one process: a successful and a declined saga, their
+    /// timelines, the final rows and the invariant checks; `--orders N` for a load run.
+    Lab(LabArgs),
+    /// Place or show an order through the order service (replaces the curl steps).
+    Order {
+        #[command(subcommand)]
+        command: OrderCommand,
+    },
+    /// Print one saga's events from the topics, in order.
+    Trace {
+        /// The saga's transaction id.
+        transaction_id: String,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+    /// Check which servers and services answer, and say how to start the others.
+    Doctor {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        mysql: MysqlArgs,
+        #[command(flatten)]
+        dynamo: DynamoArgs,
+        /// Base URL of the order service.
+        #[arg(
+            long,
+            env = "EDM_ORDER_SERVICE_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        order_url: String,
+        /// Base URL of the inventory service.
+        #[arg(
+            long,
+            env = "EDM_INVENTORY_SERVICE_URL",
+            default_value = "http://127.0.0.1:8090"
+        )]
+        inventory_url: String,
+    },
+}
+
+/// `edm order …`: the walkthrough's curl steps.
+#[derive(Subcommand, Debug)]
+pub enum OrderCommand {
+    /// Place an order (POST /v1/order) and print its transaction id.
+    Place {
+        /// Customer id.
+        #[arg(long, default_value = "user")]
+        user: String,
+        /// Item id (1 cloth, 2 cap, 3 sunglasses, 4 necklace, 5 earring).
+        #[arg(long, default_value_t = 2)]
+        item: i64,
+        /// Units.
+        #[arg(long, default_value_t = 5)]
+        quantity: i64,
+        /// Customer name.
+        #[arg(long, default_value = "Hong Gil Dong")]
+        name: String,
+        /// Delivery address.
+        #[arg(long, default_value = "29, Hansil-ro, Jung-gu, Seoul")]
+        addr: String,
+        /// Phone number.
+        #[arg(long, default_value = "01012341234")]
+        tel: String,
+        /// E-mail address.
+        #[arg(long, default_value = "hong@gil.com")]
+        email: String,
+        /// Wait until the saga has finished and print the order.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        output: OrderOutput,
+    },
+    /// Show an order (GET /v1/order).
+    Get {
+        /// The transaction id printed by `edm order place`.
+        transaction_id: String,
+        /// Customer id.
+        #[arg(long, default_value = "user")]
+        user: String,
+        /// Wait until the saga has finished.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        output: OrderOutput,
+    },
+}
+
+/// Where the order service is and how to print.
+#[derive(clap::Args, Debug)]
+pub struct OrderOutput {
+    /// Base URL of the order service.
+    #[arg(
+        long,
+        env = "EDM_ORDER_SERVICE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
