@@ -175,8 +175,13 @@ impl SagaEvent {
 
     /// Serialises the event to its JSON wire form.
     pub fn to_payload(&self) -> Vec<u8> {
+        self.to_json().into_bytes()
+    }
+
+    /// The event's JSON wire form as text (stored in the order outbox).
+    pub fn to_json(&self) -> String {
         // A SagaEvent is a tree of strings, numbers and JSON values: serialising it cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        serde_json::to_string(self).unwrap_or_default()
     }
 
     /// Checks the values a saga step relies on.

@@ -116,15 +116,15 @@ impl Lab {
         if args.mysql_url.is_none() || args.dynamodb_endpoint.is_none() {
             std::fs::create_dir_all(&dir)?;
         }
-        let broker = match &args.bootstrap_servers {
-            Some(_) => None,
-            None => Some(embedded::EmbeddedBroker::start().await?),
+        let (broker, bootstrap) = match &args.bootstrap_servers {
+            Some(servers) => (None, servers.clone()),
+            None => {
+                let broker = embedded::EmbeddedBroker::start().await?;
+                let address = broker.address.clone();
+                (Some(broker), address)
+            }
         };
-        let mut kafka_args = KafkaArgs::new(match (&broker, &args.bootstrap_servers) {
-            (Some(broker), _) => broker.address.clone(),
-            (None, Some(servers)) => servers.clone(),
-            (None, None) => unreachable!("a broker is embedded when none is configured"),
-        });
+        let mut kafka_args = KafkaArgs::new(bootstrap);
         kafka_args.topic_prefix = format!("lab-{id}-");
         if broker.is_some() {
             kafka_args.properties = embedded::BROKER_PROPERTIES
@@ -167,11 +167,10 @@ impl Lab {
                 None => format!("Kafka {}", kafka_args.bootstrap_servers),
             },
             stock: match &database {
-                Some(db) => format!(
-                    "MySQL {}",
+                Some(_) => format!(
+                    "MySQL {} (this run's database)",
                     crate::store::inventory::redact(&mysql.mysql_url)
-                )
-                .replace(&format!("/{db}"), &format!("/{db} (this run's database)")),
+                ),
                 None => format!("embedded SQLite {}", dir.join("inventory.db").display()),
             },
             orders: match &args.dynamodb_endpoint {

@@ -242,7 +242,15 @@ impl InventoryStore {
             Reservation::Reserved { total_price } => (OUTCOME_RESERVED, Some(*total_price)),
             Reservation::Rejected { reason } => (*reason, None),
         };
-        record_outcome(&mut tx, transaction_id, STEP_RESERVE, label, total_price).await?;
+        record_outcome(
+            &mut tx,
+            transaction_id,
+            STEP_RESERVE,
+            label,
+            quantity,
+            total_price,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Applied {
             outcome,
@@ -302,15 +310,7 @@ impl InventoryStore {
             Release::Released { .. } => OUTCOME_RELEASED,
             Release::NothingReserved => OUTCOME_NOTHING_RESERVED,
         };
-        sqlx::query(
-            "UPDATE inventory_saga_step SET quantity = ? WHERE transaction_id = ? AND step = ?",
-        )
-        .bind(released)
-        .bind(transaction_id)
-        .bind(STEP_RELEASE)
-        .execute(&mut *tx)
-        .await?;
-        record_outcome(&mut tx, transaction_id, STEP_RELEASE, label, None).await?;
+        record_outcome(&mut tx, transaction_id, STEP_RELEASE, label, released, None).await?;
         tx.commit().await?;
         Ok(Applied {
             outcome,
@@ -455,18 +455,21 @@ async fn claim_step(
     }
 }
 
+/// Records what a claimed step did: its outcome, the units it moved and the price.
 async fn record_outcome(
     tx: &mut Transaction<'_, Any>,
     transaction_id: &str,
     step: &str,
     outcome: &str,
+    quantity: i64,
     total_price: Option<i64>,
 ) -> Result<(), InventoryError> {
     sqlx::query(
-        "UPDATE inventory_saga_step SET outcome = ?, total_price = ? \
+        "UPDATE inventory_saga_step SET outcome = ?, quantity = ?, total_price = ? \
          WHERE transaction_id = ? AND step = ?",
     )
     .bind(outcome)
+    .bind(quantity)
     .bind(total_price)
     .bind(transaction_id)
     .bind(step)

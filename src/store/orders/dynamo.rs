@@ -182,10 +182,7 @@ impl DynamoOrders {
             .item("email", s(&order.email))
             .item("status", s(Status::OrderCreated.as_str()))
             .item("updated", s(&updated_now()))
-            .item(
-                PENDING_EVENT,
-                s(&String::from_utf8_lossy(&event.to_payload())),
-            )
+            .item(PENDING_EVENT, s(&event.to_json()))
             .condition_expression("attribute_not_exists(transaction_id)")
             .send()
             .await

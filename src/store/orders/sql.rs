@@ -115,7 +115,7 @@ impl SqlOrders {
         .bind(&order.email)
         .bind(Status::OrderCreated.as_str())
         .bind(updated_now())
-        .bind(String::from_utf8_lossy(&event.to_payload()).into_owned())
+        .bind(event.to_json())
         .execute(&self.pool)
         .await
         .map_err(|e| self.failed(e))?;
