@@ -1,25 +1,39 @@
-//! The loop every saga consumer runs: receive an event, apply the step, send what it
-//! produces, and only then commit the offset.
+//! The loop every saga consumer runs: take what a poll returns as a batch, apply the step
+//! to the batch, send what it produces (pipelined), and only then commit the offsets.
 //!
+//! - A batch is every message the consumer has ready, up to [`MAX_BATCH`]; under light
+//!   load it is one message, so latency stays one round trip per hop. Events of one
+//!   `transaction_id` are applied in their order; distinct sagas may run concurrently (see
+//!   [`SagaStep::handle_batch`]). Outgoing events are sent in the batch's order.
 //! - An event that cannot be processed (not JSON, missing fields, a status this step does
 //!   not handle) is a *poison* message: it is logged with topic/partition/offset, copied to
 //!   the dead-letter topic `<topic>.dlq` with the error in its headers, and committed, so the
 //!   consumer keeps going.
-//! - A server that fails (MySQL, DynamoDB, Kafka) makes the step retry with backoff; the
-//!   offset is not committed until the step and its outgoing events are done.
+//! - A server that fails (MySQL, DynamoDB, Kafka) makes the failed events retry with
+//!   backoff; no offset of the batch is stored until all its events and their outgoing
+//!   events are done.
 //! - On shutdown the loop stops taking new events, finishes or abandons (uncommitted) the
-//!   one in hand, commits and flushes.
+//!   batch in hand, commits and flushes.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
+use futures_util::{FutureExt, StreamExt};
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::BorrowedMessage;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::event::SagaEvent;
-use crate::kafka::{EventProducer, Kafka, KafkaFailure, Topics};
+use crate::kafka::{EventProducer, Kafka, KafkaFailure, Record, Topics};
+
+/// Most messages handled as one batch.
+pub const MAX_BATCH: usize = 500;
+
+/// Most sagas of one batch a step's default [`SagaStep::handle_batch`] runs at once.
+pub const STEP_CONCURRENCY: usize = 64;
 
 /// An event to send to a topic once the step is applied.
 #[derive(Debug, Clone)]
@@ -41,13 +55,61 @@ pub enum StepError {
     Retry(String),
 }
 
+/// What a step did with one event.
+pub type StepResult = Result<Vec<Outgoing>, StepError>;
+
 /// One consumer's business logic: what to do with an event from its topic.
 pub trait SagaStep: Send + Sync {
     /// Applies the step to `event`; returns the events to send on.
-    fn handle(
-        &self,
-        event: &SagaEvent,
-    ) -> impl Future<Output = Result<Vec<Outgoing>, StepError>> + Send;
+    fn handle(&self, event: &SagaEvent) -> impl Future<Output = StepResult> + Send;
+
+    /// Applies the step to a batch; returns one result per event, in the same order.
+    ///
+    /// The default runs the events of one `transaction_id` one after the other, and up to
+    /// [`STEP_CONCURRENCY`] sagas at once. After an event that must be retried, the later
+    /// events of the same saga are not run (they are retried after it).
+    fn handle_batch(&self, events: &[&SagaEvent]) -> impl Future<Output = Vec<StepResult>> + Send {
+        async move {
+            let mut sagas: Vec<Vec<usize>> = Vec::new();
+            let mut saga_of: HashMap<&str, usize> = HashMap::new();
+            for (index, event) in events.iter().enumerate() {
+                let saga = *saga_of
+                    .entry(event.transaction_id.as_str())
+                    .or_insert_with(|| {
+                        sagas.push(Vec::new());
+                        sagas.len() - 1
+                    });
+                sagas[saga].push(index);
+            }
+            let done: Vec<Vec<(usize, StepResult)>> = futures_util::stream::iter(sagas)
+                .map(|indices| async move {
+                    let mut results = Vec::with_capacity(indices.len());
+                    let mut blocked = false;
+                    for index in indices {
+                        let result = match blocked {
+                            true => Err(StepError::Retry(
+                                "an earlier event of this saga is being retried".into(),
+                            )),
+                            false => self.handle(events[index]).await,
+                        };
+                        blocked |= matches!(result, Err(StepError::Retry(_)));
+                        results.push((index, result));
+                    }
+                    results
+                })
+                .buffer_unordered(STEP_CONCURRENCY)
+                .collect()
+                .await;
+            let mut ordered: Vec<Option<StepResult>> = events.iter().map(|_| None).collect();
+            for (index, result) in done.into_iter().flatten() {
+                ordered[index] = Some(result);
+            }
+            ordered
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(StepError::Retry("not run".into()))))
+                .collect()
+        }
+    }
 }
 
 /// Where a message came from, for logs and dead letters.
@@ -56,6 +118,19 @@ struct Origin {
     partition: i32,
     offset: i64,
     key: Option<String>,
+}
+
+impl Origin {
+    fn of(message: &BorrowedMessage<'_>) -> Self {
+        Self {
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
+        }
+    }
 }
 
 impl std::fmt::Display for Origin {
@@ -87,43 +162,41 @@ pub async fn run<S: SagaStep>(
             _ = shutdown.cancelled() => break,
             received = consumer.recv() => received,
         };
-        let message = match received {
-            Ok(message) => message,
+        let mut batch = match received {
+            Ok(message) => vec![message],
             Err(error) => {
                 warn!(%error, "Kafka receive failed; retrying in 1 s");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
-        let origin = Origin {
-            topic: message.topic().to_string(),
-            partition: message.partition(),
-            offset: message.offset(),
-            key: message
-                .key()
-                .map(|k| String::from_utf8_lossy(k).into_owned()),
+        // Whatever else is already fetched joins the batch; nothing is waited for.
+        while batch.len() < MAX_BATCH {
+            match consumer.recv().now_or_never() {
+                Some(Ok(message)) => batch.push(message),
+                Some(Err(error)) => {
+                    warn!(%error, "Kafka receive failed");
+                    break;
+                }
+                None => break,
+            }
+        }
+        let Some(records) = handle_batch(&step, &batch, &shutdown).await else {
+            break; // shutting down mid-retry: left uncommitted, redelivered later
         };
-        let payload = message.payload();
-        let outgoing = match SagaEvent::from_payload(payload) {
-            Err(problem) => vec![dead_letter(&origin, payload, &problem.to_string())],
-            Ok(event) => match handle_with_retry(&step, &event, &origin, &shutdown).await {
-                Some(Ok(outgoing)) => outgoing
-                    .into_iter()
-                    .map(|o| ToSend::Event(Box::new(o)))
-                    .collect(),
-                Some(Err(problem)) => vec![dead_letter(&origin, payload, &problem)],
-                None => break, // shutting down mid-retry: left uncommitted, redelivered later
-            },
-        };
-        if !send_all(&producer, &outgoing, &shutdown).await {
+        if !send_in_order(&producer, records, &shutdown).await {
             break;
         }
-        // Only now is the event done: store its offset, so that no commit (the final one at
-        // shutdown included) ever covers an event still in hand.
-        if let Err(error) = consumer.store_offset_from_message(&message) {
-            warn!(%error, at = %origin, "offset not stored; the event may be redelivered (harmless)");
-        } else if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
-            warn!(%error, at = %origin, "offset commit failed; the event may be redelivered (harmless)");
+        // Only now is the batch done: store its offsets, so that no commit (the final one
+        // at shutdown included) ever covers an event still in hand.
+        for message in &batch {
+            if let Err(error) = consumer.store_offset_from_message(message) {
+                let at = Origin::of(message);
+                warn!(%error, %at, "offset not stored; the event may be redelivered (harmless)");
+            }
+        }
+        if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
+            warn!(%error, "offset commit failed; the batch may be redelivered (harmless)");
         }
     }
 
@@ -142,89 +215,109 @@ pub async fn run<S: SagaStep>(
     Ok(())
 }
 
-/// What the loop sends after a message: the step's events or a dead letter.
-enum ToSend {
-    Event(Box<Outgoing>),
-    DeadLetter {
-        topic: String,
-        key: Option<String>,
-        payload: Vec<u8>,
-        headers: Vec<(&'static str, String)>,
-    },
+/// Applies the step to a batch of messages, retrying server failures with backoff; returns
+/// what to send (outgoing events and dead letters, in the batch's order), or `None` if shut
+/// down meanwhile.
+async fn handle_batch<S: SagaStep>(
+    step: &S,
+    batch: &[BorrowedMessage<'_>],
+    shutdown: &CancellationToken,
+) -> Option<Vec<Record>> {
+    let origins: Vec<Origin> = batch.iter().map(Origin::of).collect();
+    let parsed: Vec<Result<SagaEvent, String>> = batch
+        .iter()
+        .map(|m| SagaEvent::from_payload(m.payload()).map_err(|e| e.to_string()))
+        .collect();
+    let mut outcomes: Vec<Option<Result<Vec<Outgoing>, String>>> = parsed
+        .iter()
+        .map(|p| p.as_ref().err().map(|problem| Err(problem.clone())))
+        .collect();
+    let mut backoff = Backoff::default();
+    loop {
+        let pending: Vec<usize> = (0..batch.len())
+            .filter(|&i| outcomes[i].is_none())
+            .collect();
+        let events: Vec<&SagaEvent> = pending
+            .iter()
+            .filter_map(|&i| parsed[i].as_ref().ok())
+            .collect();
+        if events.is_empty() {
+            break;
+        }
+        let results = step.handle_batch(&events).await;
+        let mut failed = Vec::new();
+        for (&i, result) in pending.iter().zip(results) {
+            match result {
+                Ok(outgoing) => outcomes[i] = Some(Ok(outgoing)),
+                Err(StepError::Poison(problem)) => outcomes[i] = Some(Err(problem)),
+                Err(StepError::Retry(problem)) => failed.push((i, problem)),
+            }
+        }
+        if let Some((first, problem)) = failed.first() {
+            let delay = backoff.next_delay();
+            let tx = parsed[*first]
+                .as_ref()
+                .map(|e| e.transaction_id.as_str())
+                .unwrap_or("");
+            warn!(%tx, at = %origins[*first], failed = failed.len(),
+                  "step failed, retrying in {delay:?}: {problem}");
+            if !backoff.sleep(delay, shutdown).await {
+                return None;
+            }
+        }
+    }
+    let mut records = Vec::new();
+    for ((outcome, origin), message) in outcomes.into_iter().zip(&origins).zip(batch) {
+        match outcome {
+            Some(Ok(outgoing)) => {
+                records.extend(outgoing.iter().map(|o| Record::event(&o.topic, &o.event)))
+            }
+            Some(Err(problem)) => records.push(dead_letter(origin, message.payload(), &problem)),
+            None => {}
+        }
+    }
+    Some(records)
 }
 
-fn dead_letter(origin: &Origin, payload: Option<&[u8]>, problem: &str) -> ToSend {
+fn dead_letter(origin: &Origin, payload: Option<&[u8]>, problem: &str) -> Record {
     let dlq = Topics::dead_letter(&origin.topic);
     error!(at = %origin, dead_letter_topic = %dlq, "poison message: {problem}");
-    ToSend::DeadLetter {
+    Record {
         topic: dlq,
         key: origin.key.clone(),
         payload: payload.unwrap_or_default().to_vec(),
         headers: vec![
-            ("edm.error", problem.to_string()),
-            ("edm.source.topic", origin.topic.clone()),
-            ("edm.source.partition", origin.partition.to_string()),
-            ("edm.source.offset", origin.offset.to_string()),
+            ("edm.error".into(), problem.to_string()),
+            ("edm.source.topic".into(), origin.topic.clone()),
+            ("edm.source.partition".into(), origin.partition.to_string()),
+            ("edm.source.offset".into(), origin.offset.to_string()),
         ],
     }
 }
 
-/// Applies the step, retrying server failures with backoff; `None` if shut down meanwhile.
-async fn handle_with_retry<S: SagaStep>(
-    step: &S,
-    event: &SagaEvent,
-    origin: &Origin,
-    shutdown: &CancellationToken,
-) -> Option<Result<Vec<Outgoing>, String>> {
-    let mut backoff = Backoff::default();
-    loop {
-        match step.handle(event).await {
-            Ok(outgoing) => return Some(Ok(outgoing)),
-            Err(StepError::Poison(problem)) => return Some(Err(problem)),
-            Err(StepError::Retry(problem)) => {
-                let delay = backoff.next_delay();
-                warn!(tx = %event.transaction_id, at = %origin, "step failed, retrying in {delay:?}: {problem}");
-                if !backoff.sleep(delay, shutdown).await {
-                    return None;
-                }
-            }
-        }
-    }
-}
-
-/// Sends every event, retrying until the broker acknowledges; false if shut down meanwhile.
-async fn send_all(
+/// Sends `records` pipelined until the broker has acknowledged all of them; false if shut
+/// down meanwhile. After a failure, everything from the first unacknowledged record on is
+/// sent again, in order (a record sent twice is harmless: every step is idempotent), so a
+/// saga's events never overtake each other.
+async fn send_in_order(
     producer: &EventProducer,
-    items: &[ToSend],
+    mut records: Vec<Record>,
     shutdown: &CancellationToken,
 ) -> bool {
-    for item in items {
-        let mut backoff = Backoff::default();
-        loop {
-            let sent = match item {
-                ToSend::Event(outgoing) => producer.send(&outgoing.topic, &outgoing.event).await,
-                ToSend::DeadLetter {
-                    topic,
-                    key,
-                    payload,
-                    headers,
-                } => {
-                    let headers: Vec<(&str, &str)> =
-                        headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                    producer
-                        .send_raw(topic, key.as_deref(), payload, &headers)
-                        .await
-                }
-            };
-            match sent {
-                Ok(()) => break,
-                Err(error) => {
+    let mut backoff = Backoff::default();
+    while !records.is_empty() {
+        let results = producer.send_all(&records).await;
+        match results.iter().position(Result::is_err) {
+            None => return true,
+            Some(first) => {
+                if let Some(Err(error)) = results.get(first) {
                     let delay = backoff.next_delay();
-                    warn!(%error, "send failed, retrying in {delay:?}");
+                    warn!(%error, unsent = records.len() - first, "send failed, retrying in {delay:?}");
                     if !backoff.sleep(delay, shutdown).await {
                         return false;
                     }
                 }
+                records.drain(..first);
             }
         }
     }

@@ -61,11 +61,10 @@ impl Drop for EmbeddedBroker {
 }
 
 /// librdkafka settings for the embedded broker: a short session so the first group join
-/// (which Tansu holds for half the session timeout) is quick, and short fetch waits.
-pub const BROKER_PROPERTIES: [(&str, &str); 3] = [
+/// (which Tansu holds for half the session timeout) is quick.
+pub const BROKER_PROPERTIES: [(&str, &str); 2] = [
     ("session.timeout.ms", "6000"),
     ("heartbeat.interval.ms", "1000"),
-    ("fetch.wait.max.ms", "10"),
 ];
 
 /// A directory for one lab run's SQLite files.

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
 use super::{OrderStoreError, Transition, parse_outbox, updated_before, updated_now};
@@ -36,19 +35,13 @@ pub struct SqlOrders {
 impl SqlOrders {
     /// Connects to `url` (e.g. `sqlite:///tmp/lab/orders.db`; the file is created).
     pub async fn connect(url: &str) -> Result<Self, OrderStoreError> {
-        install_default_drivers();
-        let with_mode = match url.contains("mode=") {
-            true => url.to_string(),
-            false => format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' }),
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&with_mode)
-            .await
-            .map_err(|e| OrderStoreError::Unreachable {
-                endpoint: url.to_string(),
-                detail: e.to_string(),
-            })?;
+        let pool =
+            crate::store::sqlite_pool(url)
+                .await
+                .map_err(|e| OrderStoreError::Unreachable {
+                    endpoint: url.to_string(),
+                    detail: e.to_string(),
+                })?;
         Ok(Self {
             pool,
             url: url.to_string(),
