@@ -147,6 +147,16 @@ pub fn parse_rate(raw: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses a positive number of orders per second.
+pub fn parse_orders_per_second(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "expected a positive number of orders per second, got `{raw}`"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@ use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::BorrowedMessage;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::event::SagaEvent;
 use crate::kafka::{EventProducer, Kafka, KafkaFailure, Record, Topics};
@@ -181,12 +181,17 @@ pub async fn run<S: SagaStep>(
                 None => break,
             }
         }
+        let started = std::time::Instant::now();
         let Some(records) = handle_batch(&step, &batch, &shutdown).await else {
             break; // shutting down mid-retry: left uncommitted, redelivered later
         };
+        let handled = started.elapsed();
+        let sent = records.len();
         if !send_in_order(&producer, records, &shutdown).await {
             break;
         }
+        debug!(events = batch.len(), sent, handled = ?handled, acknowledged = ?started.elapsed(),
+               "batch done");
         // Only now is the batch done: store its offsets, so that no commit (the final one
         // at shutdown included) ever covers an event still in hand.
         for message in &batch {
@@ -358,6 +363,80 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records the order events are applied in; fails (retry) the event whose
+    /// `transaction_id` and `user_id` are `fail`.
+    struct Recorder {
+        applied: std::sync::Mutex<Vec<String>>,
+        fail: (&'static str, &'static str),
+    }
+
+    impl SagaStep for Recorder {
+        async fn handle(&self, event: &SagaEvent) -> StepResult {
+            // Later sagas finish first, so that only per-saga order can hold.
+            let delay = if event.transaction_id == "a" { 5 } else { 0 };
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            let name = format!("{}{}", event.transaction_id, event.order.user_id);
+            if (event.transaction_id.as_str(), event.order.user_id.as_str()) == self.fail {
+                return Err(StepError::Retry("down".into()));
+            }
+            self.applied.lock().map(|mut a| a.push(name)).ok();
+            Ok(Vec::new())
+        }
+    }
+
+    fn event(tx: &str, n: &str) -> SagaEvent {
+        SagaEvent::from_payload(Some(
+            format!(
+                r#"{{"order":{{"user_id":"{n}","name":"","addr":"","tel":"","email":""}},
+                    "inventory":{{"id":1,"quantity":1}},"transaction_id":"{tx}",
+                    "status":"ORDER_CREATED"}}"#
+            )
+            .as_bytes(),
+        ))
+        .expect("event")
+    }
+
+    #[tokio::test]
+    async fn a_batch_keeps_each_sagas_order_and_stops_a_saga_at_its_retry() {
+        let events = [
+            event("a", "1"),
+            event("b", "1"),
+            event("a", "2"),
+            event("b", "2"),
+            event("a", "3"),
+            event("b", "3"),
+        ];
+        let refs: Vec<&SagaEvent> = events.iter().collect();
+        let step = Recorder {
+            applied: Default::default(),
+            fail: ("b", "2"),
+        };
+        let results = step.handle_batch(&refs).await;
+
+        let outcome: Vec<&str> = results
+            .iter()
+            .map(|r| match r {
+                Ok(_) => "ok",
+                Err(StepError::Retry(_)) => "retry",
+                Err(StepError::Poison(_)) => "poison",
+            })
+            .collect();
+        // b2 failed, so b3 was not run; saga a is unaffected.
+        assert_eq!(outcome, ["ok", "ok", "ok", "retry", "ok", "retry"]);
+        let applied = step.applied.lock().map(|a| a.clone()).unwrap_or_default();
+        let of = |saga: char| -> Vec<&str> {
+            applied
+                .iter()
+                .filter(|n| n.starts_with(saga))
+                .map(String::as_str)
+                .collect()
+        };
+        assert_eq!(of('a'), ["a1", "a2", "a3"]);
+        assert_eq!(of('b'), ["b1"]);
+        // The sagas ran concurrently: b finished before a's first (delayed) event.
+        assert_eq!(applied.first().map(String::as_str), Some("b1"));
+    }
 
     #[test]
     fn backoff_doubles_up_to_ten_seconds() {

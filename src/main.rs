@@ -127,8 +127,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Lab(args) => {
             let hold = match args.orders {
                 Some(orders) => {
+                    let pace = match args.rate {
+                        Some(rate) => format!("offered at {rate} orders/s"),
+                        None => "as fast as they are accepted".to_string(),
+                    };
                     println!(
-                        "edm lab load: {orders} orders, {} in flight, decline rate {:.2}",
+                        "edm lab load: {orders} orders {pace}, at most {} being placed at once, \
+                         decline rate {:.2}",
                         args.concurrency, args.decline_rate
                     );
                     let report = lab::load::run_load(&args, orders).await?;

@@ -149,6 +149,94 @@ async fn the_store_serialises_concurrent_reservations() {
     assert_eq!(store.history_of("same-saga").await.unwrap().len(), 1);
 }
 
+/// One batch with a redelivered event inside it, a shortage, a release and a rejection:
+/// each step applied once, in order, in one transaction.
+async fn check_one_batch(store: &InventoryStore) {
+    use edm::store::inventory::{Release, StepOutcome, StockStep};
+    let reserve = |transaction_id, quantity| StockStep::Reserve {
+        transaction_id,
+        item_id: 3,
+        quantity,
+    };
+    let release = |transaction_id| StockStep::Release {
+        transaction_id,
+        item_id: 3,
+        quantity: 0,
+    };
+    let batch = [
+        reserve("b-1", 30),
+        reserve("b-1", 30), // the same event again, in the same batch
+        reserve("b-2", 60),
+        reserve("b-3", 20), // 100 − 30 − 60 leaves 10: not enough
+        release("b-1"),
+        reserve("b-4", 35), // possible again after the release
+        release("b-3"),     // rejected before: nothing to give back
+    ];
+    let outcomes = store.apply(&batch).await.expect("batch");
+    let reserved = |total_price, duplicate| {
+        StepOutcome::Reserve(edm::store::inventory::Applied {
+            outcome: Reservation::Reserved { total_price },
+            duplicate,
+        })
+    };
+    assert_eq!(
+        outcomes,
+        [
+            reserved(750_000, false),
+            reserved(750_000, true),
+            reserved(1_500_000, false),
+            StepOutcome::Reserve(edm::store::inventory::Applied {
+                outcome: Reservation::Rejected {
+                    reason: "OUT_OF_STOCK"
+                },
+                duplicate: false,
+            }),
+            StepOutcome::Release(edm::store::inventory::Applied {
+                outcome: Release::Released { quantity: 30 },
+                duplicate: false,
+            }),
+            reserved(875_000, false),
+            StepOutcome::Release(edm::store::inventory::Applied {
+                outcome: Release::NothingReserved,
+                duplicate: false,
+            }),
+        ]
+    );
+    assert_eq!(
+        store.item(3).await.expect("item").expect("item 3").quantity,
+        5
+    );
+    // The whole batch again (redelivered after a crash): nothing changes.
+    let again = store.apply(&batch).await.expect("batch again");
+    assert!(again.iter().all(|o| match o {
+        StepOutcome::Reserve(a) => a.duplicate,
+        StepOutcome::Release(a) => a.duplicate,
+    }));
+    assert_eq!(
+        store.item(3).await.expect("item").expect("item 3").quantity,
+        5
+    );
+    assert_eq!(store.history_of("b-1").await.expect("history").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_steps_applies_each_once_in_order_on_mysql_and_sqlite() {
+    let config = LabConfig::fresh();
+    config.prepare().await;
+    check_one_batch(&InventoryStore::connect(&config.mysql).await.expect("mysql")).await;
+
+    let dir = std::env::temp_dir().join(format!("edm-test-{}", config.id));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let sqlite =
+        edm::config::MysqlArgs::new(format!("sqlite://{}", dir.join("inventory.db").display()));
+    let store = InventoryStore::connect_unchecked(&sqlite)
+        .await
+        .expect("sqlite");
+    store.apply_schema().await.expect("schema");
+    check_one_batch(&store).await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_order_service_answers_503_when_kafka_is_gone() {
     let mut broker = PrivateServer::tansu();

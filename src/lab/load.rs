@@ -81,7 +81,7 @@ impl LoadReport {
 /// Runs the load mode with `args.orders` orders; the report says whether the books hold.
 pub async fn run_load(args: &LabArgs, orders: usize) -> anyhow::Result<LoadReport> {
     let mut lab = Lab::start(args, Gateway::DeclineRate(args.decline_rate)).await?;
-    let measured = drive(&mut lab, orders, args.concurrency.max(1)).await;
+    let measured = drive(&mut lab, orders, args.concurrency.max(1), args.rate).await;
     let stopped = lab.stop().await;
     let report = measured?;
     stopped?;
@@ -98,7 +98,12 @@ fn bar(progress: &MultiProgress, len: usize, label: &str) -> ProgressBar {
     bar
 }
 
-async fn drive(lab: &mut Lab, orders: usize, concurrency: usize) -> anyhow::Result<LoadReport> {
+async fn drive(
+    lab: &mut Lab,
+    orders: usize,
+    concurrency: usize,
+    rate: Option<f64>,
+) -> anyhow::Result<LoadReport> {
     // The lab's own database: enough stock that declines, not shortages, drive the cancels.
     lab.stock
         .set_all_stock((orders as i64 * 3).max(100))
@@ -138,7 +143,15 @@ async fn drive(lab: &mut Lab, orders: usize, concurrency: usize) -> anyhow::Resu
                     item: 1 + (n % 5) as i64,
                     quantity: 1 + (n % 3) as i64,
                 };
-                let sent = Instant::now();
+                // Open loop: order n is due at n / rate; its latency counts from then.
+                let sent = match rate {
+                    Some(rate) => {
+                        let due = started + Duration::from_secs_f64(n as f64 / rate);
+                        tokio::time::sleep_until(due.into()).await;
+                        due
+                    }
+                    None => Instant::now(),
+                };
                 match client.place(&order).await {
                     Ok(tx) => {
                         placed_at.lock().await.insert(tx, sent);
@@ -165,11 +178,16 @@ async fn drive(lab: &mut Lab, orders: usize, concurrency: usize) -> anyhow::Resu
         match tokio::time::timeout(Duration::from_secs(60), lab.finished.recv()).await {
             Ok(Some(done)) => {
                 last = Instant::now();
-                match done.status {
-                    Status::OrderComplete => completed_bar.inc(1),
-                    _ => cancelled_bar.inc(1),
+                // A saga may be reported twice (redelivered final event): count it once.
+                if let std::collections::hash_map::Entry::Vacant(entry) =
+                    finished_at.entry(done.transaction_id)
+                {
+                    entry.insert((last, done.status));
+                    match done.status {
+                        Status::OrderComplete => completed_bar.inc(1),
+                        _ => cancelled_bar.inc(1),
+                    }
                 }
-                finished_at.insert(done.transaction_id, (last, done.status));
             }
             Ok(None) => anyhow::bail!("the order consumer stopped"),
             Err(_) if finished_at.len() < expected => anyhow::bail!(

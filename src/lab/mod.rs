@@ -20,7 +20,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::{DynamoArgs, KafkaArgs, MysqlArgs, parse_property, parse_rate};
+use crate::config::{
+    DynamoArgs, KafkaArgs, MysqlArgs, parse_orders_per_second, parse_property, parse_rate,
+};
 use crate::kafka::{AssignmentNotifier, Kafka};
 use crate::services::order_consumer::Finished;
 use crate::services::payment_consumer::Gateway;
@@ -60,9 +62,14 @@ pub struct LabArgs {
     /// Load mode: place this many orders through the HTTP API and measure.
     #[arg(long)]
     pub orders: Option<usize>,
-    /// Load mode: orders in flight at once.
+    /// Load mode: most orders being placed at once (HTTP requests in flight).
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Load mode: offer this many orders per second (open loop; latency then counts from
+    /// each order's scheduled time, so a service that falls behind shows it). Default: as
+    /// fast as `--concurrency` allows.
+    #[arg(long, value_parser = parse_orders_per_second)]
+    pub rate: Option<f64>,
     /// Load mode: share of payments the gateway declines.
     #[arg(long, default_value_t = 0.2, value_parser = parse_rate)]
     pub decline_rate: f64,
@@ -186,7 +193,6 @@ impl Lab {
             .await?;
         let stock = InventoryStore::connect(&mysql).await?;
         let orders = OrderStore::connect(&dynamo).await?;
-        // Orders first saved by the order service need the table; `setup` made it.
 
         let shutdown = CancellationToken::new();
         let order_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -196,13 +202,15 @@ impl Lab {
         let (observer, finished) = mpsc::unbounded_channel();
 
         let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
-        let (k, d, s) = (kafka_args.clone(), dynamo.clone(), shutdown.clone());
+        // The order service and the order consumer share the lab's order store: on SQLite
+        // that is one connection, so they never wait on each other's file lock.
+        let (k, o, s) = (kafka_args.clone(), orders.clone(), shutdown.clone());
         tasks.push(
             (
                 "order-service",
                 tokio::spawn(
                     async move {
-                        order_service::run(order_listener, &k, &d, Default::default(), s).await
+                        order_service::serve(order_listener, &k, o, Default::default(), s).await
                     }
                     .instrument(tracing::info_span!("order-service")),
                 ),
@@ -232,11 +240,11 @@ impl Lab {
                     .instrument(tracing::info_span!("payment-consumer")),
             ),
         ));
-        let (k, d, s) = (kafka_args.clone(), dynamo.clone(), shutdown.clone());
+        let (k, o, s) = (kafka_args.clone(), orders.clone(), shutdown.clone());
         tasks.push((
             "order-consumer",
             tokio::spawn(
-                async move { order_consumer::run(&k, &d, Some(observer), s).await }
+                async move { order_consumer::consume(&k, o, Some(observer), s).await }
                     .instrument(tracing::info_span!("order-consumer")),
             ),
         ));

@@ -79,7 +79,10 @@ async fn demo(lab: &mut Lab) -> anyhow::Result<bool> {
         lab.check_services()?;
         match tokio::time::timeout_at(deadline, lab.finished.recv()).await {
             Ok(Some(done)) => {
-                finished.insert(done.transaction_id.clone(), (done, now_ms()));
+                let at = now_ms();
+                finished
+                    .entry(done.transaction_id.clone())
+                    .or_insert((done, at));
             }
             Ok(None) => anyhow::bail!("the order consumer stopped"),
             Err(_) => anyhow::bail!("the sagas did not finish within 60 s"),

@@ -9,10 +9,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::{KafkaArgs, MysqlArgs};
-use crate::consumer::{self, Outgoing, SagaStep, StepError};
+use crate::consumer::{self, Outgoing, SagaStep, StepError, StepResult};
 use crate::event::{SagaEvent, Status};
 use crate::kafka::{Kafka, Topics};
-use crate::store::inventory::{InventoryStore, Release, Reservation};
+use crate::store::inventory::{
+    Applied, InventoryStore, Release, Reservation, StepOutcome, StockStep,
+};
 
 /// The original's consumer group name.
 pub const GROUP: &str = "inventory_consumer_group";
@@ -26,82 +28,129 @@ pub struct InventoryStep {
 }
 
 impl InventoryStep {
-    async fn reserve(&self, event: &SagaEvent) -> Result<Vec<Outgoing>, StepError> {
-        let tx = &event.transaction_id;
-        let item = &event.inventory;
-        let applied = self
-            .store
-            .reserve(tx, item.id, item.quantity)
-            .await
-            .map_err(|e| StepError::Retry(e.to_string()))?;
-        let again = if applied.duplicate {
-            " (already applied: redelivered event, stock unchanged)"
-        } else {
-            ""
-        };
-        match applied.outcome {
-            Reservation::Reserved { total_price } => {
-                info!(%tx, item = item.id, quantity = item.quantity, total_price,
-                      "ORDER_CREATED → stock reserved (−{}) → INVENTORY_RESERVED to `{}`{again}",
-                      item.quantity, self.topics.payment);
-                let mut reserved = event.with_status(Status::InventoryReserved);
-                let mut payment = reserved.payment.take().unwrap_or_default();
-                payment.total_price = Some(total_price);
-                reserved.payment = Some(payment);
-                Ok(vec![Outgoing {
-                    topic: self.topics.payment.clone(),
-                    event: reserved,
-                }])
-            }
-            Reservation::Rejected { reason } => {
-                info!(%tx, item = item.id, quantity = item.quantity, reason,
-                      "ORDER_CREATED → not reserved ({reason}) → ORDER_CANCEL to `{}`{again}",
-                      self.topics.order);
-                let mut cancel = event.with_status(Status::OrderCancel);
-                cancel.reason = Some(reason.to_string());
-                Ok(vec![Outgoing {
-                    topic: self.topics.order.clone(),
-                    event: cancel,
-                }])
-            }
-        }
-    }
-
-    async fn release(&self, event: &SagaEvent) -> Result<Vec<Outgoing>, StepError> {
-        let tx = &event.transaction_id;
-        let item = &event.inventory;
-        let applied = self
-            .store
-            .release(tx, item.id, item.quantity)
-            .await
-            .map_err(|e| StepError::Retry(e.to_string()))?;
-        let again = if applied.duplicate {
-            " (already applied: redelivered event, stock unchanged)"
-        } else {
-            ""
-        };
-        match applied.outcome {
-            Release::Released { quantity } => info!(%tx, item = item.id, quantity,
-                "ORDER_CANCEL → stock given back (+{quantity}) → ORDER_CANCEL to `{}`{again}", self.topics.order),
-            Release::NothingReserved => info!(%tx, item = item.id,
-                "ORDER_CANCEL → nothing was reserved, nothing to give back → ORDER_CANCEL to `{}`{again}", self.topics.order),
-        }
-        Ok(vec![Outgoing {
-            topic: self.topics.order.clone(),
-            event: event.clone(),
-        }])
-    }
-}
-
-impl SagaStep for InventoryStep {
-    async fn handle(&self, event: &SagaEvent) -> Result<Vec<Outgoing>, StepError> {
+    /// The stock change an event asks for, or why this consumer cannot handle it.
+    fn stock_step(event: &SagaEvent) -> Result<StockStep<'_>, StepError> {
+        let (transaction_id, item_id, quantity) = (
+            event.transaction_id.as_str(),
+            event.inventory.id,
+            event.inventory.quantity,
+        );
         match event.status {
-            Status::OrderCreated => self.reserve(event).await,
-            Status::OrderCancel => self.release(event).await,
+            Status::OrderCreated => Ok(StockStep::Reserve {
+                transaction_id,
+                item_id,
+                quantity,
+            }),
+            Status::OrderCancel => Ok(StockStep::Release {
+                transaction_id,
+                item_id,
+                quantity,
+            }),
             other => Err(StepError::Poison(format!(
                 "the inventory consumer handles ORDER_CREATED and ORDER_CANCEL, not {other}"
             ))),
         }
+    }
+
+    /// Logs what a step did and builds the event to pass on.
+    fn pass_on(&self, event: &SagaEvent, outcome: StepOutcome) -> Outgoing {
+        let tx = &event.transaction_id;
+        let item = &event.inventory;
+        let again = |duplicate: bool| match duplicate {
+            true => " (already applied: redelivered event, stock unchanged)",
+            false => "",
+        };
+        match outcome {
+            StepOutcome::Reserve(Applied {
+                outcome: Reservation::Reserved { total_price },
+                duplicate,
+            }) => {
+                info!(%tx, item = item.id, quantity = item.quantity, total_price,
+                      "ORDER_CREATED → stock reserved (−{}) → INVENTORY_RESERVED to `{}`{}",
+                      item.quantity, self.topics.payment, again(duplicate));
+                let mut reserved = event.with_status(Status::InventoryReserved);
+                let mut payment = reserved.payment.take().unwrap_or_default();
+                payment.total_price = Some(total_price);
+                reserved.payment = Some(payment);
+                Outgoing {
+                    topic: self.topics.payment.clone(),
+                    event: reserved,
+                }
+            }
+            StepOutcome::Reserve(Applied {
+                outcome: Reservation::Rejected { reason },
+                duplicate,
+            }) => {
+                info!(%tx, item = item.id, quantity = item.quantity, reason,
+                      "ORDER_CREATED → not reserved ({reason}) → ORDER_CANCEL to `{}`{}",
+                      self.topics.order, again(duplicate));
+                let mut cancel = event.with_status(Status::OrderCancel);
+                cancel.reason = Some(reason.to_string());
+                Outgoing {
+                    topic: self.topics.order.clone(),
+                    event: cancel,
+                }
+            }
+            StepOutcome::Release(applied) => {
+                match applied.outcome {
+                    Release::Released { quantity } => info!(%tx, item = item.id, quantity,
+                        "ORDER_CANCEL → stock given back (+{quantity}) → ORDER_CANCEL to `{}`{}",
+                        self.topics.order, again(applied.duplicate)),
+                    Release::NothingReserved => info!(%tx, item = item.id,
+                        "ORDER_CANCEL → nothing was reserved, nothing to give back → ORDER_CANCEL to `{}`{}",
+                        self.topics.order, again(applied.duplicate)),
+                }
+                Outgoing {
+                    topic: self.topics.order.clone(),
+                    event: event.clone(),
+                }
+            }
+        }
+    }
+}
+
+impl SagaStep for InventoryStep {
+    async fn handle(&self, event: &SagaEvent) -> StepResult {
+        self.handle_batch(&[event])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(StepError::Retry("the step had no result".into())))
+    }
+
+    /// The whole batch's stock changes in one transaction (one commit instead of one per
+    /// event); if it fails, every event of the batch is retried.
+    async fn handle_batch(&self, events: &[&SagaEvent]) -> Vec<StepResult> {
+        let steps: Vec<Result<StockStep<'_>, StepError>> =
+            events.iter().map(|e| Self::stock_step(e)).collect();
+        let valid: Vec<StockStep<'_>> = steps
+            .iter()
+            .filter_map(|s| s.as_ref().ok())
+            .copied()
+            .collect();
+        let mut outcomes = match self.store.apply(&valid).await {
+            Ok(outcomes) => outcomes.into_iter(),
+            Err(error) => {
+                let problem = error.to_string();
+                return steps
+                    .into_iter()
+                    .map(|step| match step {
+                        Err(poison) => Err(poison),
+                        Ok(_) => Err(StepError::Retry(problem.clone())),
+                    })
+                    .collect();
+            }
+        };
+        events
+            .iter()
+            .zip(steps)
+            .map(|(event, step)| {
+                step?;
+                let outcome = outcomes.next().ok_or_else(|| {
+                    StepError::Retry("the store returned too few outcomes".into())
+                })?;
+                Ok(vec![self.pass_on(event, outcome)])
+            })
+            .collect()
     }
 }
 

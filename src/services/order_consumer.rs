@@ -25,7 +25,8 @@ pub struct Finished {
     pub reason: Option<String>,
 }
 
-/// Where finished sagas are reported, if anywhere.
+/// Where finished sagas are reported, if anywhere. A saga may be reported more than once
+/// (a redelivered final event): observers keep the first report.
 pub type FinishedSender = tokio::sync::mpsc::UnboundedSender<Finished>;
 
 /// The order step.
@@ -36,6 +37,19 @@ pub struct OrderStep {
     pub topics: Topics,
     /// Told about every order this step moves to its final status.
     pub observer: Option<FinishedSender>,
+}
+
+impl OrderStep {
+    /// Tells the observer, if any, that the saga of `event` ended in `status`.
+    fn report(&self, event: &SagaEvent, status: Status) {
+        if let Some(observer) = &self.observer {
+            let _ = observer.send(Finished {
+                transaction_id: event.transaction_id.clone(),
+                status,
+                reason: event.reason.clone(),
+            });
+        }
+    }
 }
 
 impl SagaStep for OrderStep {
@@ -60,17 +74,13 @@ impl SagaStep for OrderStep {
         match transition {
             Transition::Moved => {
                 info!(%tx, user, reason, "{} → order is now {next}", event.status);
-                if let Some(observer) = &self.observer {
-                    let _ = observer.send(Finished {
-                        transaction_id: tx.clone(),
-                        status: next,
-                        reason: reason.map(str::to_string),
-                    });
-                }
+                self.report(event, next);
             }
-
             Transition::AlreadyThere => {
-                info!(%tx, user, "{} → order already {next} (redelivered event, nothing changed)", event.status)
+                // A redelivered event, or a retried write whose first answer was lost:
+                // either way the saga is finished, so an observer hears of it (again).
+                info!(%tx, user, "{} → order already {next} (redelivered event, nothing changed)", event.status);
+                self.report(event, next);
             }
             Transition::Refused { current } if event.status == Status::PaymentComplete => {
                 // The order was cancelled (e.g. its ORDER_CREATED was reported unsent, yet
@@ -104,8 +114,19 @@ pub async fn run(
     observer: Option<FinishedSender>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let kafka = Kafka::new(kafka);
     let store = OrderStore::connect(dynamo).await?;
+    consume(kafka, store, observer, shutdown).await
+}
+
+/// Runs the order consumer with an open `store` until `shutdown` (how `edm lab` shares
+/// one store between the order service and the order consumer).
+pub async fn consume(
+    kafka: &KafkaArgs,
+    store: OrderStore,
+    observer: Option<FinishedSender>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let kafka = Kafka::new(kafka);
     store.check_table().await?;
     kafka.check_reachable().await?;
     info!(table = store.table(), "order consumer started");

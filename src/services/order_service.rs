@@ -262,8 +262,20 @@ pub async fn run(
     options: OrderServiceOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let kafka = Kafka::new(kafka);
     let store = OrderStore::connect(dynamo).await?;
+    serve(listener, kafka, store, options, shutdown).await
+}
+
+/// Runs the order service on `listener` with an open `store` until `shutdown` (how
+/// `edm lab` shares one store between the order service and the order consumer).
+pub async fn serve(
+    listener: TcpListener,
+    kafka: &KafkaArgs,
+    store: OrderStore,
+    options: OrderServiceOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let kafka = Kafka::new(kafka);
     if store.ensure_table().await? {
         info!(table = store.table(), "created the DynamoDB table");
     }

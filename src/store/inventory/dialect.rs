@@ -49,6 +49,21 @@ impl Dialect {
         }
     }
 
+    /// Reads a step's recorded outcome; on MySQL a locking read, which sees the latest
+    /// committed row even in a transaction that began before it was written.
+    pub(super) fn select_recorded_step(self) -> &'static str {
+        match self {
+            Dialect::MySql => {
+                "SELECT outcome, total_price, quantity FROM inventory_saga_step \
+                 WHERE transaction_id = ? AND step = ? LOCK IN SHARE MODE"
+            }
+            Dialect::Sqlite => {
+                "SELECT outcome, total_price, quantity FROM inventory_saga_step \
+                 WHERE transaction_id = ? AND step = ?"
+            }
+        }
+    }
+
     pub(super) fn count_tables(self) -> &'static str {
         match self {
             Dialect::MySql => {

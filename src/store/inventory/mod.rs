@@ -2,31 +2,24 @@
 //! history, and the saga steps already applied. One code path serves both through sqlx's
 //! `Any` driver; [`Dialect`] holds the few statements that differ.
 //!
-//! Every saga step is one MySQL transaction that first claims the step's row in
-//! `inventory_saga_step` (primary key `transaction_id, step`), then changes stock and
-//! history. A redelivered event finds the row taken and gets the recorded outcome back
-//! without touching stock, so each step is applied exactly once.
+//! Every saga step claims its row in `inventory_saga_step` (primary key `transaction_id,
+//! step`) in the same transaction that changes stock and history (see [`StockStep`]); a
+//! batch of steps shares one transaction.
 
 use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, Transaction};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 use crate::config::{MysqlArgs, START_HINT};
-use crate::event::reason;
 
 mod dialect;
+mod steps;
 
 pub use dialect::Dialect;
 use dialect::sql_statements;
-
-const STEP_RESERVE: &str = "RESERVE";
-const STEP_RELEASE: &str = "RELEASE";
-const OUTCOME_RESERVED: &str = "RESERVED";
-const OUTCOME_RELEASED: &str = "RELEASED";
-const OUTCOME_NOTHING_RESERVED: &str = "NOTHING_RESERVED";
-const OUTCOME_PENDING: &str = "PENDING";
+pub use steps::{StepOutcome, StockStep};
 
 /// Errors of the inventory store, with the address and a hint where that helps.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +46,9 @@ pub enum InventoryError {
     /// A query failed.
     #[error("MySQL query failed: {0}")]
     Query(#[from] sqlx::Error),
+    /// A bug: the store broke one of its own rules.
+    #[error("inventory store error: {0}")]
+    Internal(&'static str),
 }
 
 /// One item of the inventory (`GET /v1/inventory`).
@@ -139,24 +135,17 @@ impl InventoryStore {
         install_default_drivers();
         let dialect = Dialect::of_url(&args.mysql_url)?;
         let address = redact(&args.mysql_url);
-        let (url, connections) = match dialect {
-            Dialect::MySql => (args.mysql_url.clone(), args.mysql_pool_size.max(1)),
-            // One writer at a time is SQLite's model; one connection makes it explicit.
-            Dialect::Sqlite if args.mysql_url.contains("mode=") => (args.mysql_url.clone(), 1),
-            Dialect::Sqlite => {
-                let separator = if args.mysql_url.contains('?') {
-                    '&'
-                } else {
-                    '?'
-                };
-                (format!("{}{separator}mode=rwc", args.mysql_url), 1)
+        let url = args.mysql_url.clone();
+        let pool = match dialect {
+            Dialect::MySql => {
+                AnyPoolOptions::new()
+                    .max_connections(args.mysql_pool_size.max(1))
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect(&url)
+                    .await
             }
+            Dialect::Sqlite => crate::store::sqlite_pool(&url).await,
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(connections)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&url)
-            .await;
         let pool = match pool {
             Ok(pool) => pool,
             Err(sqlx::Error::PoolTimedOut) => {
@@ -201,159 +190,6 @@ impl InventoryStore {
             self.pool.execute(sqlx::raw_sql(statement)).await?;
         }
         Ok(())
-    }
-
-    /// Takes `quantity` of `item_id` for saga `transaction_id`, once.
-    pub async fn reserve(
-        &self,
-        transaction_id: &str,
-        item_id: i64,
-        quantity: i64,
-    ) -> Result<Applied<Reservation>, InventoryError> {
-        let mut tx = self.pool.begin().await?;
-        if !claim_step(&mut tx, transaction_id, STEP_RESERVE, item_id, quantity).await? {
-            tx.rollback().await?;
-            return self.recorded_reservation(transaction_id).await;
-        }
-        let row: Option<(i32, i32)> = sqlx::query_as(self.dialect.select_item_for_update())
-            .bind(item_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let outcome = match row {
-            None => Reservation::Rejected {
-                reason: reason::UNKNOWN_ITEM,
-            },
-            Some((_, stock)) if i64::from(stock) < quantity => Reservation::Rejected {
-                reason: reason::OUT_OF_STOCK,
-            },
-            Some((price, _)) => {
-                sqlx::query("UPDATE inventory SET quantity = quantity - ? WHERE id = ?")
-                    .bind(quantity)
-                    .bind(item_id)
-                    .execute(&mut *tx)
-                    .await?;
-                insert_history(&mut tx, transaction_id, item_id, -quantity).await?;
-                Reservation::Reserved {
-                    total_price: i64::from(price) * quantity,
-                }
-            }
-        };
-        let (label, total_price) = match &outcome {
-            Reservation::Reserved { total_price } => (OUTCOME_RESERVED, Some(*total_price)),
-            Reservation::Rejected { reason } => (*reason, None),
-        };
-        record_outcome(
-            &mut tx,
-            transaction_id,
-            STEP_RESERVE,
-            label,
-            quantity,
-            total_price,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Applied {
-            outcome,
-            duplicate: false,
-        })
-    }
-
-    /// Gives back whatever saga `transaction_id` still holds, once.
-    ///
-    /// The amount comes from the history (the net of the saga's rows), not from the event,
-    /// so a reservation made by another implementation of the inventory consumer is
-    /// compensated too, and a rejected reservation gives nothing back.
-    pub async fn release(
-        &self,
-        transaction_id: &str,
-        item_id: i64,
-        quantity: i64,
-    ) -> Result<Applied<Release>, InventoryError> {
-        let mut tx = self.pool.begin().await?;
-        if !claim_step(&mut tx, transaction_id, STEP_RELEASE, item_id, quantity).await? {
-            tx.rollback().await?;
-            let outcome = self.recorded_outcome(transaction_id, STEP_RELEASE).await?;
-            let release = match outcome {
-                Some((label, _, held)) if label == OUTCOME_RELEASED => {
-                    Release::Released { quantity: held }
-                }
-                _ => Release::NothingReserved,
-            };
-            return Ok(Applied {
-                outcome: release,
-                duplicate: true,
-            });
-        }
-        let held: Vec<(i32, i64)> = sqlx::query_as(
-            "SELECT inventory_id, CAST(-SUM(quantity) AS SIGNED) FROM inventory_history \
-             WHERE transaction_id = ? GROUP BY inventory_id ORDER BY inventory_id",
-        )
-        .bind(transaction_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut released = 0;
-        for (held_item, held_quantity) in held.into_iter().filter(|(_, q)| *q > 0) {
-            sqlx::query("UPDATE inventory SET quantity = quantity + ? WHERE id = ?")
-                .bind(held_quantity)
-                .bind(held_item)
-                .execute(&mut *tx)
-                .await?;
-            insert_history(&mut tx, transaction_id, i64::from(held_item), held_quantity).await?;
-            released += held_quantity;
-        }
-        let outcome = if released > 0 {
-            Release::Released { quantity: released }
-        } else {
-            Release::NothingReserved
-        };
-        let label = match outcome {
-            Release::Released { .. } => OUTCOME_RELEASED,
-            Release::NothingReserved => OUTCOME_NOTHING_RESERVED,
-        };
-        record_outcome(&mut tx, transaction_id, STEP_RELEASE, label, released, None).await?;
-        tx.commit().await?;
-        Ok(Applied {
-            outcome,
-            duplicate: false,
-        })
-    }
-
-    async fn recorded_reservation(
-        &self,
-        transaction_id: &str,
-    ) -> Result<Applied<Reservation>, InventoryError> {
-        let recorded = self.recorded_outcome(transaction_id, STEP_RESERVE).await?;
-        let outcome = match recorded {
-            Some((label, Some(total_price), _)) if label == OUTCOME_RESERVED => {
-                Reservation::Reserved { total_price }
-            }
-            Some((label, _, _)) if label == reason::OUT_OF_STOCK => Reservation::Rejected {
-                reason: reason::OUT_OF_STOCK,
-            },
-            _ => Reservation::Rejected {
-                reason: reason::UNKNOWN_ITEM,
-            },
-        };
-        Ok(Applied {
-            outcome,
-            duplicate: true,
-        })
-    }
-
-    async fn recorded_outcome(
-        &self,
-        transaction_id: &str,
-        step: &str,
-    ) -> Result<Option<(String, Option<i64>, i64)>, InventoryError> {
-        let row: Option<(String, Option<i64>, i32)> = sqlx::query_as(
-            "SELECT outcome, total_price, quantity FROM inventory_saga_step \
-             WHERE transaction_id = ? AND step = ?",
-        )
-        .bind(transaction_id)
-        .bind(step)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(label, price, quantity)| (label, price, i64::from(quantity))))
     }
 
     /// Every item, by id.
@@ -426,73 +262,6 @@ impl InventoryStore {
         .fetch_all(&self.pool)
         .await?)
     }
-}
-
-/// Claims a step's row; false if the step was already applied (or is being applied by a
-/// concurrent transaction that has since committed).
-async fn claim_step(
-    tx: &mut Transaction<'_, Any>,
-    transaction_id: &str,
-    step: &str,
-    item_id: i64,
-    quantity: i64,
-) -> Result<bool, InventoryError> {
-    let inserted = sqlx::query(
-        "INSERT INTO inventory_saga_step (transaction_id, step, inventory_id, quantity, outcome) \
-         VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(transaction_id)
-    .bind(step)
-    .bind(item_id)
-    .bind(quantity)
-    .bind(OUTCOME_PENDING)
-    .execute(&mut **tx)
-    .await;
-    match inserted {
-        Ok(_) => Ok(true),
-        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(false),
-        Err(other) => Err(other.into()),
-    }
-}
-
-/// Records what a claimed step did: its outcome, the units it moved and the price.
-async fn record_outcome(
-    tx: &mut Transaction<'_, Any>,
-    transaction_id: &str,
-    step: &str,
-    outcome: &str,
-    quantity: i64,
-    total_price: Option<i64>,
-) -> Result<(), InventoryError> {
-    sqlx::query(
-        "UPDATE inventory_saga_step SET outcome = ?, quantity = ?, total_price = ? \
-         WHERE transaction_id = ? AND step = ?",
-    )
-    .bind(outcome)
-    .bind(quantity)
-    .bind(total_price)
-    .bind(transaction_id)
-    .bind(step)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn insert_history(
-    tx: &mut Transaction<'_, Any>,
-    transaction_id: &str,
-    item_id: i64,
-    quantity: i64,
-) -> Result<(), InventoryError> {
-    sqlx::query(
-        "INSERT INTO inventory_history (transaction_id, inventory_id, quantity) VALUES (?, ?, ?)",
-    )
-    .bind(transaction_id)
-    .bind(item_id)
-    .bind(quantity)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 /// The URL without its password, for messages.
