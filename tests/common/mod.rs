@@ -55,7 +55,6 @@ impl LabConfig {
         kafka.properties = vec![
             ("session.timeout.ms".into(), "6000".into()),
             ("heartbeat.interval.ms".into(), "1000".into()),
-            ("fetch.wait.max.ms".into(), "10".into()),
         ];
         let mysql = MysqlArgs::new(format!(
             "{}/edm_{id}",
