@@ -1,5 +1,6 @@
-//! Kafka plumbing shared by the services: topic and group names, client configuration,
-//! a producer that sends saga events keyed by `transaction_id`, topic creation.
+//! Kafka plumbing shared by the services: topic and group names, client configuration
+//! (with the defaults `edm` chooses), consumers that log rebalances, topic creation; the
+//! producer is in [`producer`].
 
 use std::time::Duration;
 
@@ -8,11 +9,13 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 
 use crate::config::{KafkaArgs, START_HINT};
-use crate::event::SagaEvent;
+
+mod producer;
+
+pub use producer::{EventProducer, Record};
 
 /// How long a metadata request may take before the broker counts as unreachable.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
@@ -362,132 +365,4 @@ pub struct TopicInfo {
     pub name: String,
     /// Number of partitions.
     pub partitions: usize,
-}
-
-/// One message to send: where, its key, its bytes and its headers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// Destination topic.
-    pub topic: String,
-    /// Message key (`transaction_id` for saga events, so a saga stays on one partition).
-    pub key: Option<String>,
-    /// Message value.
-    pub payload: Vec<u8>,
-    /// String headers (dead letters carry the error and the source position).
-    pub headers: Vec<(String, String)>,
-}
-
-impl Record {
-    /// A saga event for `topic`, keyed by its `transaction_id`.
-    pub fn event(topic: &str, event: &SagaEvent) -> Self {
-        Self {
-            topic: topic.to_string(),
-            key: Some(event.transaction_id.clone()),
-            payload: event.to_payload(),
-            headers: Vec::new(),
-        }
-    }
-}
-
-/// Sends saga events keyed by `transaction_id`, so all events of one saga stay in order on
-/// one partition, and waits for the broker's acknowledgement.
-#[derive(Clone)]
-pub struct EventProducer {
-    producer: FutureProducer,
-}
-
-impl EventProducer {
-    /// Sends `event` to `topic` and waits until the broker has it.
-    pub async fn send(&self, topic: &str, event: &SagaEvent) -> Result<(), KafkaFailure> {
-        self.send_record(&Record::event(topic, event)).await
-    }
-
-    /// Sends raw bytes with an optional key and string headers (dead letters, tests).
-    pub async fn send_raw(
-        &self,
-        topic: &str,
-        key: Option<&str>,
-        payload: &[u8],
-        headers: &[(&str, &str)],
-    ) -> Result<(), KafkaFailure> {
-        self.send_record(&Record {
-            topic: topic.to_string(),
-            key: key.map(str::to_string),
-            payload: payload.to_vec(),
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        })
-        .await
-    }
-
-    /// Sends one record and waits until the broker has it.
-    pub async fn send_record(&self, record: &Record) -> Result<(), KafkaFailure> {
-        let mut results = self.send_all(std::slice::from_ref(record)).await;
-        results.pop().unwrap_or(Ok(()))
-    }
-
-    /// Sends `records` pipelined — all queued in their order before any acknowledgement is
-    /// awaited, so they travel in as few requests as the producer can make — and returns
-    /// each one's result, in the same order. Records with the same key keep their order
-    /// (idempotent producer).
-    pub async fn send_all(&self, records: &[Record]) -> Vec<Result<(), KafkaFailure>> {
-        let mut deliveries = Vec::with_capacity(records.len());
-        for record in records {
-            deliveries.push(self.enqueue(record).await);
-        }
-        let mut results = Vec::with_capacity(records.len());
-        for (record, delivery) in records.iter().zip(deliveries) {
-            let delivered = match delivery {
-                Err(detail) => Err(detail),
-                Ok(delivery) => match delivery.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err((detail, _))) => Err(detail),
-                    Err(_) => Err(KafkaError::Canceled),
-                },
-            };
-            results.push(delivered.map_err(|detail| KafkaFailure::NotDelivered {
-                topic: record.topic.clone(),
-                detail,
-            }));
-        }
-        results
-    }
-
-    /// Puts `record` in the producer's queue, waiting (up to 10 s) while the queue is full.
-    async fn enqueue(&self, record: &Record) -> Result<DeliveryFuture, KafkaError> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let mut headers = rdkafka::message::OwnedHeaders::new();
-            for (name, value) in &record.headers {
-                headers = headers.insert(rdkafka::message::Header {
-                    key: name,
-                    value: Some(value.as_str()),
-                });
-            }
-            let mut future_record = FutureRecord::to(&record.topic)
-                .payload(&record.payload)
-                .headers(headers);
-            if let Some(key) = &record.key {
-                future_record = future_record.key(key);
-            }
-            match self.producer.send_result(future_record) {
-                Ok(delivery) => return Ok(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
-                    if tokio::time::Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Err((error, _)) => return Err(error),
-            }
-        }
-    }
-
-    /// Waits until every queued message is delivered (used at shutdown).
-    pub fn flush(&self, timeout: Duration) {
-        if let Err(error) = self.producer.flush(Timeout::After(timeout)) {
-            tracing::warn!(%error, "producer flush incomplete at shutdown");
-        }
-    }
 }
