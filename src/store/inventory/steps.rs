@@ -29,7 +29,10 @@ pub enum StockStep<'a> {
         /// Units asked for.
         quantity: i64,
     },
-    /// Give back what saga `transaction_id` holds (ORDER_CANCEL).
+    /// Give back what saga `transaction_id` still holds (ORDER_CANCEL). The amount comes
+    /// from the history (the net of the saga's rows), not from the event, so a reservation
+    /// made by another implementation of the inventory consumer is compensated too, and a
+    /// rejected reservation gives nothing back.
     Release {
         /// The saga.
         transaction_id: &'a str,
@@ -58,7 +61,8 @@ pub enum StepOutcome {
 }
 
 impl InventoryStore {
-    /// Takes `quantity` of `item_id` for saga `transaction_id`, once.
+    /// Takes `quantity` of `item_id` for saga `transaction_id`, once (one step applied
+    /// alone; the inventory consumer applies whole batches with [`Self::apply`]).
     pub async fn reserve(
         &self,
         transaction_id: &str,
@@ -73,28 +77,6 @@ impl InventoryStore {
         match self.apply(&[step]).await?.pop() {
             Some(StepOutcome::Reserve(applied)) => Ok(applied),
             _ => Err(InventoryError::Internal("a reservation had no outcome")),
-        }
-    }
-
-    /// Gives back whatever saga `transaction_id` still holds, once.
-    ///
-    /// The amount comes from the history (the net of the saga's rows), not from the event,
-    /// so a reservation made by another implementation of the inventory consumer is
-    /// compensated too, and a rejected reservation gives nothing back.
-    pub async fn release(
-        &self,
-        transaction_id: &str,
-        item_id: i64,
-        quantity: i64,
-    ) -> Result<Applied<Release>, InventoryError> {
-        let step = StockStep::Release {
-            transaction_id,
-            item_id,
-            quantity,
-        };
-        match self.apply(&[step]).await?.pop() {
-            Some(StepOutcome::Release(applied)) => Ok(applied),
-            _ => Err(InventoryError::Internal("a release had no outcome")),
         }
     }
 
