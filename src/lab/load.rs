@@ -177,11 +177,12 @@ async fn drive(
         lab.check_services()?;
         match tokio::time::timeout(Duration::from_secs(60), lab.finished.recv()).await {
             Ok(Some(done)) => {
-                last = Instant::now();
-                // A saga may be reported twice (redelivered final event): count it once.
+                // A saga may be reported twice (redelivered final event): count it once,
+                // at its first report.
                 if let std::collections::hash_map::Entry::Vacant(entry) =
                     finished_at.entry(done.transaction_id)
                 {
+                    last = Instant::now();
                     entry.insert((last, done.status));
                     match done.status {
                         Status::OrderComplete => completed_bar.inc(1),
