@@ -6,11 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::process::EdmProcess;
-use common::servers::{free_port, wait_port};
-use common::{LabConfig, check_invariants, init_logs, place_orders, stock_by_item};
-use edm::store::inventory::InventoryStore;
-use edm::store::orders::OrderStore;
+use common::process::{EdmProcess, Stack};
+use common::servers::free_port;
+use common::{LabConfig, init_logs};
 
 const ORDERS: usize = 300;
 const IN_FLIGHT: usize = 8;
@@ -28,14 +26,7 @@ async fn crash_and_restart(victim: &str) {
         EdmProcess::spawn(&config, "payment-consumer", &["--decline-rate", "0.3"]),
         EdmProcess::spawn(&config, "order-consumer", &[]),
     ];
-    wait_port(port, true, Duration::from_secs(30));
-    let stock = InventoryStore::connect(&config.mysql).await.unwrap();
-    let orders = OrderStore::connect(&config.dynamo)
-        .await
-        .expect("order store");
-    let initial = stock_by_item(&stock).await;
-    let http = reqwest::Client::new();
-    let url = format!("http://{listen}/v1/order");
+    let stack = Stack::attach(&config, port).await;
 
     let mut placed = Vec::new();
     let mut killed_after = None;
@@ -43,26 +34,17 @@ async fn crash_and_restart(victim: &str) {
         if placed.len() >= KILL_AFTER && killed_after.is_none() {
             let process = processes.iter_mut().find(|p| p.name == victim).unwrap();
             // Kill it once it is busy: some sagas done, many still queued.
-            let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            while process.output().matches(" → ").count() < 10 {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "{victim} did no work:\n{}",
-                    process.output()
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let handled = process.output().matches(" → ").count();
+            let handled = process.wait_busy(10).await;
             process.kill9();
             killed_after = Some(handled);
             tokio::time::sleep(Duration::from_millis(300)).await;
             process.restart();
         }
         let next = placed.len()..placed.len() + IN_FLIGHT;
-        placed.extend(place_orders(&http, &url, next).await);
+        placed.extend(stack.place(next).await);
     }
 
-    let (completed, cancelled) = check_invariants(&stock, &orders, &placed, &initial).await;
+    let (completed, cancelled) = stack.check(&placed).await;
     eprintln!(
         "{victim} killed after logging {} saga steps; {completed} completed, {cancelled} cancelled",
         killed_after.unwrap_or(0)

@@ -4,13 +4,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::process::EdmProcess;
-use common::servers::{free_port, wait_port};
-use common::{LabConfig, Placed, check_invariants, init_logs, place_orders, stock_by_item};
-use edm::store::inventory::InventoryStore;
-use edm::store::orders::OrderStore;
+use common::process::{EdmProcess, Stack};
+use common::servers::free_port;
+use common::{LabConfig, Placed, init_logs};
 
 const ORDERS: usize = 300;
 const IN_FLIGHT: usize = 8;
@@ -36,14 +32,7 @@ async fn two_instances_per_consumer_with_one_killed_and_one_added_lose_and_doubl
         ));
         processes.push(EdmProcess::spawn(&config, "order-consumer", &[]));
     }
-    wait_port(port, true, Duration::from_secs(30));
-    let stock = InventoryStore::connect(&config.mysql).await.unwrap();
-    let orders = OrderStore::connect(&config.dynamo)
-        .await
-        .expect("order store");
-    let initial = stock_by_item(&stock).await;
-    let http = reqwest::Client::new();
-    let url = format!("http://{listen}/v1/order");
+    let stack = Stack::attach(&config, port).await;
 
     let mut placed: Vec<Placed> = Vec::new();
     let (mut killed, mut added) = (false, false);
@@ -54,15 +43,7 @@ async fn two_instances_per_consumer_with_one_killed_and_one_added_lose_and_doubl
                 .iter_mut()
                 .find(|p| p.name == "inventory-consumer")
                 .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while victim.output().matches(" → ").count() < 5 {
-                assert!(
-                    Instant::now() < deadline,
-                    "never busy:\n{}",
-                    victim.output()
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            victim.wait_busy(5).await;
             victim.kill9();
             killed = true;
         }
@@ -72,10 +53,10 @@ async fn two_instances_per_consumer_with_one_killed_and_one_added_lose_and_doubl
             added = true;
         }
         let next = placed.len()..placed.len() + IN_FLIGHT;
-        placed.extend(place_orders(&http, &url, next).await);
+        placed.extend(stack.place(next).await);
     }
 
-    let (completed, cancelled) = check_invariants(&stock, &orders, &placed, &initial).await;
+    let (completed, cancelled) = stack.check(&placed).await;
     assert_eq!(completed + cancelled, placed.len());
     assert!(completed > 0 && cancelled > 0);
 

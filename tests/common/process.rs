@@ -7,7 +7,53 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::LabConfig;
+use edm::store::inventory::InventoryStore;
+use edm::store::orders::OrderStore;
+
+use super::servers::wait_port;
+use super::{LabConfig, Placed, check_invariants, place_orders, stock_by_item};
+
+/// What a test drives a stack of `edm` processes with: the order service's URL, and the
+/// stores (with the stock before) to check the books against.
+pub struct Stack {
+    http: reqwest::Client,
+    url: String,
+    stock: InventoryStore,
+    orders: OrderStore,
+    initial: std::collections::HashMap<i64, i32>,
+}
+
+impl Stack {
+    /// Waits for the order service on `port`, opens the lab's stores, reads the stock.
+    pub async fn attach(config: &LabConfig, port: u16) -> Self {
+        wait_port(port, true, Duration::from_secs(30));
+        let stock = InventoryStore::connect(&config.mysql)
+            .await
+            .expect("inventory store");
+        let orders = OrderStore::connect(&config.dynamo)
+            .await
+            .expect("order store");
+        let initial = stock_by_item(&stock).await;
+        Self {
+            http: reqwest::Client::new(),
+            url: format!("http://127.0.0.1:{port}/v1/order"),
+            stock,
+            orders,
+            initial,
+        }
+    }
+
+    /// Places the orders numbered `range` at once.
+    pub async fn place(&self, range: std::ops::Range<usize>) -> Vec<Placed> {
+        place_orders(&self.http, &self.url, range).await
+    }
+
+    /// Waits for every placed order to finish and checks the books; returns (completed,
+    /// cancelled).
+    pub async fn check(&self, placed: &[Placed]) -> (usize, usize) {
+        check_invariants(&self.stock, &self.orders, placed, &self.initial).await
+    }
+}
 
 /// A running `edm` subcommand whose output goes to a log file.
 pub struct EdmProcess {
@@ -34,6 +80,24 @@ impl EdmProcess {
             config: config.clone(),
             child,
             log,
+        }
+    }
+
+    /// Waits (up to 60 s) until it has logged `steps` saga steps; returns how many it has.
+    pub async fn wait_busy(&self, steps: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let logged = self.output().matches(" → ").count();
+            if logged >= steps {
+                return logged;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did no work:\n{}",
+                self.name,
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
