@@ -137,18 +137,12 @@ impl Kafka {
         self.producer_with_delivery_timeout(Duration::from_secs(10))
     }
 
-    /// An idempotent producer that gives up on a message after `timeout`, with these
-    /// defaults (each can be overridden with `-X`):
+    /// An idempotent producer that gives up on a message after `timeout`, with this
+    /// default (overridable with `-X`):
     /// - `linger.ms=0`: every send is awaited before an offset commit, so waiting for a
-    ///   batch to fill would only add latency;
-    /// - `batch.num.messages=1` and `max.in.flight.requests.per.connection=1`: one record
-    ///   per batch, one produce request at a time per broker (a request still carries one
-    ///   record for each partition that has one waiting). Tansu 0.6, the embedded broker and
-    ///   the test broker, acknowledges more but does not keep it all: multi-record batches
-    ///   lose most of their records (measured: 2,000 acknowledged, 1 stored) and two
-    ///   requests in flight lose one record now and then (1 saga in 5,000–20,000 in the
-    ///   lab). On a real Kafka cluster, `-X batch.num.messages=10000
-    ///   -X max.in.flight.requests.per.connection=5` lets the producer batch again.
+    ///   batch to fill would only add latency. Records that queue up while a request is in
+    ///   flight still leave together in one batch, up to 5 requests in flight per broker
+    ///   (librdkafka's limit for an idempotent producer, which keeps each partition's order).
     pub fn producer_with_delivery_timeout(
         &self,
         timeout: Duration,
@@ -157,8 +151,6 @@ impl Kafka {
         config
             .set("enable.idempotence", "true")
             .set("linger.ms", "0")
-            .set("batch.num.messages", "1")
-            .set("max.in.flight.requests.per.connection", "1")
             .set("message.timeout.ms", timeout.as_millis().to_string());
         let producer = self
             .with_user_properties(config, Role::Producer)
@@ -173,6 +165,22 @@ impl Kafka {
     /// 500 ms per saga hop (measured with one order in flight: p50 61 ms at 10 ms, 26–34 ms
     /// at 5 ms; 2 ms made the embedded broker stall).
     pub fn consumer(&self, group: &str) -> Result<SagaConsumer, KafkaFailure> {
+        self.consumer_reporting_ends(group, false)
+    }
+
+    /// A consumer for a tool that reads partitions once, up to their end: it reports
+    /// `KafkaError::PartitionEOF` each time it reaches a partition's high watermark as the
+    /// broker's fetch answers give it. (Unlike the broker's ListOffsets answer this is
+    /// right on Tansu 0.6 also when records came in multi-record batches.)
+    pub fn reader(&self, group: &str) -> Result<SagaConsumer, KafkaFailure> {
+        self.consumer_reporting_ends(group, true)
+    }
+
+    fn consumer_reporting_ends(
+        &self,
+        group: &str,
+        partition_eof: bool,
+    ) -> Result<SagaConsumer, KafkaFailure> {
         let mut config = self.base_config();
         config
             .set("group.id", group)
@@ -181,7 +189,7 @@ impl Kafka {
             // (also the final one at shutdown) never covers unfinished work.
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
+            .set("enable.partition.eof", partition_eof.to_string())
             .set("fetch.wait.max.ms", "5");
         let context = SagaContext {
             group: group.to_string(),

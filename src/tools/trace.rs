@@ -1,15 +1,16 @@
 //! `edm trace <transaction_id>`: one saga's events, read back from the topics in order.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
 use crate::kafka::{Kafka, KafkaFailure, Topics};
 
-/// How long to wait for the next message before giving up on a partition.
+/// How long to wait for the next message before giving up on a topic.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One event of a saga as found on a topic.
@@ -63,87 +64,79 @@ pub async fn trace(kafka: &Kafka, transaction_id: &str) -> Result<Vec<TracedEven
     wanted.retain(|t| existing.contains(t));
 
     let group = format!("edm-trace-{}", uuid::Uuid::new_v4().simple());
-    let consumer = kafka.consumer(&group)?;
+    let reads = wanted
+        .iter()
+        .map(|topic| read_topic(kafka, &group, topic, transaction_id));
+    let events = futures_util::future::try_join_all(reads).await?;
+    Ok(sorted(events.into_iter().flatten().collect()))
+}
+
+/// The events of saga `transaction_id` on every partition of `topic`, read from the start
+/// to the end each partition had when the read reached it.
+async fn read_topic(
+    kafka: &Kafka,
+    group: &str,
+    topic: &str,
+    transaction_id: &str,
+) -> Result<Vec<TracedEvent>, KafkaFailure> {
+    let consumer = kafka.reader(group)?;
     let unreachable = |detail| KafkaFailure::Unreachable {
         servers: kafka.servers().to_string(),
         detail,
     };
     let metadata = consumer
-        .fetch_metadata(None, Duration::from_secs(5))
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
         .map_err(unreachable)?;
-    // Every partition of the saga's topics, read from its start.
     let mut assignment = TopicPartitionList::new();
-    let mut next: HashMap<(String, i32), i64> = HashMap::new();
-    for topic in metadata
-        .topics()
-        .iter()
-        .filter(|t| wanted.iter().any(|w| w == t.name()))
-    {
-        for partition in topic.partitions() {
-            assignment
-                .add_partition_offset(topic.name(), partition.id(), Offset::Beginning)
-                .map_err(unreachable)?;
-            next.insert((topic.name().to_string(), partition.id()), 0);
-        }
+    let mut unread: HashSet<i32> = HashSet::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        assignment
+            .add_partition_offset(topic, partition.id(), Offset::Beginning)
+            .map_err(unreachable)?;
+        unread.insert(partition.id());
     }
     let mut events = Vec::new();
-    if next.is_empty() {
+    if unread.is_empty() {
         return Ok(events);
     }
     consumer.assign(&assignment).map_err(unreachable)?;
-    // Read up to each partition's end; then ask for the ends again, in case a broker
-    // reported one late, until nothing is left unread.
-    loop {
-        let mut ends = HashMap::new();
-        for ((topic, partition), position) in &next {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, *partition, Duration::from_secs(5))
-                .map_err(unreachable)?;
-            if high > (*position).max(low) {
-                ends.insert((topic.clone(), *partition), high);
-            }
-        }
-        if ends.is_empty() {
-            break;
-        }
-        while ends
-            .iter()
-            .any(|(key, end)| next.get(key).is_some_and(|n| n < end))
-        {
-            let message = match tokio::time::timeout(READ_TIMEOUT, consumer.recv()).await {
-                Ok(received) => received.map_err(unreachable)?,
-                // Nothing more arrives: what is left was deleted.
-                Err(_) => return Ok(sorted(events)),
-            };
-            next.insert(
-                (message.topic().to_string(), message.partition()),
-                message.offset() + 1,
-            );
-            let payload: Value = message
-                .payload()
-                .and_then(|p| serde_json::from_slice(p).ok())
-                .unwrap_or(Value::Null);
-            let keyed = message
-                .key()
-                .is_some_and(|k| k == transaction_id.as_bytes());
-            if payload["transaction_id"] != transaction_id && !keyed {
+    // The consumer reports each partition's end as it reaches it (the high watermark of
+    // the broker's fetch answer, not the ListOffsets one, which Tansu gets wrong).
+    while !unread.is_empty() {
+        let message = match tokio::time::timeout(READ_TIMEOUT, consumer.recv()).await {
+            Ok(Ok(message)) => message,
+            Ok(Err(KafkaError::PartitionEOF(partition))) => {
+                unread.remove(&partition);
                 continue;
             }
-            let status = payload["status"].as_str().unwrap_or("?").to_string();
-            let reason = payload["reason"].as_str().map(str::to_string);
-            events.push(TracedEvent {
-                sent_by: sender_of(&kafka.topics, message.topic(), &status, reason.as_deref()),
-                topic: message.topic().to_string(),
-                partition: message.partition(),
-                offset: message.offset(),
-                timestamp_ms: message.timestamp().to_millis(),
-                total_price: payload["payment"]["total_price"].as_i64(),
-                status,
-                reason,
-            });
+            Ok(Err(error)) => return Err(unreachable(error)),
+            // Nothing more arrives: what is left was deleted.
+            Err(_) => break,
+        };
+        let payload: Value = message
+            .payload()
+            .and_then(|p| serde_json::from_slice(p).ok())
+            .unwrap_or(Value::Null);
+        let keyed = message
+            .key()
+            .is_some_and(|k| k == transaction_id.as_bytes());
+        if payload["transaction_id"] != transaction_id && !keyed {
+            continue;
         }
+        let status = payload["status"].as_str().unwrap_or("?").to_string();
+        let reason = payload["reason"].as_str().map(str::to_string);
+        events.push(TracedEvent {
+            sent_by: sender_of(&kafka.topics, topic, &status, reason.as_deref()),
+            topic: topic.to_string(),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp_ms: message.timestamp().to_millis(),
+            total_price: payload["payment"]["total_price"].as_i64(),
+            status,
+            reason,
+        });
     }
-    Ok(sorted(events))
+    Ok(events)
 }
 
 /// Events oldest first (by broker timestamp, then offset).
