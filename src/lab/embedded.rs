@@ -8,15 +8,19 @@ use std::time::Duration;
 use tansu_broker::broker::Broker;
 use tansu_broker::coordinator::group::administrator::Controller;
 use tansu_storage::StorageContainer;
-use tokio::task::JoinHandle;
 use url::Url;
 
-/// An in-process Tansu broker on a free port of 127.0.0.1.
+/// An in-process Tansu broker on a free port of 127.0.0.1, on a runtime (and threads) of
+/// its own, so that the broker and the services do not queue behind each other's tasks.
 pub struct EmbeddedBroker {
     /// `127.0.0.1:PORT`, for `bootstrap.servers`.
     pub address: String,
-    task: JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
+
+/// Worker threads of the broker's runtime.
+const BROKER_THREADS: usize = 2;
 
 impl EmbeddedBroker {
     /// Starts the broker and waits until it accepts connections.
@@ -27,36 +31,89 @@ impl EmbeddedBroker {
             .port();
         let address = format!("127.0.0.1:{port}");
         let url = Url::parse(&format!("tcp://{address}"))?;
-        let mut broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
-            .node_id(111)
-            .cluster_id("edm-lab")
-            .incarnation_id(uuid::Uuid::new_v4())
-            .advertised_listener(url.clone())
-            .storage(Url::parse("memory://tansu/")?)
-            .listener(url)
-            .silent(true)
-            .build()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot build the embedded Kafka broker: {e:?}"))?;
-        let task = tokio::spawn(async move {
-            if let Err(error) = broker.serve(tokio::time::Instant::now()).await {
-                tracing::error!(?error, "embedded Kafka broker stopped");
-            }
-        });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(BROKER_THREADS)
+            .thread_name("tansu")
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (built_tx, built) = tokio::sync::oneshot::channel::<Result<(), String>>();
+        let thread = std::thread::Builder::new()
+            .name("tansu-broker".into())
+            .spawn(move || runtime.block_on(serve(url, built_tx, stopped)))?;
+        let broker = Self {
+            address: address.clone(),
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        match built.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => anyhow::bail!("cannot build the embedded Kafka broker: {error}"),
+            Err(_) => anyhow::bail!("the embedded Kafka broker stopped while starting"),
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while tokio::net::TcpStream::connect(&address).await.is_err() {
-            if tokio::time::Instant::now() > deadline || task.is_finished() {
+            if tokio::time::Instant::now() > deadline || broker.has_stopped() {
                 anyhow::bail!("the embedded Kafka broker did not start on {address}");
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Ok(Self { address, task })
+        Ok(broker)
+    }
+
+    fn has_stopped(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+/// Builds the broker, tells `built` how that went, then serves until `stop` fires.
+async fn serve(
+    url: Url,
+    built: tokio::sync::oneshot::Sender<Result<(), String>>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let result = async {
+        Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+            .node_id(111)
+            .cluster_id("edm-lab")
+            .incarnation_id(uuid::Uuid::new_v4())
+            .advertised_listener(url.clone())
+            .storage(Url::parse("memory://tansu/").map_err(|e| format!("{e}"))?)
+            .listener(url)
+            .silent(true)
+            .build()
+            .await
+            .map_err(|e| format!("{e:?}"))
+    }
+    .await;
+    let mut broker = match result {
+        Ok(broker) => {
+            let _ = built.send(Ok(()));
+            broker
+        }
+        Err(error) => {
+            let _ = built.send(Err(error));
+            return;
+        }
+    };
+    tokio::select! {
+        served = broker.serve(tokio::time::Instant::now()) => {
+            if let Err(error) = served {
+                tracing::error!(?error, "embedded Kafka broker stopped");
+            }
+        }
+        _ = stop => {}
     }
 }
 
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        // The runtime shuts down when its thread returns; do not wait for it here (drop
+        // may run inside the services' runtime).
+        drop(self.thread.take());
     }
 }
 
