@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::event::SagaEvent;
+use crate::kafka::gaps::GapGuard;
 use crate::kafka::{EventProducer, Kafka, KafkaFailure, Record, Topics};
 
 /// Most messages handled as one batch.
@@ -34,6 +35,9 @@ pub const MAX_BATCH: usize = 500;
 
 /// Most sagas of one batch a step's default [`SagaStep::handle_batch`] runs at once.
 pub const STEP_CONCURRENCY: usize = 64;
+
+/// How long a hole in a partition may stay before the consumer goes on without it.
+const HOLE_PATIENCE: Duration = Duration::from_secs(2);
 
 /// An event to send to a topic once the step is applied.
 #[derive(Debug, Clone)]
@@ -156,6 +160,8 @@ pub async fn run<S: SagaStep>(
             detail,
         })?;
     info!(topic, group, "waiting for events");
+    let mut guard = GapGuard::new(HOLE_PATIENCE);
+    let mut rebalances_seen = consumer.context().rebalances();
 
     loop {
         let received = tokio::select! {
@@ -181,6 +187,16 @@ pub async fn run<S: SagaStep>(
                 None => break,
             }
         }
+        // Partitions may have moved: what this instance expected next no longer holds.
+        let rebalances = consumer.context().rebalances();
+        if rebalances != rebalances_seen {
+            guard.forget_all();
+            rebalances_seen = rebalances;
+        }
+        let batch = guard.without_holes(&consumer, batch);
+        if batch.is_empty() {
+            continue;
+        }
         let started = std::time::Instant::now();
         let Some(records) = handle_batch(&step, &batch, &shutdown).await else {
             break; // shutting down mid-retry: left uncommitted, redelivered later
@@ -190,7 +206,7 @@ pub async fn run<S: SagaStep>(
         if !send_in_order(&producer, records, &shutdown).await {
             break;
         }
-        debug!(events = batch.len(), sent, handled = ?handled, acknowledged = ?started.elapsed(),
+        debug!(group, events = batch.len(), sent, handled = ?handled, acknowledged = ?started.elapsed(),
                "batch done");
         // Only now is the batch done: store its offsets, so that no commit (the final one
         // at shutdown included) ever covers an event still in hand.

@@ -1,7 +1,9 @@
 //! Kafka plumbing shared by the services: topic and group names, client configuration
 //! (with the defaults `edm` chooses), consumers that log rebalances, topic creation; the
-//! producer is in [`producer`].
+//! producer is in [`producer`], the consumers' guard against holes in a partition in
+//! [`gaps`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -13,6 +15,7 @@ use rdkafka::util::Timeout;
 
 use crate::config::{KafkaArgs, START_HINT};
 
+pub mod gaps;
 mod producer;
 
 pub use producer::{EventProducer, Record};
@@ -194,6 +197,7 @@ impl Kafka {
         let context = SagaContext {
             group: group.to_string(),
             on_assigned: self.args.on_assigned.clone(),
+            rebalances: AtomicU64::new(0),
         };
         self.with_user_properties(config, Role::Consumer)
             .create_with_context(context)
@@ -281,12 +285,22 @@ pub struct AssignmentNotifier(pub tokio::sync::mpsc::UnboundedSender<String>);
 pub struct SagaContext {
     group: String,
     on_assigned: Option<AssignmentNotifier>,
+    rebalances: AtomicU64,
+}
+
+impl SagaContext {
+    /// How many rebalances this consumer has been through (a change tells the consumer
+    /// loop that its partitions may have moved).
+    pub fn rebalances(&self) -> u64 {
+        self.rebalances.load(Ordering::Relaxed)
+    }
 }
 
 impl rdkafka::ClientContext for SagaContext {}
 
 impl ConsumerContext for SagaContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, Ordering::Relaxed);
         let describe = |list: &rdkafka::TopicPartitionList| {
             list.elements()
                 .iter()
