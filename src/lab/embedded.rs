@@ -117,13 +117,6 @@ impl Drop for EmbeddedBroker {
     }
 }
 
-/// librdkafka settings for the embedded broker: a short session so the first group join
-/// (which Tansu holds for half the session timeout) is quick.
-pub const BROKER_PROPERTIES: [(&str, &str); 2] = [
-    ("session.timeout.ms", "6000"),
-    ("heartbeat.interval.ms", "1000"),
-];
-
 /// A directory for one lab run's SQLite files.
 pub fn data_dir(id: &str) -> PathBuf {
     std::env::temp_dir().join(format!("edm-lab-{id}"))

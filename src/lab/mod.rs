@@ -35,6 +35,15 @@ use crate::tools::order_client::OrderClient;
 
 pub use report::run_demo;
 
+/// librdkafka settings for the lab's consumers, which live as long as the run (`-X`
+/// overrides them): a short session, so that the first group join is quick — Tansu holds
+/// it for half the session timeout, 23 s with librdkafka's default of 45 s. 6 s is also
+/// the shortest session a Kafka broker allows by default.
+const CONSUMER_PROPERTIES: [(&str, &str); 2] = [
+    ("session.timeout.ms", "6000"),
+    ("heartbeat.interval.ms", "1000"),
+];
+
 /// `edm lab` flags.
 #[derive(Args, Debug, Clone)]
 pub struct LabArgs {
@@ -133,12 +142,10 @@ impl Lab {
         };
         let mut kafka_args = KafkaArgs::new(bootstrap);
         kafka_args.topic_prefix = format!("lab-{id}-");
-        if broker.is_some() {
-            kafka_args.properties = embedded::BROKER_PROPERTIES
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-        }
+        kafka_args.properties = CONSUMER_PROPERTIES
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         kafka_args
             .properties
             .extend(args.properties.iter().cloned());
