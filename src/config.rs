@@ -89,7 +89,16 @@ pub struct DynamoArgs {
     /// Name of the DynamoDB table that holds the orders.
     #[arg(long, env = "EDM_ORDERS_TABLE", default_value = "order")]
     pub orders_table: String,
+
+    /// Most DynamoDB requests in flight at once, which is also the most HTTP connections
+    /// the client opens (the DynamoDB counterpart of `--mysql-pool-size`).
+    #[arg(long, env = "EDM_DYNAMODB_CONNECTIONS", default_value_t = DEFAULT_DYNAMODB_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub dynamodb_connections: u32,
 }
+
+/// Default of `--dynamodb-connections`: as many as the order consumer updates at once.
+pub const DEFAULT_DYNAMODB_CONNECTIONS: u32 = 64;
 
 impl DynamoArgs {
     /// Settings for a local endpoint with the course's region and table name.
@@ -98,6 +107,7 @@ impl DynamoArgs {
             dynamodb_endpoint: endpoint.into(),
             dynamodb_region: "us-east-2".into(),
             orders_table: "order".into(),
+            dynamodb_connections: DEFAULT_DYNAMODB_CONNECTIONS,
         }
     }
 

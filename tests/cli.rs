@@ -235,3 +235,11 @@ fn every_edm_command_in_the_walkthrough_exists() {
     assert!(text.contains("/v1/order?transaction_id="));
     assert!(text.contains("docker compose -f compose/docker-compose.yml up"));
 }
+
+#[test]
+fn a_dynamodb_connection_limit_of_zero_is_rejected_at_parse_time() {
+    let output = edm(&["order-consumer", "--dynamodb-connections", "0"]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains("--dynamodb-connections"), "{message}");
+}

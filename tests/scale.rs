@@ -83,3 +83,46 @@ async fn two_instances_per_consumer_with_one_killed_and_one_added_lose_and_doubl
     );
     eprintln!("{completed} completed, {cancelled} cancelled over 3 partitions");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_calls_stay_within_the_connection_limit() {
+    let mut config = LabConfig::fresh();
+    config.dynamo.dynamodb_connections = 2;
+    config.prepare().await;
+    let orders = edm::store::orders::OrderStore::connect(&config.dynamo)
+        .await
+        .expect("order store");
+
+    // 30 orders stored at once through 2 connections, while a sampler watches.
+    let sampling = std::sync::atomic::AtomicBool::new(true);
+    let most_in_flight = async {
+        let mut most = 0;
+        while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+            most = most.max(orders.requests_in_flight());
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        most
+    };
+    let stores = async {
+        let results = futures_util::future::join_all((0..30).map(|n| {
+            let event: edm::event::SagaEvent = serde_json::from_value(serde_json::json!({
+                "order": {"user_id": format!("limit-{n}"), "name": "n", "addr": "a",
+                          "tel": "t", "email": "e"},
+                "inventory": {"id": 1, "quantity": 1},
+                "transaction_id": uuid::Uuid::new_v4().to_string(),
+                "status": "ORDER_CREATED",
+            }))
+            .expect("event");
+            let orders = &orders;
+            async move { orders.create(&event).await }
+        }))
+        .await;
+        sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+        results
+    };
+    let (most, results) = tokio::join!(most_in_flight, stores);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(most, 2, "calls in flight at most: {most}");
+    let stored = orders.all_orders().await.expect("scan");
+    assert_eq!(stored.len(), 30);
+}

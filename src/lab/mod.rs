@@ -171,6 +171,7 @@ impl Lab {
                 .unwrap_or_else(|| embedded::sqlite_url(&dir, "orders.db")),
             dynamodb_region: args.dynamodb_region.clone(),
             orders_table: format!("edm_lab_{id}"),
+            dynamodb_connections: crate::config::DEFAULT_DYNAMODB_CONNECTIONS,
         };
         let servers = Servers {
             kafka: match &broker {

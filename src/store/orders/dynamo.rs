@@ -10,6 +10,7 @@
 //! service that stops between the two finds the event there and sends it later.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -23,6 +24,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 use serde_json::{Map, Value};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::{OrderStoreError, Transition, parse_outbox, updated_before, updated_now};
 use crate::config::DynamoArgs;
@@ -31,12 +33,14 @@ use crate::event::{SagaEvent, Status};
 /// The outbox attribute: the ORDER_CREATED event until the broker has it.
 const PENDING_EVENT: &str = "pending_event";
 
-/// Orders in DynamoDB: a client and the table name.
+/// Orders in DynamoDB: a client, the table name and the limit on requests in flight.
 #[derive(Debug, Clone)]
 pub struct DynamoOrders {
     client: Client,
     table: String,
     endpoint: String,
+    connections: Arc<Semaphore>,
+    limit: usize,
 }
 
 impl DynamoOrders {
@@ -73,7 +77,20 @@ impl DynamoOrders {
             client,
             table: args.orders_table.clone(),
             endpoint,
+            connections: Arc::new(Semaphore::new(args.dynamodb_connections.max(1) as usize)),
+            limit: args.dynamodb_connections.max(1) as usize,
         }
+    }
+
+    /// Store calls in flight now (each holds one of the `--dynamodb-connections` slots).
+    pub fn requests_in_flight(&self) -> usize {
+        self.limit - self.connections.available_permits()
+    }
+
+    /// Waits for one of the `--dynamodb-connections` slots; held for one store call.
+    pub async fn connection(&self) -> Option<SemaphorePermit<'_>> {
+        // The semaphore is never closed: `None` cannot happen, and would only lift the limit.
+        self.connections.acquire().await.ok()
     }
 
     /// The table name.

@@ -79,11 +79,15 @@ pub enum OrderStore {
     Sql(SqlOrders),
 }
 
-/// Calls the same method on whichever store this is.
+/// Calls the same method on whichever store this is (on DynamoDB, within the
+/// `--dynamodb-connections` limit).
 macro_rules! delegate {
     ($self:ident.$method:ident($($arg:expr),*)) => {
         match $self {
-            OrderStore::Dynamo(store) => store.$method($($arg),*).await,
+            OrderStore::Dynamo(store) => {
+                let _connection = store.connection().await;
+                store.$method($($arg),*).await
+            }
             OrderStore::Sql(store) => store.$method($($arg),*).await,
         }
     };
@@ -107,6 +111,14 @@ impl OrderStore {
         match self {
             OrderStore::Dynamo(store) => store.table(),
             OrderStore::Sql(store) => store.table(),
+        }
+    }
+
+    /// Store calls in flight now on DynamoDB (at most `--dynamodb-connections`); 0 on SQL.
+    pub fn requests_in_flight(&self) -> usize {
+        match self {
+            OrderStore::Dynamo(store) => store.requests_in_flight(),
+            OrderStore::Sql(_) => 0,
         }
     }
 
