@@ -46,7 +46,8 @@ pub enum Verdict {
 #[derive(Debug)]
 pub struct GapGuard {
     next: HashMap<(String, i32), i64>,
-    waiting_since: HashMap<(String, i32, i64), Instant>,
+    /// Per partition, the hole being waited for and since when.
+    waiting_since: HashMap<(String, i32), (i64, Instant)>,
     patience: Duration,
 }
 
@@ -71,19 +72,20 @@ impl GapGuard {
         let key = (topic.to_string(), partition);
         let verdict = match self.next.get(&key) {
             Some(&expected) if offset > expected => {
-                let since = *self
+                let (hole, since) = *self
                     .waiting_since
-                    .entry((key.0.clone(), partition, expected))
-                    .or_insert(now);
+                    .entry(key.clone())
+                    .or_insert((expected, now));
+                let since = if hole == expected { since } else { now };
                 if now.duration_since(since) < self.patience {
+                    self.waiting_since.insert(key, (expected, since));
                     return Verdict::Rewind { to: expected };
                 }
-                self.waiting_since
-                    .remove(&(key.0.clone(), partition, expected));
                 Verdict::TakeAfterGap { from: expected }
             }
             _ => Verdict::Take,
         };
+        self.waiting_since.remove(&key);
         self.next.insert(key, offset + 1);
         verdict
     }
@@ -187,6 +189,20 @@ mod tests {
             Verdict::TakeAfterGap { from: 10 }
         );
         assert_eq!(guard.check("t", 0, 13, after), Verdict::Take);
+    }
+
+    #[test]
+    fn each_hole_gets_its_own_patience() {
+        let mut guard = GapGuard::new(Duration::from_secs(1));
+        let start = Instant::now();
+        guard.check("t", 0, 9, start);
+        assert_eq!(guard.check("t", 0, 12, start), Verdict::Rewind { to: 10 });
+        for offset in 10..=19 {
+            assert_eq!(guard.check("t", 0, offset, start), Verdict::Take);
+        }
+        // A new hole, long after the first one was waited for.
+        let later = start + Duration::from_secs(5);
+        assert_eq!(guard.check("t", 0, 25, later), Verdict::Rewind { to: 20 });
     }
 
     #[test]
