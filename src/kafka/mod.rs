@@ -296,7 +296,19 @@ impl SagaContext {
     }
 }
 
-impl rdkafka::ClientContext for SagaContext {}
+impl rdkafka::ClientContext for SagaContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // A reader (`Kafka::reader`) asks to hear about the end of each partition: news,
+        // not an error.
+        if matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        ) {
+            return;
+        }
+        tracing::error!(target: "librdkafka", group = %self.group, "{error}: {reason}");
+    }
+}
 
 impl ConsumerContext for SagaContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
