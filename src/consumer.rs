@@ -153,6 +153,7 @@ pub async fn run<S: SagaStep>(
 ) -> Result<(), KafkaFailure> {
     let consumer = kafka.consumer(group)?;
     let producer = kafka.producer()?;
+    producer.wait_for_id().await;
     consumer
         .subscribe(&[topic])
         .map_err(|detail| KafkaFailure::Unreachable {

@@ -131,3 +131,27 @@ async fn a_consumer_that_meets_a_hole_reads_again_from_it() {
     }
     assert_eq!(handled, (5..20).collect::<Vec<i64>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_tells_when_it_has_its_producer_id() {
+    let config = LabConfig::fresh();
+    config.prepare().await;
+    let kafka = Kafka::new(&config.kafka);
+    let producer = kafka.producer().expect("producer");
+    assert!(
+        producer.wait_ready(Duration::from_secs(10)).await,
+        "no producer id within 10 s"
+    );
+    let results = producer
+        .send_all(&interleaved(&kafka.topics.payment, 1, 1))
+        .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    // Statistics are how it knows: without them it never tells.
+    let mut silent = config.kafka.clone();
+    silent
+        .properties
+        .push(("statistics.interval.ms".into(), "0".into()));
+    let producer = Kafka::new(&silent).producer().expect("producer");
+    assert!(!producer.wait_ready(Duration::from_secs(2)).await);
+}

@@ -18,7 +18,7 @@ use crate::config::{KafkaArgs, START_HINT};
 pub mod gaps;
 mod producer;
 
-pub use producer::{EventProducer, Record};
+pub use producer::{EventProducer, ReadyContext, Record};
 
 /// How long a metadata request may take before the broker counts as unreachable.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
@@ -146,6 +146,8 @@ impl Kafka {
     ///   batch to fill would only add latency. Records that queue up while a request is in
     ///   flight still leave together in one batch, up to 5 requests in flight per broker
     ///   (librdkafka's limit for an idempotent producer, which keeps each partition's order).
+    /// - `statistics.interval.ms=100`: how [`EventProducer::wait_ready`] learns that the
+    ///   producer has its id.
     pub fn producer_with_delivery_timeout(
         &self,
         timeout: Duration,
@@ -154,12 +156,14 @@ impl Kafka {
         config
             .set("enable.idempotence", "true")
             .set("linger.ms", "0")
+            .set("statistics.interval.ms", "100")
             .set("message.timeout.ms", timeout.as_millis().to_string());
+        let (context, ready) = ReadyContext::new();
         let producer = self
             .with_user_properties(config, Role::Producer)
-            .create()
+            .create_with_context(context)
             .map_err(KafkaFailure::Config)?;
-        Ok(EventProducer { producer })
+        Ok(EventProducer { producer, ready })
     }
 
     /// A consumer in `group` (already prefixed) that commits only when told to and logs

@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
+use tokio::sync::watch;
 
 use super::KafkaFailure;
 use crate::event::SagaEvent;
@@ -39,10 +41,68 @@ impl Record {
 /// one partition, and waits for the broker's acknowledgement.
 #[derive(Clone)]
 pub struct EventProducer {
-    pub(super) producer: FutureProducer,
+    pub(super) producer: FutureProducer<ReadyContext>,
+    /// Whether the producer has its id (see [`ReadyContext`]).
+    pub(super) ready: watch::Receiver<bool>,
 }
 
+/// Producer callbacks: tells when the idempotent producer has its producer id, from
+/// librdkafka's statistics (`statistics.interval.ms`), so that a service can wait for it
+/// before it takes work. Until then every record waits: librdkafka asks for the id on a
+/// 500 ms timer, so a fresh producer's first record takes up to about a second.
+pub struct ReadyContext {
+    ready: watch::Sender<bool>,
+}
+
+impl ReadyContext {
+    /// A context, and the receiver that learns when the producer is ready.
+    pub(super) fn new() -> (Self, watch::Receiver<bool>) {
+        let (ready, receiver) = watch::channel(false);
+        (Self { ready }, receiver)
+    }
+}
+
+impl ClientContext for ReadyContext {
+    fn stats_raw(&self, statistics: &[u8]) {
+        if *self.ready.borrow() {
+            return;
+        }
+        let assigned = statistics
+            .windows(IDEMP_STATE.len())
+            .position(|w| w == IDEMP_STATE)
+            .and_then(|at| statistics.get(at..(at + IDEMP_STATE.len() + 16)))
+            .is_some_and(|around| around.windows(8).any(|w| w == b"Assigned"));
+        if assigned {
+            self.ready.send_replace(true);
+        }
+    }
+}
+
+/// The key of the idempotent producer's state in librdkafka's statistics.
+const IDEMP_STATE: &[u8] = b"\"idemp_state\"";
+
 impl EventProducer {
+    /// Waits until the producer has its producer id, so that its first record is sent
+    /// without delay; false if that took longer than `timeout` (the sends then wait).
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let mut ready = self.ready.clone();
+        matches!(
+            tokio::time::timeout(timeout, ready.wait_for(|ready| *ready)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Waits (up to 5 s) until the producer has its producer id, so that the first event a
+    /// service sends is not held up by it; warns and goes on if that takes longer.
+    pub async fn wait_for_id(&self) {
+        const PRODUCER_ID_TIMEOUT: Duration = Duration::from_secs(5);
+        if !self.wait_ready(PRODUCER_ID_TIMEOUT).await {
+            tracing::warn!(
+                "the Kafka producer has no producer id after {PRODUCER_ID_TIMEOUT:?}; going on (the first sends wait for it)"
+            );
+        }
+    }
+
     /// Sends `event` to `topic` and waits until the broker has it.
     pub async fn send(&self, topic: &str, event: &SagaEvent) -> Result<(), KafkaFailure> {
         self.send_record(&Record::event(topic, event)).await

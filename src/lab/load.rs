@@ -20,7 +20,7 @@ use crate::tools::order_client::NewOrder;
 #[derive(Debug, Clone)]
 pub struct LoadReport {
     /// How long the warm-up saga took (placed before the measured orders, not counted in
-    /// them: the clients' first connections and producer ids are set up meanwhile).
+    /// them: the consumers make their first fetches meanwhile).
     pub warm_up: Duration,
     /// Orders accepted by the order service.
     pub placed: usize,
@@ -62,7 +62,7 @@ impl LoadReport {
     pub fn render(&self) -> String {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         format!(
-            "warm-up    1 saga in {:.0} ms (clients connect and get producer ids; not counted below)\n\
+            "warm-up    1 saga in {:.0} ms (the consumers' first fetches; not counted below)\n\
              placed     {} orders ({} refused)\n\
              finished   {} ORDER_COMPLETE, {} ORDER_CANCEL in {:.2} s\n\
              throughput {:.0} sagas/s, {:.0} completed orders/s\n\
@@ -94,9 +94,8 @@ pub async fn run_load(args: &LabArgs, orders: usize) -> anyhow::Result<LoadRepor
 }
 
 /// Places one order and waits until its saga is final, so that the measured run starts
-/// with every client connected: an idempotent producer's first record waits for its
-/// producer id, which librdkafka asks for on a 500 ms timer (the first saga of a fresh
-/// lab takes about a second).
+/// with every client warm: a consumer's first fetches after it joins its group take about
+/// 100 ms (the services already waited for their producer ids when they started).
 async fn warm_up(lab: &mut Lab) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let tx = lab

@@ -281,6 +281,7 @@ pub async fn serve(
     }
     kafka.check_reachable().await?;
     let producer = kafka.producer_with_delivery_timeout(options.delivery_timeout)?;
+    producer.wait_for_id().await;
     let relay = tokio::spawn(
         outbox_relay(
             store.clone(),
