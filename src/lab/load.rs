@@ -62,7 +62,7 @@ impl LoadReport {
     pub fn render(&self) -> String {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         format!(
-            "warm-up    1 saga in {:.0} ms (the consumers' first fetches; not counted below)\n\
+            "warm-up    1 saga in {:.0} ms (the consumers' first fetches; left out of throughput and latency)\n\
              placed     {} orders ({} refused)\n\
              finished   {} ORDER_COMPLETE, {} ORDER_CANCEL in {:.2} s\n\
              throughput {:.0} sagas/s, {:.0} completed orders/s\n\
