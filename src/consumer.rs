@@ -153,7 +153,10 @@ pub async fn run<S: SagaStep>(
 ) -> Result<(), KafkaFailure> {
     let consumer = kafka.consumer(group)?;
     let producer = kafka.producer()?;
-    producer.wait_for_id().await;
+    tokio::select! {
+        _ = producer.wait_for_id() => {}
+        _ = shutdown.cancelled() => return Ok(()),
+    }
     consumer
         .subscribe(&[topic])
         .map_err(|detail| KafkaFailure::Unreachable {

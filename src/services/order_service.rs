@@ -281,7 +281,10 @@ pub async fn serve(
     }
     kafka.check_reachable().await?;
     let producer = kafka.producer_with_delivery_timeout(options.delivery_timeout)?;
-    producer.wait_for_id().await;
+    tokio::select! {
+        _ = producer.wait_for_id() => {}
+        _ = shutdown.cancelled() => return Ok(()),
+    }
     let relay = tokio::spawn(
         outbox_relay(
             store.clone(),
