@@ -102,16 +102,8 @@ async fn warm_up(lab: &mut Lab) -> anyhow::Result<Duration> {
         .client
         .place(&load_order("load-warm-up".into(), 1, 1))
         .await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        lab.check_services()?;
-        match tokio::time::timeout_at(deadline, lab.finished.recv()).await {
-            Ok(Some(done)) if done.transaction_id == tx => return Ok(started.elapsed()),
-            Ok(Some(_)) => {}
-            Ok(None) => anyhow::bail!("the order consumer stopped"),
-            Err(_) => anyhow::bail!("the warm-up saga {tx} did not finish within 60 s"),
-        }
-    }
+    lab.wait_final(&[tx]).await?;
+    Ok(started.elapsed())
 }
 
 /// A load order of `user_id` for `quantity` of item `item`.

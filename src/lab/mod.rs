@@ -314,6 +314,33 @@ impl Lab {
             .collect())
     }
 
+    /// Waits (up to 60 s) until every saga of `transactions` is reported final; returns
+    /// each first report with when it came (ms since the epoch).
+    pub async fn wait_final(
+        &mut self,
+        transactions: &[String],
+    ) -> anyhow::Result<HashMap<String, (Finished, i64)>> {
+        let mut finished: HashMap<String, (Finished, i64)> = HashMap::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while transactions.iter().any(|tx| !finished.contains_key(tx)) {
+            self.check_services()?;
+            match tokio::time::timeout_at(deadline, self.finished.recv()).await {
+                Ok(Some(done)) => {
+                    let at = report::now_ms();
+                    finished
+                        .entry(done.transaction_id.clone())
+                        .or_insert((done, at));
+                }
+                Ok(None) => anyhow::bail!("the order consumer stopped"),
+                Err(_) => anyhow::bail!(
+                    "the sagas {} did not finish within 60 s",
+                    transactions.join(", ")
+                ),
+            }
+        }
+        Ok(finished)
+    }
+
     /// Fails if a service task has already stopped (it would never finish the sagas).
     pub fn check_services(&self) -> anyhow::Result<()> {
         match self.tasks.iter().find(|(_, task)| task.is_finished()) {

@@ -1,12 +1,10 @@
 //! The lab's demonstration: one successful saga and one rolled back, shown step by step.
 
-use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
 use super::{Lab, LabArgs, invariants};
-use crate::services::order_consumer::Finished;
 use crate::services::payment_consumer::Gateway;
 use crate::tools::order_client::NewOrder;
 use crate::tools::trace;
@@ -73,21 +71,8 @@ async fn demo(lab: &mut Lab) -> anyhow::Result<bool> {
         placed.push((tx, at));
     }
 
-    let mut finished: HashMap<String, (Finished, i64)> = HashMap::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while finished.len() < placed.len() {
-        lab.check_services()?;
-        match tokio::time::timeout_at(deadline, lab.finished.recv()).await {
-            Ok(Some(done)) => {
-                let at = now_ms();
-                finished
-                    .entry(done.transaction_id.clone())
-                    .or_insert((done, at));
-            }
-            Ok(None) => anyhow::bail!("the order consumer stopped"),
-            Err(_) => anyhow::bail!("the sagas did not finish within 60 s"),
-        }
-    }
+    let transactions: Vec<String> = placed.iter().map(|(tx, _)| tx.clone()).collect();
+    let finished = lab.wait_final(&transactions).await?;
 
     for (n, ((user, story), (tx, at))) in sagas.iter().zip(&placed).enumerate() {
         println!("{}) {user} orders {QUANTITY} × item {ITEM}: {story}", n + 1);
