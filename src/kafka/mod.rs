@@ -18,7 +18,8 @@ use crate::config::{KafkaArgs, START_HINT};
 pub mod gaps;
 mod producer;
 
-pub use producer::{EventProducer, ReadyContext, Record};
+use producer::ReadyContext;
+pub use producer::{EventProducer, Record};
 
 /// How long a metadata request may take before the broker counts as unreachable.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);

@@ -16,7 +16,7 @@ pub struct EmbeddedBroker {
     /// `127.0.0.1:PORT`, for `bootstrap.servers`.
     pub address: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 /// Worker threads of the broker's runtime.
@@ -44,7 +44,7 @@ impl EmbeddedBroker {
         let broker = Self {
             address: address.clone(),
             stop: Some(stop),
-            thread: Some(thread),
+            thread,
         };
         match built.await {
             Ok(Ok(())) => {}
@@ -53,16 +53,12 @@ impl EmbeddedBroker {
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while tokio::net::TcpStream::connect(&address).await.is_err() {
-            if tokio::time::Instant::now() > deadline || broker.has_stopped() {
+            if tokio::time::Instant::now() > deadline || broker.thread.is_finished() {
                 anyhow::bail!("the embedded Kafka broker did not start on {address}");
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         Ok(broker)
-    }
-
-    fn has_stopped(&self) -> bool {
-        self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 }
 
@@ -111,9 +107,8 @@ impl Drop for EmbeddedBroker {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        // The runtime shuts down when its thread returns; do not wait for it here (drop
-        // may run inside the services' runtime).
-        drop(self.thread.take());
+        // The runtime shuts down when its thread returns; the thread is not joined here
+        // (drop may run inside the services' runtime).
     }
 }
 

@@ -73,12 +73,13 @@ impl DynamoOrders {
             None => "aws".to_string(),
         };
         let client = Client::new(&loader.load().await);
+        let limit = args.dynamodb_connections.max(1) as usize;
         Self {
             client,
             table: args.orders_table.clone(),
             endpoint,
-            connections: Arc::new(Semaphore::new(args.dynamodb_connections.max(1) as usize)),
-            limit: args.dynamodb_connections.max(1) as usize,
+            connections: Arc::new(Semaphore::new(limit)),
+            limit,
         }
     }
 
@@ -88,7 +89,7 @@ impl DynamoOrders {
     }
 
     /// Waits for one of the `--dynamodb-connections` slots; held for one store call.
-    pub async fn connection(&self) -> Option<SemaphorePermit<'_>> {
+    pub(super) async fn connection(&self) -> Option<SemaphorePermit<'_>> {
         // The semaphore is never closed: `None` cannot happen, and would only lift the limit.
         self.connections.acquire().await.ok()
     }
