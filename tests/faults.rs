@@ -6,9 +6,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::servers::{PrivateMysql, PrivateServer};
-use common::{Lab, LabConfig, Placed, Services, check_invariants, order_body, stock_by_item};
+use common::{
+    Lab, LabConfig, Placed, Services, check_invariants, order_body, order_created, stock_by_item,
+};
 use edm::config::DynamoArgs;
-use edm::event::{SagaEvent, Status};
 use edm::services::order_service::OrderServiceOptions;
 use edm::services::payment_consumer::Gateway;
 use edm::store::inventory::{InventoryStore, Reservation};
@@ -356,14 +357,7 @@ async fn an_order_stored_but_never_sent_is_sent_from_the_outbox() {
         .await
         .expect("order store");
     let tx = uuid::Uuid::new_v4().to_string();
-    let mut event: SagaEvent = serde_json::from_value(json!({
-        "order": order_body("crashed", 3, 2)["order"],
-        "inventory": {"id": 3, "quantity": 2},
-        "transaction_id": tx,
-        "status": "ORDER_CREATED"
-    }))
-    .unwrap();
-    event.status = Status::OrderCreated;
+    let event = order_created(&tx, "crashed", 3, 2);
     orders.create(&event).await.unwrap();
 
     let services = Services {

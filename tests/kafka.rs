@@ -6,8 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{LabConfig, read_topic};
-use edm::event::{SagaEvent, Status};
+use common::{LabConfig, order_created, read_topic};
 use edm::kafka::gaps::GapGuard;
 use edm::kafka::{Kafka, Record, SagaConsumer};
 use rdkafka::consumer::Consumer;
@@ -20,15 +19,7 @@ fn interleaved(topic: &str, sagas: usize, steps: usize) -> Vec<Record> {
     let mut records = Vec::new();
     for step in 0..steps {
         for saga in 0..sagas {
-            let mut event: SagaEvent = serde_json::from_value(serde_json::json!({
-                "order": {"user_id": format!("user-{saga}"), "name": "n", "addr": "a",
-                          "tel": "t", "email": "e"},
-                "inventory": {"id": 1, "quantity": 1},
-                "transaction_id": format!("tx-{saga}"),
-                "status": "ORDER_CREATED",
-            }))
-            .expect("event");
-            event.status = Status::OrderCreated;
+            let mut event = order_created(&format!("tx-{saga}"), &format!("user-{saga}"), 1, 1);
             event
                 .extra
                 .insert("step".into(), serde_json::Value::from(step));

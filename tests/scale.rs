@@ -6,7 +6,7 @@ mod common;
 
 use common::process::{EdmProcess, Stack};
 use common::servers::free_port;
-use common::{LabConfig, Placed, init_logs};
+use common::{LabConfig, Placed, init_logs, order_created};
 
 const ORDERS: usize = 300;
 const IN_FLIGHT: usize = 8;
@@ -105,14 +105,8 @@ async fn dynamodb_calls_stay_within_the_connection_limit() {
     };
     let stores = async {
         let results = futures_util::future::join_all((0..30).map(|n| {
-            let event: edm::event::SagaEvent = serde_json::from_value(serde_json::json!({
-                "order": {"user_id": format!("limit-{n}"), "name": "n", "addr": "a",
-                          "tel": "t", "email": "e"},
-                "inventory": {"id": 1, "quantity": 1},
-                "transaction_id": uuid::Uuid::new_v4().to_string(),
-                "status": "ORDER_CREATED",
-            }))
-            .expect("event");
+            let tx = uuid::Uuid::new_v4().to_string();
+            let event = order_created(&tx, &format!("limit-{n}"), 1, 1);
             let orders = &orders;
             async move { orders.create(&event).await }
         }))

@@ -435,6 +435,14 @@ pub async fn send_json(producer: &EventProducer, topic: &str, key: Option<&str>,
         .expect("send");
 }
 
+/// The ORDER_CREATED event of saga `tx`, as the order service sends it.
+pub fn order_created(tx: &str, user: &str, item: i64, quantity: i64) -> SagaEvent {
+    let mut event = order_body(user, item, quantity);
+    event["transaction_id"] = json!(tx);
+    event["status"] = json!("ORDER_CREATED");
+    parse(&event)
+}
+
 /// Parses an event the way `edm` does.
 pub fn parse(value: &Value) -> SagaEvent {
     SagaEvent::from_payload(Some(&serde_json::to_vec(value).unwrap())).expect("saga event")
