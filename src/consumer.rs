@@ -27,7 +27,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::event::SagaEvent;
-use crate::kafka::gaps::GapGuard;
 use crate::kafka::{EventProducer, Kafka, KafkaFailure, Record, Topics};
 
 /// Most messages handled as one batch.
@@ -35,9 +34,6 @@ pub const MAX_BATCH: usize = 500;
 
 /// Most sagas of one batch a step's default [`SagaStep::handle_batch`] runs at once.
 pub const STEP_CONCURRENCY: usize = 64;
-
-/// How long a hole in a partition may stay before the consumer goes on without it.
-const HOLE_PATIENCE: Duration = Duration::from_secs(2);
 
 /// An event to send to a topic once the step is applied.
 #[derive(Debug, Clone)]
@@ -164,8 +160,6 @@ pub async fn run<S: SagaStep>(
             detail,
         })?;
     info!(topic, group, "waiting for events");
-    let mut guard = GapGuard::new(HOLE_PATIENCE);
-    let mut rebalances_seen = consumer.context().rebalances();
 
     loop {
         let received = tokio::select! {
@@ -190,16 +184,6 @@ pub async fn run<S: SagaStep>(
                 }
                 None => break,
             }
-        }
-        // Partitions may have moved: what this instance expected next no longer holds.
-        let rebalances = consumer.context().rebalances();
-        if rebalances != rebalances_seen {
-            guard.forget_all();
-            rebalances_seen = rebalances;
-        }
-        let batch = guard.without_holes(&consumer, batch);
-        if batch.is_empty() {
-            continue;
         }
         let started = std::time::Instant::now();
         let Some(records) = handle_batch(&step, &batch, &shutdown).await else {

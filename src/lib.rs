@@ -10,6 +10,7 @@
 //! - [`tools`]: `edm order`, `edm trace`, `edm doctor`.
 //! - [`lab`]: `edm lab`, the exercise in one process, and its load mode (the benchmark).
 
+pub mod broker;
 pub mod config;
 pub mod consumer;
 pub mod event;

@@ -9,6 +9,7 @@ use clap::Parser;
 use tracing::Instrument;
 
 use cli::{Cli, Command, OrderCommand};
+use edm::broker::{self, BrokerConfig};
 use edm::kafka::Kafka;
 use edm::lab;
 use edm::services::order_service::OrderServiceOptions;
@@ -40,6 +41,20 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Broker {
+            listen,
+            advertised_host,
+            default_partitions,
+            no_auto_create_topics,
+        } => {
+            let config = BrokerConfig {
+                listen,
+                advertised_host,
+                auto_create_topics: !no_auto_create_topics,
+                default_partitions,
+            };
+            broker::run(&config, shutdown::on_signal()).await
+        }
         Command::CreateTopics {
             partitions,
             replication_factor,

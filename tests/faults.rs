@@ -240,7 +240,7 @@ async fn a_batch_of_steps_applies_each_once_in_order_on_mysql_and_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_order_service_answers_503_when_kafka_is_gone() {
-    let mut broker = PrivateServer::tansu();
+    let mut broker = PrivateServer::broker();
     let mut config = LabConfig::fresh();
     config.kafka.bootstrap_servers = format!("127.0.0.1:{}", broker.port);
     let services = Services {

@@ -88,7 +88,7 @@ fn the_lab_shows_a_completed_and_a_rolled_back_saga_on_the_real_servers() {
 fn the_lab_runs_with_nothing_configured() {
     let (code, stdout, stderr) = embedded_lab(&[]);
     assert!(
-        stdout.contains("embedded Kafka-protocol broker (Tansu, in memory)"),
+        stdout.contains("embedded Kafka-protocol broker (edm's own, in memory)"),
         "{stdout}"
     );
     assert!(stdout.contains("stock in embedded SQLite"), "{stdout}");

@@ -1,9 +1,12 @@
-//! Kafka plumbing shared by the services: topic and group names, client configuration
-//! (with the defaults `edm` chooses), consumers that log rebalances, topic creation; the
-//! producer is in [`producer`], the consumers' guard against holes in a partition in
-//! [`gaps`].
+//! Kafka plumbing shared by the services: topic and group names, client configuration,
+//! consumers that log rebalances, topic creation; the producer is in [`producer`].
+//!
+//! On any broker, librdkafka's defaults stand except where `edm` needs a setting for
+//! correctness (idempotence, offsets stored by hand) or the course asks for it (reading
+//! from the earliest offset); `-X key=value` overrides any of them. On edm's own broker
+//! ([`crate::broker`], recognised by its cluster id) producers also report librdkafka's
+//! statistics, so that a service can wait for its producer id before it takes work.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -15,7 +18,6 @@ use rdkafka::util::Timeout;
 
 use crate::config::{KafkaArgs, START_HINT};
 
-pub mod gaps;
 mod producer;
 
 use producer::ReadyContext;
@@ -29,7 +31,7 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum KafkaFailure {
     /// The broker did not answer.
     #[error(
-        "cannot reach Kafka at {servers}: {detail}. Is the broker running? Start it with `{START_HINT}`"
+        "cannot reach Kafka at {servers}: {detail}. Is the broker running? Start it with `{START_HINT}`, or without Docker with `edm broker`"
     )]
     Unreachable {
         /// The configured bootstrap servers.
@@ -93,21 +95,60 @@ impl Topics {
     }
 }
 
+/// Which broker `edm` talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// edm's own ([`crate::broker`]): the lab's embedded one or `edm broker`.
+    Edm,
+    /// Any other (Apache Kafka, Redpanda, …), or not yet known.
+    Other,
+}
+
 /// Configuration of one Kafka connection: broker, names, extra properties.
 #[derive(Debug, Clone)]
 pub struct Kafka {
     args: KafkaArgs,
     /// The saga's topic names.
     pub topics: Topics,
+    broker: BrokerKind,
 }
 
 impl Kafka {
-    /// Kafka settings from the command line.
+    /// Kafka settings from the command line, for a broker not yet asked who it is (it is
+    /// treated as any broker: librdkafka's defaults).
     pub fn new(args: &KafkaArgs) -> Self {
         Self {
             topics: Topics::with_prefix(&args.topic_prefix),
             args: args.clone(),
+            broker: BrokerKind::Other,
         }
+    }
+
+    /// Kafka settings from the command line, once the broker has answered: fails with an
+    /// error that says what to start if it does not, and learns whether it is edm's own.
+    pub async fn connect(args: &KafkaArgs) -> Result<Self, KafkaFailure> {
+        let mut kafka = Self::new(args);
+        kafka.check_reachable().await?;
+        let admin = kafka.admin()?;
+        let cluster_id = tokio::task::spawn_blocking(move || {
+            admin
+                .inner()
+                .fetch_cluster_id(Timeout::After(METADATA_TIMEOUT))
+        })
+        .await
+        .map_err(|join| KafkaFailure::Task(join.to_string()))?;
+        if cluster_id
+            .as_deref()
+            .is_some_and(crate::broker::is_edm_cluster)
+        {
+            kafka.broker = BrokerKind::Edm;
+        }
+        Ok(kafka)
+    }
+
+    /// Which broker this is (known after [`Kafka::connect`]).
+    pub fn broker(&self) -> BrokerKind {
+        self.broker
     }
 
     /// The configured bootstrap servers.
@@ -147,8 +188,9 @@ impl Kafka {
     ///   batch to fill would only add latency. Records that queue up while a request is in
     ///   flight still leave together in one batch, up to 5 requests in flight per broker
     ///   (librdkafka's limit for an idempotent producer, which keeps each partition's order).
-    /// - `statistics.interval.ms=100`: how [`EventProducer::wait_ready`] learns that the
-    ///   producer has its id.
+    ///
+    /// On edm's own broker, `statistics.interval.ms=100` as well: how
+    /// [`EventProducer::wait_ready`] learns that the producer has its id (see there).
     pub fn producer_with_delivery_timeout(
         &self,
         timeout: Duration,
@@ -157,29 +199,31 @@ impl Kafka {
         config
             .set("enable.idempotence", "true")
             .set("linger.ms", "0")
-            .set("statistics.interval.ms", "100")
             .set("message.timeout.ms", timeout.as_millis().to_string());
+        let watch_id = self.broker == BrokerKind::Edm;
+        if watch_id {
+            config.set("statistics.interval.ms", "100");
+        }
         let (context, ready) = ReadyContext::new();
         let producer = self
             .with_user_properties(config, Role::Producer)
             .create_with_context(context)
             .map_err(KafkaFailure::Config)?;
-        Ok(EventProducer { producer, ready })
+        Ok(EventProducer {
+            producer,
+            ready: watch_id.then_some(ready),
+        })
     }
 
     /// A consumer in `group` (already prefixed) that commits only when told to and logs
-    /// every partition assignment. `fetch.wait.max.ms=5` (override with `-X`): a broker
-    /// that holds a fetch until its wait ends (Tansu does) would otherwise add up to
-    /// 500 ms per saga hop (measured with one order in flight: p50 61 ms at 10 ms, 26–34 ms
-    /// at 5 ms; 2 ms made the embedded broker stall).
+    /// every partition assignment.
     pub fn consumer(&self, group: &str) -> Result<SagaConsumer, KafkaFailure> {
         self.consumer_reporting_ends(group, false)
     }
 
     /// A consumer for a tool that reads partitions once, up to their end: it reports
     /// `KafkaError::PartitionEOF` each time it reaches a partition's high watermark as the
-    /// broker's fetch answers give it. (Unlike the broker's ListOffsets answer this is
-    /// right on Tansu 0.6 also when records came in multi-record batches.)
+    /// broker's fetch answers give it.
     pub fn reader(&self, group: &str) -> Result<SagaConsumer, KafkaFailure> {
         self.consumer_reporting_ends(group, true)
     }
@@ -197,12 +241,10 @@ impl Kafka {
             // (also the final one at shutdown) never covers unfinished work.
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", partition_eof.to_string())
-            .set("fetch.wait.max.ms", "5");
+            .set("enable.partition.eof", partition_eof.to_string());
         let context = SagaContext {
             group: group.to_string(),
             on_assigned: self.args.on_assigned.clone(),
-            rebalances: AtomicU64::new(0),
         };
         self.with_user_properties(config, Role::Consumer)
             .create_with_context(context)
@@ -234,6 +276,42 @@ impl Kafka {
                 .collect();
             topics.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(topics)
+        })
+        .await
+        .unwrap_or_else(|join| Err(KafkaFailure::Task(join.to_string())))
+    }
+
+    /// Sets consumer group `group` (already prefixed, not yet started) at the start of
+    /// `topic`'s `partitions`, as `kafka-consumer-groups --reset-offsets --to-earliest`
+    /// would. A group with no committed offset starts there too, but only after
+    /// librdkafka's offset-reset backoff of 100 ms: `edm lab` places its first order as
+    /// soon as its consumers have joined, and sets its fresh groups first.
+    pub async fn commit_start(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: i32,
+    ) -> Result<(), KafkaFailure> {
+        let mut config = self.base_config();
+        config.set("group.id", group);
+        let consumer: BaseConsumer = self
+            .with_user_properties(config, Role::Consumer)
+            .create()
+            .map_err(KafkaFailure::Config)?;
+        let mut start = rdkafka::TopicPartitionList::new();
+        for partition in 0..partitions {
+            start
+                .add_partition_offset(topic, partition, rdkafka::Offset::Offset(0))
+                .map_err(KafkaFailure::Config)?;
+        }
+        let servers = self.servers().to_string();
+        tokio::task::spawn_blocking(move || {
+            rdkafka::consumer::Consumer::commit(
+                &consumer,
+                &start,
+                rdkafka::consumer::CommitMode::Sync,
+            )
+            .map_err(|detail| KafkaFailure::Unreachable { servers, detail })
         })
         .await
         .unwrap_or_else(|join| Err(KafkaFailure::Task(join.to_string())))
@@ -290,15 +368,6 @@ pub struct AssignmentNotifier(pub tokio::sync::mpsc::UnboundedSender<String>);
 pub struct SagaContext {
     group: String,
     on_assigned: Option<AssignmentNotifier>,
-    rebalances: AtomicU64,
-}
-
-impl SagaContext {
-    /// How many rebalances this consumer has been through (a change tells the consumer
-    /// loop that its partitions may have moved).
-    pub fn rebalances(&self) -> u64 {
-        self.rebalances.load(Ordering::Relaxed)
-    }
 }
 
 impl rdkafka::ClientContext for SagaContext {
@@ -317,7 +386,6 @@ impl rdkafka::ClientContext for SagaContext {
 
 impl ConsumerContext for SagaContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        self.rebalances.fetch_add(1, Ordering::Relaxed);
         let describe = |list: &rdkafka::TopicPartitionList| {
             list.elements()
                 .iter()

@@ -42,14 +42,18 @@ impl Record {
 #[derive(Clone)]
 pub struct EventProducer {
     pub(super) producer: FutureProducer<ReadyContext>,
-    /// Whether the producer has its id (see [`ReadyContext`]).
-    pub(super) ready: watch::Receiver<bool>,
+    /// Whether the producer has its id (see [`ReadyContext`]); `None` when statistics are
+    /// off, so there is no telling.
+    pub(super) ready: Option<watch::Receiver<bool>>,
 }
 
 /// Producer callbacks: tells when the idempotent producer has its producer id, from
 /// librdkafka's statistics (`statistics.interval.ms`), so that a service can wait for it
-/// before it takes work. Until then every record waits: librdkafka asks for the id on a
-/// 500 ms timer, so a fresh producer's first record takes up to about a second.
+/// before it takes work. Until then every record waits: librdkafka first asks for the id
+/// 500 ms after the producer is created (a timer of its own, whatever the broker), so a
+/// fresh producer's first record waits up to half a second. That matters where the first
+/// saga's latency is on show — the lab on edm's own broker — and is why only there
+/// producers pay for statistics.
 pub struct ReadyContext {
     ready: watch::Sender<bool>,
 }
@@ -83,20 +87,24 @@ const IDEMP_STATE: &[u8] = b"\"idemp_state\"";
 
 impl EventProducer {
     /// Waits until the producer has its producer id, so that its first record is sent
-    /// without delay; false if that took longer than `timeout` (the sends then wait).
+    /// without delay; false if that took longer than `timeout` or cannot be told
+    /// (statistics off).
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
-        let mut ready = self.ready.clone();
+        let Some(mut ready) = self.ready.clone() else {
+            return false;
+        };
         matches!(
             tokio::time::timeout(timeout, ready.wait_for(|ready| *ready)).await,
             Ok(Ok(_))
         )
     }
 
-    /// Waits (up to 5 s) until the producer has its producer id, so that the first event a
-    /// service sends is not held up by it; warns and goes on if that takes longer.
+    /// Waits (up to 5 s) until the producer has its producer id, where that can be told,
+    /// so that the first event a service sends is not held up by it; warns and goes on if
+    /// that takes longer.
     pub async fn wait_for_id(&self) {
         const PRODUCER_ID_TIMEOUT: Duration = Duration::from_secs(5);
-        if !self.wait_ready(PRODUCER_ID_TIMEOUT).await {
+        if self.ready.is_some() && !self.wait_ready(PRODUCER_ID_TIMEOUT).await {
             tracing::warn!(
                 "the Kafka producer has no producer id after {PRODUCER_ID_TIMEOUT:?}; going on (the first sends wait for it)"
             );

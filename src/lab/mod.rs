@@ -35,15 +35,6 @@ use crate::tools::order_client::OrderClient;
 
 pub use report::run_demo;
 
-/// librdkafka settings for the lab's consumers, which live as long as the run (`-X`
-/// overrides them): a short session, so that the first group join is quick — Tansu holds
-/// it for half the session timeout, 23 s with librdkafka's default of 45 s. 6 s is also
-/// the shortest session a Kafka broker allows by default.
-const CONSUMER_PROPERTIES: [(&str, &str); 2] = [
-    ("session.timeout.ms", "6000"),
-    ("heartbeat.interval.ms", "1000"),
-];
-
 /// `edm lab` flags.
 #[derive(Args, Debug, Clone)]
 pub struct LabArgs {
@@ -142,13 +133,7 @@ impl Lab {
         };
         let mut kafka_args = KafkaArgs::new(bootstrap);
         kafka_args.topic_prefix = format!("lab-{id}-");
-        kafka_args.properties = CONSUMER_PROPERTIES
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        kafka_args
-            .properties
-            .extend(args.properties.iter().cloned());
+        kafka_args.properties = args.properties.clone();
         let (assigned, mut assignments) = mpsc::unbounded_channel();
         kafka_args.on_assigned = Some(AssignmentNotifier(assigned));
         let (database, mysql_url) = match &args.mysql_url {
@@ -176,7 +161,7 @@ impl Lab {
         let servers = Servers {
             kafka: match &broker {
                 Some(b) => format!(
-                    "embedded Kafka-protocol broker (Tansu, in memory) at {}",
+                    "embedded Kafka-protocol broker (edm's own, in memory) at {}",
                     b.address
                 ),
                 None => format!("Kafka {}", kafka_args.bootstrap_servers),
@@ -199,6 +184,15 @@ impl Lab {
         kafka
             .create_topics(&kafka.topics.all(), args.partitions, 1)
             .await?;
+        for (group, topic) in [
+            (inventory_consumer::GROUP, &kafka.topics.inventory),
+            (payment_consumer::GROUP, &kafka.topics.payment),
+            (order_consumer::GROUP, &kafka.topics.order),
+        ] {
+            kafka
+                .commit_start(&kafka.group(group), topic, args.partitions)
+                .await?;
+        }
         let stock = InventoryStore::connect(&mysql).await?;
         let orders = OrderStore::connect(&dynamo).await?;
 

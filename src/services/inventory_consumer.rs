@@ -160,9 +160,8 @@ pub async fn run(
     mysql: &MysqlArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let kafka = Kafka::new(kafka);
     let store = InventoryStore::connect(mysql).await?;
-    kafka.check_reachable().await?;
+    let kafka = Kafka::connect(kafka).await?;
     let step = InventoryStep {
         store,
         topics: kafka.topics.clone(),

@@ -126,9 +126,8 @@ pub async fn consume(
     observer: Option<FinishedSender>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let kafka = Kafka::new(kafka);
     store.check_table().await?;
-    kafka.check_reachable().await?;
+    let kafka = Kafka::connect(kafka).await?;
     info!(table = store.table(), "order consumer started");
     let topic = kafka.topics.order.clone();
     consumer::run(

@@ -275,11 +275,10 @@ pub async fn serve(
     options: OrderServiceOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let kafka = Kafka::new(kafka);
     if store.ensure_table().await? {
         info!(table = store.table(), "created the DynamoDB table");
     }
-    kafka.check_reachable().await?;
+    let kafka = Kafka::connect(kafka).await?;
     let producer = kafka.producer_with_delivery_timeout(options.delivery_timeout)?;
     tokio::select! {
         _ = producer.wait_for_id() => {}

@@ -91,8 +91,7 @@ pub async fn run(
     gateway: Gateway,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let kafka = Kafka::new(kafka);
-    kafka.check_reachable().await?;
+    let kafka = Kafka::connect(kafka).await?;
     info!(?gateway, "payment consumer started");
     let step = PaymentStep {
         gateway,

@@ -104,23 +104,15 @@ pub struct PrivateServer {
 }
 
 impl PrivateServer {
-    /// A Tansu broker with in-memory storage.
-    pub fn tansu() -> Self {
+    /// An `edm broker` (in memory) of its own.
+    pub fn broker() -> Self {
         let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(server_env("EDM_TEST_TANSU_BIN"))
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/", "--silent"])
+        let child = Command::new(env!("CARGO_BIN_EXE_edm"))
+            .args(["broker", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start tansu");
+            .expect("start edm broker");
         wait_port(port, true, Duration::from_secs(30));
         Self { child, port }
     }

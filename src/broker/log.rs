@@ -1,0 +1,346 @@
+//! One partition's log: the batches in offset order, with everything a reader needs to
+//! know about them.
+//!
+//! Offsets are assigned and the batch stored in one step under the partition's lock, so a
+//! reader never sees a later batch before an earlier one (the "hole" of Tansu 0.6's memory
+//! engine). Reads find their first batch by binary search, so a fetch costs the same at
+//! offset 10 as at offset 10 million. Everything appended counts as committed at once:
+//! this broker is the only replica, so the high watermark is the log end.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
+
+use super::batch::{self, BatchHeader};
+use super::producers::{ProducerStates, SequenceCheck};
+
+/// A batch in the log.
+#[derive(Debug, Clone)]
+struct StoredBatch {
+    base_offset: i64,
+    last_offset: i64,
+    max_timestamp: i64,
+    /// The batch as fetch answers carry it (base offset already written in).
+    bytes: Bytes,
+}
+
+/// A transaction that was aborted on this partition: read_committed readers drop the
+/// producer's records from `first_offset` up to the abort marker at `last_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTransaction {
+    /// The transactional producer.
+    pub producer_id: i64,
+    /// Offset of its first record on this partition.
+    pub first_offset: i64,
+    /// Offset of the abort marker.
+    pub last_offset: i64,
+}
+
+/// Why an append was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendError {
+    /// An older epoch of a producer that has a newer one.
+    Fenced,
+    /// A gap in the producer's sequence.
+    OutOfOrder {
+        /// The sequence the partition expected.
+        expected: i32,
+    },
+}
+
+/// Batches read for a fetch.
+#[derive(Debug, Default)]
+pub struct Read {
+    /// The batches, in offset order.
+    pub batches: Vec<Bytes>,
+    /// Their total size.
+    pub bytes: usize,
+    /// The offset after the last batch read (where the next read starts).
+    pub next_offset: i64,
+}
+
+/// One partition's batches and state.
+#[derive(Debug, Default)]
+pub struct PartitionLog {
+    batches: Vec<StoredBatch>,
+    end_offset: i64,
+    producers: ProducerStates,
+    /// First offset of each producer's open transaction, by producer and by offset.
+    open_by_producer: HashMap<i64, i64>,
+    open_by_offset: BTreeMap<i64, i64>,
+    /// In marker order, so sorted by `last_offset`.
+    aborted: Vec<AbortedTransaction>,
+}
+
+impl PartitionLog {
+    /// The next offset to be written: everything below it is stored and readable.
+    pub fn high_watermark(&self) -> i64 {
+        self.end_offset
+    }
+
+    /// The first offset of an open transaction, or the high watermark: read_committed
+    /// readers see nothing at or past it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.open_by_offset
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(self.end_offset)
+    }
+
+    /// The first offset kept (nothing is ever deleted).
+    pub fn log_start_offset(&self) -> i64 {
+        0
+    }
+
+    /// Appends `bytes` (one batch whose header is `header`) and returns its base offset; a
+    /// batch the producer already sent gets the base offset it got then and is not stored
+    /// again.
+    pub fn append(&mut self, header: &BatchHeader, bytes: &[u8]) -> Result<i64, AppendError> {
+        if header.producer_id >= 0 {
+            match self.producers.check(header) {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate(base_offset) => return Ok(base_offset),
+                SequenceCheck::Fenced => return Err(AppendError::Fenced),
+                SequenceCheck::OutOfOrder { expected } => {
+                    return Err(AppendError::OutOfOrder { expected });
+                }
+            }
+        }
+        let base_offset = self.end_offset;
+        self.push(
+            base_offset,
+            header.last_offset_delta,
+            header.max_timestamp,
+            batch::at_offset(bytes, base_offset),
+        );
+        if header.producer_id >= 0 {
+            self.producers.appended(header, base_offset);
+        }
+        if header.transactional && !self.open_by_producer.contains_key(&header.producer_id) {
+            self.open_by_producer
+                .insert(header.producer_id, base_offset);
+            self.open_by_offset.insert(base_offset, header.producer_id);
+        }
+        Ok(base_offset)
+    }
+
+    /// Writes the marker that ends `producer_id`'s transaction on this partition and
+    /// returns its offset.
+    pub fn end_transaction(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        timestamp: i64,
+    ) -> i64 {
+        let offset = self.end_offset;
+        let marker =
+            batch::transaction_marker(producer_id, producer_epoch, commit, offset, timestamp);
+        self.push(offset, 0, timestamp, marker);
+        self.producers.bump_epoch(producer_id, producer_epoch);
+        if let Some(first_offset) = self.open_by_producer.remove(&producer_id) {
+            self.open_by_offset.remove(&first_offset);
+            if !commit {
+                self.aborted.push(AbortedTransaction {
+                    producer_id,
+                    first_offset,
+                    last_offset: offset,
+                });
+            }
+        }
+        offset
+    }
+
+    fn push(&mut self, base_offset: i64, last_offset_delta: i32, max_timestamp: i64, bytes: Bytes) {
+        let last_offset = base_offset + i64::from(last_offset_delta);
+        self.batches.push(StoredBatch {
+            base_offset,
+            last_offset,
+            max_timestamp,
+            bytes,
+        });
+        self.end_offset = last_offset + 1;
+    }
+
+    /// Whole batches from the one holding offset `from`, stopping before `until` (the high
+    /// watermark, or the last stable offset for read_committed readers) and once `max_bytes`
+    /// is reached — though the first batch is returned whatever its size, so that a reader
+    /// always makes progress.
+    pub fn read(&self, from: i64, until: i64, max_bytes: usize) -> Read {
+        let start = self.batches.partition_point(|b| b.last_offset < from);
+        let mut read = Read {
+            next_offset: from,
+            ..Read::default()
+        };
+        for stored in &self.batches[start..] {
+            if stored.base_offset >= until {
+                break;
+            }
+            if !read.batches.is_empty() && read.bytes + stored.bytes.len() > max_bytes {
+                break;
+            }
+            read.bytes += stored.bytes.len();
+            read.batches.push(stored.bytes.clone());
+            read.next_offset = stored.last_offset + 1;
+        }
+        read
+    }
+
+    /// Aborted transactions a read of `from..until` must be told about.
+    pub fn aborted_between(&self, from: i64, until: i64) -> Vec<AbortedTransaction> {
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted[start..]
+            .iter()
+            .filter(|a| a.first_offset < until)
+            .copied()
+            .collect()
+    }
+
+    /// The first offset whose record has a timestamp at or after `timestamp`, with that
+    /// timestamp; `None` if every record is older.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Option<(i64, i64)> {
+        let stored = self.batches.iter().find(|b| b.max_timestamp >= timestamp)?;
+        // Exact to the record when the batch is uncompressed, else the batch's start.
+        let exact = RecordBatchDecoder::decode(&mut stored.bytes.clone())
+            .ok()
+            .and_then(|set| {
+                set.records
+                    .iter()
+                    .find(|r| r.timestamp >= timestamp)
+                    .map(|r| (r.offset, r.timestamp))
+            });
+        Some(exact.unwrap_or((stored.base_offset, stored.max_timestamp)))
+    }
+
+    /// The offset and timestamp of the batch with the latest timestamp (its last record).
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        self.batches
+            .iter()
+            .max_by_key(|b| b.max_timestamp)
+            .map(|b| (b.last_offset, b.max_timestamp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::indexmap::IndexMap;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    /// A batch of `count` records of `producer_id` starting at `sequence`.
+    fn produced(count: usize, producer_id: i64, sequence: i32, transactional: bool) -> Bytes {
+        let records: Vec<Record> = (0..count)
+            .map(|i| Record {
+                transactional,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id,
+                producer_epoch: 0,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // The encoder keeps offset − sequence constant within a batch.
+                sequence: if producer_id < 0 {
+                    i as i32 - 1
+                } else {
+                    sequence + i as i32
+                },
+                timestamp: 10 * (i as i64 + 1),
+                key: None,
+                value: Some(Bytes::from_static(b"v")),
+                headers: IndexMap::new(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode");
+        buf.freeze()
+    }
+
+    fn append(log: &mut PartitionLog, bytes: Bytes) -> Result<i64, AppendError> {
+        let batches = batch::split(&bytes).expect("valid");
+        let (header, raw) = &batches[0];
+        log.append(header, raw)
+    }
+
+    #[test]
+    fn offsets_follow_each_other_and_reads_start_anywhere() {
+        let mut log = PartitionLog::default();
+        assert_eq!(append(&mut log, produced(3, -1, 0, false)), Ok(0));
+        assert_eq!(append(&mut log, produced(2, -1, 0, false)), Ok(3));
+        assert_eq!(log.high_watermark(), 5);
+        assert_eq!(log.last_stable_offset(), 5);
+
+        let from_middle = log.read(4, log.high_watermark(), 1 << 20);
+        assert_eq!(from_middle.batches.len(), 1, "the batch holding offset 4");
+        assert_eq!(from_middle.next_offset, 5);
+        let all = log.read(0, log.high_watermark(), 1 << 20);
+        assert_eq!(all.batches.len(), 2);
+        assert!(
+            log.read(5, log.high_watermark(), 1 << 20)
+                .batches
+                .is_empty()
+        );
+        // A size limit smaller than one batch still returns that batch.
+        assert_eq!(log.read(0, log.high_watermark(), 1).batches.len(), 1);
+    }
+
+    #[test]
+    fn a_repeated_batch_is_stored_once() {
+        let mut log = PartitionLog::default();
+        assert_eq!(append(&mut log, produced(2, 7, 0, false)), Ok(0));
+        assert_eq!(append(&mut log, produced(2, 7, 2, false)), Ok(2));
+        assert_eq!(append(&mut log, produced(2, 7, 0, false)), Ok(0));
+        assert_eq!(log.high_watermark(), 4);
+        assert_eq!(
+            append(&mut log, produced(1, 7, 9, false)),
+            Err(AppendError::OutOfOrder { expected: 4 })
+        );
+    }
+
+    #[test]
+    fn an_open_transaction_holds_back_read_committed_readers() {
+        let mut log = PartitionLog::default();
+        append(&mut log, produced(1, -1, 0, false)).expect("plain");
+        append(&mut log, produced(2, 8, 0, true)).expect("transactional");
+        append(&mut log, produced(1, -1, 0, false)).expect("plain");
+        assert_eq!(log.last_stable_offset(), 1);
+        assert_eq!(
+            log.read(0, log.last_stable_offset(), 1 << 20).batches.len(),
+            1
+        );
+
+        let marker = log.end_transaction(8, 0, false, 99);
+        assert_eq!(marker, 4);
+        assert_eq!(log.last_stable_offset(), 5);
+        assert_eq!(log.high_watermark(), 5);
+        let aborted = log.aborted_between(0, 5);
+        assert_eq!(
+            aborted,
+            [AbortedTransaction {
+                producer_id: 8,
+                first_offset: 1,
+                last_offset: 4
+            }]
+        );
+        assert!(log.aborted_between(5, 6).is_empty(), "after the marker");
+    }
+
+    #[test]
+    fn timestamps_find_their_record() {
+        let mut log = PartitionLog::default();
+        append(&mut log, produced(3, -1, 0, false)).expect("append"); // 10, 20, 30
+        append(&mut log, produced(3, -1, 0, false)).expect("append"); // 10, 20, 30 again
+        assert_eq!(log.offset_for_timestamp(15), Some((1, 20)));
+        assert_eq!(log.offset_for_timestamp(31), None);
+        assert_eq!(log.max_timestamp().map(|(_, t)| t), Some(30));
+    }
+}

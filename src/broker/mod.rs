@@ -1,0 +1,177 @@
+//! `edm broker`: a Kafka-protocol broker of edm's own — one node, in memory — that `edm lab`
+//! embeds and that students without Docker run in a terminal of its own.
+//!
+//! Why edm has one: the lab needs a broker inside the process, and the one it used (Tansu
+//! 0.6) showed consumers holes in a partition (offsets handed out before the batch was
+//! stored), answered ListOffsets wrongly for multi-record batches, listed the whole log on
+//! every fetch (cost growing with the log), held every fetch for its full wait, and lost
+//! group members for minutes after a restart. This broker is built to be correct first and
+//! cheap second:
+//! - a partition's offsets are assigned and its batch stored in one step, under the
+//!   partition's lock ([`log`]); reads find their start by binary search;
+//! - a fetch answers as soon as it has data and otherwise waits, woken by the next append
+//!   (so librdkafka's default `fetch.wait.max.ms` of 500 ms costs no latency, and an idle
+//!   consumer makes two fetches a second);
+//! - consumer groups follow Kafka's classic protocol ([`groups`]); a member whose
+//!   connection closes while it waits to join is dropped at once;
+//! - idempotent producers' sequences are checked and repeats stored once
+//!   ([`producers`]); transactions write commit/abort markers and keep read_committed
+//!   readers below their last stable offset ([`txns`]).
+//!
+//! The wire format is the `kafka-protocol` crate's; request handlers are in [`handle`],
+//! connections in [`server`]. Not implemented: replication, SASL/TLS, ACLs, compaction and
+//! retention (nothing is deleted while the broker runs), quotas, KIP-848 groups, fetch
+//! sessions. Data lives as long as the process.
+
+mod batch;
+mod groups;
+mod handle;
+mod log;
+mod producers;
+mod server;
+mod state;
+mod topics;
+mod txns;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use state::{Node, State};
+
+/// Start of the cluster id of every edm broker: how edm recognises its own broker.
+pub const CLUSTER_ID_PREFIX: &str = "edm-";
+
+/// Whether `cluster_id` (from a Metadata answer) is an edm broker's.
+pub fn is_edm_cluster(cluster_id: &str) -> bool {
+    cluster_id.starts_with(CLUSTER_ID_PREFIX)
+}
+
+/// How a broker is set up.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Where to listen (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The host clients are told to connect to (default: the listen address, or 127.0.0.1
+    /// when listening on every interface).
+    pub advertised_host: Option<String>,
+    /// Create topics on first use, as Kafka does by default.
+    pub auto_create_topics: bool,
+    /// Partitions of a topic created without a count.
+    pub default_partitions: i32,
+}
+
+impl BrokerConfig {
+    /// A broker on `listen` with Kafka's defaults (auto-creation on, one partition).
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            advertised_host: None,
+            auto_create_topics: true,
+            default_partitions: 1,
+        }
+    }
+}
+
+/// A running broker; stops when [`Broker::stop`] is called or it is dropped.
+pub struct Broker {
+    address: SocketAddr,
+    advertised: String,
+    cluster_id: String,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Broker {
+    /// Binds and starts serving on the current runtime.
+    pub async fn start(config: &BrokerConfig) -> std::io::Result<Broker> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let address = listener.local_addr()?;
+        let host = match &config.advertised_host {
+            Some(host) => host.clone(),
+            None if address.ip().is_unspecified() => "127.0.0.1".to_string(),
+            None => address.ip().to_string(),
+        };
+        let cluster_id = format!(
+            "{CLUSTER_ID_PREFIX}{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..16]
+        );
+        let node = Node {
+            id: 1,
+            host: host.clone(),
+            port: i32::from(address.port()),
+        };
+        let state = Arc::new(State::new(
+            node,
+            cluster_id.clone(),
+            config.auto_create_topics,
+            config.default_partitions,
+        ));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(server::serve(listener, state, shutdown.clone()));
+        Ok(Broker {
+            address,
+            advertised: format!("{host}:{}", address.port()),
+            cluster_id,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.advertised
+    }
+
+    /// Its cluster id.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// Stops accepting, closes every connection and waits until it has.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// `edm broker`: serves until `shutdown` (Ctrl-C), then closes every connection.
+pub async fn run(config: &BrokerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let broker = Broker::start(config)
+        .await
+        .map_err(|error| match error.kind() {
+            std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+                "cannot listen on {}: the address is in use. Is the compose stack's Kafka (or \
+             another `edm broker`) running? Stop it, or pick another port with --listen",
+                config.listen
+            ),
+            _ => anyhow::anyhow!("cannot listen on {}: {error}", config.listen),
+        })?;
+    tracing::info!(
+        cluster_id = broker.cluster_id(),
+        "edm broker listening on {}: start the services with --bootstrap-servers {} \
+         (the default, if it is 127.0.0.1:19092); Ctrl-C stops it and drops its data",
+        broker.local_addr(),
+        broker.bootstrap_servers()
+    );
+    shutdown.cancelled().await;
+    broker.stop().await;
+    tracing::info!("edm broker stopped");
+    Ok(())
+}

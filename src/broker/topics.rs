@@ -1,0 +1,259 @@
+//! The broker's topics: names, ids and partition logs; created, grown and deleted by the
+//! admin requests (or on first use, when auto-creation is on).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use super::log::PartitionLog;
+
+/// Longest topic name Kafka accepts.
+const MAX_NAME_LEN: usize = 249;
+
+/// Most partitions one topic may have (a guard against a typo such as `--partitions 100000`).
+pub const MAX_PARTITIONS: i32 = 10_000;
+
+/// A topic and its partitions.
+#[derive(Debug)]
+pub struct Topic {
+    /// Its name.
+    pub name: String,
+    /// Its id (Metadata v10 and later carry it).
+    pub id: uuid::Uuid,
+    /// One log per partition, by partition index.
+    pub partitions: Vec<Arc<Mutex<PartitionLog>>>,
+}
+
+impl Topic {
+    /// The log of partition `index`, if the topic has it.
+    pub fn partition(&self, index: i32) -> Option<&Arc<Mutex<PartitionLog>>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+}
+
+/// Why a topic request failed (each maps to a Kafka error code).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopicError {
+    /// No such topic.
+    #[error("topic `{0}` does not exist")]
+    Unknown(String),
+    /// Creating a topic that exists.
+    #[error("topic `{0}` already exists")]
+    AlreadyExists(String),
+    /// A name Kafka would refuse.
+    #[error("invalid topic name `{name}`: {why}")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A partition count out of range, or smaller than the topic has.
+    #[error("{0}")]
+    InvalidPartitions(String),
+}
+
+/// Locks a partition log. A panic while the lock was held leaves the log as it was after
+/// the panicking step (each step changes it in one go), so the lock is taken over.
+pub fn lock(log: &Mutex<PartitionLog>) -> MutexGuard<'_, PartitionLog> {
+    log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Every topic of the broker.
+#[derive(Debug, Default)]
+pub struct Topics {
+    by_name: RwLock<HashMap<String, Arc<Topic>>>,
+}
+
+impl Topics {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Topic>>> {
+        self.by_name.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Topic>>> {
+        self.by_name.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The topic called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read().get(name).cloned()
+    }
+
+    /// The topic with id `id`.
+    pub fn by_id(&self, id: uuid::Uuid) -> Option<Arc<Topic>> {
+        self.read().values().find(|t| t.id == id).cloned()
+    }
+
+    /// Every topic, by name.
+    pub fn all(&self) -> Vec<Arc<Topic>> {
+        let mut topics: Vec<Arc<Topic>> = self.read().values().cloned().collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        topics
+    }
+
+    /// The log of `name`'s partition `index`.
+    pub fn partition(&self, name: &str, index: i32) -> Option<Arc<Mutex<PartitionLog>>> {
+        self.read()
+            .get(name)
+            .and_then(|t| t.partition(index).cloned())
+    }
+
+    /// Checks what creating `name` with `partitions` partitions would do, without doing it.
+    pub fn check_new(&self, name: &str, partitions: i32) -> Result<(), TopicError> {
+        validate_name(name)?;
+        validate_count(partitions)?;
+        if self.read().contains_key(name) {
+            return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Creates `name` with `partitions` empty partitions.
+    pub fn create(&self, name: &str, partitions: i32) -> Result<Arc<Topic>, TopicError> {
+        validate_name(name)?;
+        validate_count(partitions)?;
+        let mut topics = self.write();
+        if topics.contains_key(name) {
+            return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        let topic = Arc::new(Topic {
+            name: name.to_string(),
+            id: uuid::Uuid::new_v4(),
+            partitions: (0..partitions).map(|_| Arc::default()).collect(),
+        });
+        topics.insert(name.to_string(), topic.clone());
+        Ok(topic)
+    }
+
+    /// `name`, created with `partitions` partitions if it does not exist yet.
+    pub fn get_or_create(&self, name: &str, partitions: i32) -> Result<Arc<Topic>, TopicError> {
+        match self.create(name, partitions) {
+            Err(TopicError::AlreadyExists(_)) => self
+                .get(name)
+                .ok_or_else(|| TopicError::Unknown(name.into())),
+            other => other,
+        }
+    }
+
+    /// Grows `name` to `count` partitions (the existing ones keep their data); with
+    /// `apply` false only checks.
+    pub fn grow(&self, name: &str, count: i32, apply: bool) -> Result<(), TopicError> {
+        validate_count(count)?;
+        let mut topics = self.write();
+        let topic = topics
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let current = topic.partitions.len();
+        let wanted = usize::try_from(count).unwrap_or(0);
+        if wanted <= current {
+            return Err(TopicError::InvalidPartitions(format!(
+                "topic `{name}` has {current} partitions; the count can only grow (asked for {count})"
+            )));
+        }
+        if apply {
+            let mut partitions = topic.partitions.clone();
+            partitions.resize_with(wanted, Arc::default);
+            let grown = Arc::new(Topic {
+                name: topic.name.clone(),
+                id: topic.id,
+                partitions,
+            });
+            topics.insert(name.to_string(), grown);
+        }
+        Ok(())
+    }
+
+    /// Deletes `name` and its data.
+    pub fn delete(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        self.write()
+            .remove(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))
+    }
+}
+
+fn validate_count(partitions: i32) -> Result<(), TopicError> {
+    if !(1..=MAX_PARTITIONS).contains(&partitions) {
+        return Err(TopicError::InvalidPartitions(format!(
+            "{partitions} partitions: a topic has 1 to {MAX_PARTITIONS}"
+        )));
+    }
+    Ok(())
+}
+
+/// Kafka's rule: 1–249 characters of `a-z A-Z 0-9 . _ -`, and not `.` or `..`.
+fn validate_name(name: &str) -> Result<(), TopicError> {
+    let why = if name.is_empty() {
+        Some("it is empty")
+    } else if name == "." || name == ".." {
+        Some("`.` and `..` are not allowed")
+    } else if name.len() > MAX_NAME_LEN {
+        Some("it is longer than 249 characters")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        Some("only letters, digits, `.`, `_` and `-` are allowed")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(TopicError::InvalidName {
+            name: name.to_string(),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_are_created_grown_and_deleted() {
+        let topics = Topics::default();
+        let order = topics.create("order", 1).expect("created");
+        assert_eq!(order.partitions.len(), 1);
+        assert_eq!(
+            topics.create("order", 3).map(|_| ()),
+            Err(TopicError::AlreadyExists("order".into()))
+        );
+        topics.grow("order", 3, true).expect("grown");
+        assert_eq!(topics.get("order").map(|t| t.partitions.len()), Some(3));
+        assert_eq!(
+            topics.get("order").map(|t| t.id),
+            Some(order.id),
+            "same topic"
+        );
+        assert!(matches!(
+            topics.grow("order", 2, true),
+            Err(TopicError::InvalidPartitions(_))
+        ));
+        assert!(topics.partition("order", 2).is_some());
+        assert!(topics.partition("order", 3).is_none());
+        assert!(topics.partition("order", -1).is_none());
+        topics.delete("order").expect("deleted");
+        assert!(topics.get("order").is_none());
+    }
+
+    #[test]
+    fn names_follow_kafkas_rules() {
+        let topics = Topics::default();
+        for good in ["order", "lab-1a2b-inventory", "payment.dlq", "a_b"] {
+            assert!(topics.check_new(good, 1).is_ok(), "{good}");
+        }
+        let long = "x".repeat(250);
+        for bad in ["", ".", "..", "with space", "ünï", "a/b", long.as_str()] {
+            assert!(
+                matches!(
+                    topics.check_new(bad, 1),
+                    Err(TopicError::InvalidName { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(topics.check_new("ok", 0).is_err());
+        assert!(topics.check_new("ok", MAX_PARTITIONS + 1).is_err());
+    }
+}

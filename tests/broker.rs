@@ -1,0 +1,304 @@
+//! edm's own broker — the `edm broker` the whole suite runs against — with real clients
+//! over TCP: concurrent producers into one partition (offsets contiguous, nothing shown
+//! out of order, ListOffsets right), a transactional writer whose markers leave gaps in
+//! the offsets, consumers stopped while they join their group, and bytes that are no
+//! Kafka request.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::process::EdmProcess;
+use common::{Lab, LabConfig, Services, order_created};
+use edm::kafka::{Kafka, Record};
+use futures_util::future::join_all;
+use rdkafka::consumer::Consumer;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PRODUCERS: usize = 8;
+const RECORDS: usize = 1_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_producers_into_one_partition_are_read_whole_contiguous_and_in_order() {
+    let config = LabConfig::fresh();
+    let kafka = Kafka::new(&config.kafka);
+    let topic = format!("{}concurrent", config.kafka.topic_prefix);
+    kafka.create_topics(&[&topic], 1, 1).await.expect("topic");
+
+    // A reader follows the partition while the producers write: it must never see an
+    // offset before the ones below it (a "hole").
+    let reader = kafka
+        .consumer(&format!("{topic}-reader"))
+        .expect("consumer");
+    let mut from_start = TopicPartitionList::new();
+    from_start
+        .add_partition_offset(&topic, 0, Offset::Beginning)
+        .expect("partition");
+    reader.assign(&from_start).expect("assign");
+    let total = PRODUCERS * RECORDS;
+    let reading = tokio::spawn(async move {
+        let mut seen: Vec<(i64, String)> = Vec::with_capacity(total);
+        while seen.len() < total {
+            let message = tokio::time::timeout(Duration::from_secs(60), reader.recv())
+                .await
+                .expect("a record within 60 s")
+                .expect("receive");
+            let value = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
+            seen.push((message.offset(), value));
+        }
+        seen
+    });
+
+    let sends = (0..PRODUCERS).map(|p| {
+        let producer = kafka.producer().expect("producer");
+        let records: Vec<Record> = (0..RECORDS)
+            .map(|n| Record {
+                topic: topic.clone(),
+                key: Some(format!("producer-{p}")),
+                payload: format!("{p}:{n}").into_bytes(),
+                headers: Vec::new(),
+            })
+            .collect();
+        async move { producer.send_all(&records).await }
+    });
+    for results in join_all(sends).await {
+        assert!(
+            results.iter().all(Result::is_ok),
+            "every record acknowledged"
+        );
+    }
+
+    let seen = reading.await.expect("reader");
+    let offsets: Vec<i64> = seen.iter().map(|(offset, _)| *offset).collect();
+    assert_eq!(
+        offsets,
+        (0..total as i64).collect::<Vec<_>>(),
+        "contiguous, no hole"
+    );
+    let mut next = [0usize; PRODUCERS];
+    for (_, value) in &seen {
+        let (p, n) = value.split_once(':').expect("p:n");
+        let (p, n): (usize, usize) = (p.parse().expect("p"), n.parse().expect("n"));
+        assert_eq!(n, next[p], "producer {p}'s records in their order");
+        next[p] += 1;
+    }
+
+    // ListOffsets counts every record, though they came in multi-record batches.
+    let probe = kafka.consumer(&format!("{topic}-probe")).expect("consumer");
+    let topic_name = topic.clone();
+    let watermarks = tokio::task::spawn_blocking(move || {
+        probe.fetch_watermarks(&topic_name, 0, Duration::from_secs(10))
+    })
+    .await
+    .expect("task")
+    .expect("ListOffsets");
+    assert_eq!(watermarks, (0, total as i64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_writers_events_reach_the_inventory_consumer_at_once() {
+    let lab = Lab::start(Services {
+        payment: None,
+        order_consumer: false,
+        ..Services::all(true)
+    })
+    .await;
+    let topic = lab.kafka.topics.inventory.clone();
+    // Another service writes ORDER_CREATED with a transactional producer, as any
+    // exactly-once writer in Java, Python or Go does: one commit marker after each event,
+    // so the partition's offsets have a gap after every record.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &lab.config.kafka.bootstrap_servers)
+        .set(
+            "transactional.id",
+            format!("{}writer", lab.config.kafka.topic_prefix),
+        )
+        .create()
+        .expect("transactional producer");
+    producer
+        .init_transactions(Duration::from_secs(10))
+        .expect("init");
+    let started = Instant::now();
+    let mut committed = Vec::new();
+    for n in 0..30 {
+        let tx = format!("{}txn-{n}", lab.config.id);
+        let event = order_created(&tx, &format!("user-{n}"), 1, 1);
+        producer.begin_transaction().expect("begin");
+        let payload = event.to_payload();
+        producer
+            .send(
+                FutureRecord::to(&topic).key(&tx).payload(&payload),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("sent");
+        producer
+            .commit_transaction(Duration::from_secs(10))
+            .expect("commit");
+        committed.push(tx);
+    }
+    // One transaction is aborted: its event must never be handled.
+    let aborted = format!("{}txn-aborted", lab.config.id);
+    producer.begin_transaction().expect("begin");
+    let payload = order_created(&aborted, "nobody", 1, 1).to_payload();
+    producer
+        .send(
+            FutureRecord::to(&topic).key(&aborted).payload(&payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("sent");
+    producer
+        .abort_transaction(Duration::from_secs(10))
+        .expect("abort");
+
+    for tx in &committed {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while lab.history_of(tx).await.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "saga {tx} not reserved within 20 s (a 2 s stall per gap would take a minute)"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(lab.history_of(tx).await, [-1]);
+    }
+    eprintln!(
+        "30 transactional events reserved {:?} after the first was sent",
+        started.elapsed()
+    );
+    assert!(
+        lab.history_of(&aborted).await.is_empty(),
+        "an aborted event is not read"
+    );
+    lab.stop().await;
+}
+
+/// Starts a payment consumer, stops it (`signal`) while it joins its group, then starts
+/// another: the new one must get the partition within the session timeout.
+async fn replace_while_joining(signal: &str) {
+    let config = LabConfig::fresh();
+    config.prepare().await;
+    let mut first = EdmProcess::spawn(&config, "payment-consumer", &["--pg-ok", "true"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Subscribed: the group join is under way.
+    while !first.output().contains("waiting for events") {
+        assert!(
+            Instant::now() < deadline,
+            "never subscribed:\n{}",
+            first.output()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    match signal {
+        "KILL" => first.kill9(),
+        _ => {
+            first.terminate();
+        }
+    }
+    let started = Instant::now();
+    let second = EdmProcess::spawn(&config, "payment-consumer", &["--pg-ok", "true"]);
+    // LabConfig's session timeout is 6 s; allow as much again for the start-up.
+    while !second.output().contains("partitions assigned") {
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "the replacement got no partition after {signal}:\n{}",
+            second.output()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "after SIG{signal} during the join, the replacement was assigned in {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_stopped_while_joining_is_replaced() {
+    replace_while_joining("TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_killed_while_joining_is_replaced() {
+    replace_while_joining("KILL").await;
+}
+
+/// A raw TCP connection to the test broker.
+async fn connect() -> tokio::net::TcpStream {
+    let servers = common::server_env("EDM_TEST_BOOTSTRAP_SERVERS");
+    tokio::net::TcpStream::connect(servers.as_str())
+        .await
+        .expect("connect")
+}
+
+#[tokio::test]
+async fn bytes_that_are_no_kafka_request_close_that_connection_only() {
+    let mut http = connect().await;
+    http.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), http.read_to_end(&mut answer)).await;
+    assert!(
+        matches!(read, Ok(Ok(0))),
+        "closed without an answer: {read:?} {answer:?}"
+    );
+
+    let config = LabConfig::fresh();
+    Kafka::new(&config.kafka)
+        .check_reachable()
+        .await
+        .expect("the broker still serves everyone else");
+}
+
+#[tokio::test]
+async fn an_api_versions_request_in_a_newer_version_gets_the_versions_spoken() {
+    use bytes::{Buf, BufMut, BytesMut};
+    use kafka_protocol::messages::{
+        ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader,
+    };
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+    // A client newer than the broker asks in ApiVersions v4.
+    let mut frame = BytesMut::new();
+    frame.put_u32(0);
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::ApiVersions as i16)
+        .with_request_api_version(4)
+        .with_correlation_id(42)
+        .with_client_id(Some(StrBytes::from_static_str("future-client")))
+        .encode(&mut frame, 2)
+        .expect("header");
+    ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("future-client"))
+        .with_client_software_version(StrBytes::from_static_str("9.9"))
+        .encode(&mut frame, 4)
+        .expect("body");
+    let length = (frame.len() - 4) as u32;
+    frame[..4].copy_from_slice(&length.to_be_bytes());
+
+    let mut stream = connect().await;
+    stream.write_all(&frame).await.expect("write");
+    let length = stream.read_u32().await.expect("answer length");
+    let mut answer = vec![0; length as usize];
+    stream.read_exact(&mut answer).await.expect("answer");
+    let mut answer = bytes::Bytes::from(answer);
+    assert_eq!(answer.get_i32(), 42, "correlation id");
+    // The answer is in v0, which every client reads, and says which versions to use.
+    let versions = ApiVersionsResponse::decode(&mut answer, 0).expect("v0 answer");
+    assert_eq!(versions.error_code, 35, "UNSUPPORTED_VERSION");
+    let api_versions = versions
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::ApiVersions as i16)
+        .expect("ApiVersions listed");
+    assert_eq!((api_versions.min_version, api_versions.max_version), (0, 3));
+    assert!(
+        versions
+            .api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::Fetch as i16)
+    );
+}
