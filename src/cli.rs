@@ -35,6 +35,10 @@ pub enum Command {
         /// (Kafka's auto.create.topics.enable=false).
         #[arg(long)]
         no_auto_create_topics: bool,
+        /// Keep topics, events and committed offsets in this directory, so that they
+        /// survive a restart (default: in memory, gone when the broker stops).
+        #[arg(long, env = "EDM_BROKER_DATA_DIR")]
+        data_dir: Option<std::path::PathBuf>,
     },
     /// Create the topics `order`, `inventory` and `payment` (existing ones are kept) and list them.
     CreateTopics {

@@ -46,12 +46,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             advertised_host,
             default_partitions,
             no_auto_create_topics,
+            data_dir,
         } => {
             let config = BrokerConfig {
                 listen,
                 advertised_host,
                 auto_create_topics: !no_auto_create_topics,
                 default_partitions,
+                data_dir,
             };
             broker::run(&config, shutdown::on_signal()).await
         }

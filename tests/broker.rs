@@ -302,3 +302,77 @@ async fn an_api_versions_request_in_a_newer_version_gets_the_versions_spoken() {
             .any(|k| k.api_key == ApiKey::Fetch as i16)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_with_a_data_dir_keeps_events_and_offsets_through_kill_9() {
+    use common::servers::{PrivateServer, free_port};
+    use rdkafka::consumer::CommitMode;
+
+    let dir =
+        std::env::temp_dir().join(format!("edm-broker-data-{}", uuid::Uuid::new_v4().simple()));
+    let data_dir = dir.to_string_lossy().into_owned();
+    let port = free_port();
+    let mut broker = PrivateServer::broker_on(port, &["--data-dir", &data_dir]);
+    let mut config = LabConfig::fresh();
+    config.kafka.bootstrap_servers = format!("127.0.0.1:{port}");
+    let kafka = Kafka::new(&config.kafka);
+    let topic = format!("{}durable", config.kafka.topic_prefix);
+    let group = format!("{topic}-group");
+    kafka.create_topics(&[&topic], 1, 1).await.expect("topic");
+    let records: Vec<Record> = (0..100)
+        .map(|n| Record {
+            topic: topic.clone(),
+            key: Some(format!("k{n}")),
+            payload: n.to_string().into_bytes(),
+            headers: Vec::new(),
+        })
+        .collect();
+    let producer = kafka.producer().expect("producer");
+    assert!(producer.send_all(&records).await.iter().all(Result::is_ok));
+
+    // A consumer of the group handles 60 events and commits.
+    let consumer = kafka.consumer(&group).expect("consumer");
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    for expected in 0..60 {
+        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("a record")
+            .expect("receive");
+        assert_eq!(message.offset(), expected);
+        consumer.store_offset_from_message(&message).expect("store");
+    }
+    consumer
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("commit");
+    drop(consumer);
+    drop(producer);
+
+    broker.kill();
+    let _broker = PrivateServer::broker_on(port, &["--data-dir", &data_dir]);
+
+    // The group goes on from its commit; the log has every event, and grows from there.
+    let consumer = kafka.consumer(&group).expect("consumer");
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    for expected in 60..100 {
+        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("a record after the restart")
+            .expect("receive");
+        assert_eq!(message.offset(), expected);
+        assert_eq!(message.payload(), Some(expected.to_string().as_bytes()));
+    }
+    let producer = kafka.producer().expect("producer");
+    producer
+        .send_record(&records[0])
+        .await
+        .expect("a send after the restart");
+    let probe_topic = topic.clone();
+    let watermarks = tokio::task::spawn_blocking(move || {
+        consumer.fetch_watermarks(&probe_topic, 0, Duration::from_secs(10))
+    })
+    .await
+    .expect("task")
+    .expect("ListOffsets");
+    assert_eq!(watermarks, (0, 101));
+    let _ = std::fs::remove_dir_all(&dir);
+}

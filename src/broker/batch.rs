@@ -21,7 +21,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 /// Bytes before the records of a batch.
@@ -124,7 +124,13 @@ pub fn split(records: &Bytes) -> Result<Vec<(BatchHeader, Bytes)>, BatchError> {
             )));
         }
         let batch = rest.split_to(total);
-        batches.push((read_header(&batch)?, batch));
+        let header = read_header(&batch)?;
+        if header.control {
+            return Err(BatchError::Invalid(
+                "control batches are written by the broker, not produced".into(),
+            ));
+        }
+        batches.push((header, batch));
     }
     if batches.is_empty() {
         return Err(BatchError::Invalid("no record batch".into()));
@@ -157,12 +163,56 @@ fn read_header(batch: &[u8]) -> Result<BatchHeader, BatchError> {
             header.last_offset_delta
         )));
     }
-    if header.control {
-        return Err(BatchError::Invalid(
-            "control batches are written by the broker, not produced".into(),
-        ));
-    }
     Ok(header)
+}
+
+/// A batch read back from a log file.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// Its base offset.
+    pub base_offset: i64,
+    /// Its header.
+    pub header: BatchHeader,
+    /// Its bytes, as fetch answers carry them.
+    pub bytes: Bytes,
+    /// For a transaction marker: whether it commits (or aborts).
+    pub commits: Option<bool>,
+}
+
+/// The batches of a log file in order, up to the first one that is incomplete or damaged
+/// (a write cut short by a crash), and the length of that good part.
+pub fn read_log(file: &Bytes) -> (Vec<Stored>, usize) {
+    let mut stored = Vec::new();
+    let mut good = 0;
+    while file.len() - good >= HEADER_LEN {
+        let length = (&file[good + 8..good + 12]).get_i32();
+        let Some(total) = usize::try_from(length)
+            .ok()
+            .and_then(|l| l.checked_add(LOG_OVERHEAD))
+            .filter(|&total| total >= HEADER_LEN && good + total <= file.len())
+        else {
+            break;
+        };
+        let bytes = file.slice(good..good + total);
+        let Ok(header) = read_header(&bytes) else {
+            break;
+        };
+        let commits = match header.control {
+            true => RecordBatchDecoder::decode(&mut bytes.clone())
+                .ok()
+                .and_then(|set| set.records.first().and_then(|r| r.key.clone()))
+                .map(|key| key.get(3) == Some(&1)),
+            false => None,
+        };
+        stored.push(Stored {
+            base_offset: (&bytes[0..8]).get_i64(),
+            header,
+            bytes,
+            commits,
+        });
+        good += total;
+    }
+    (stored, good)
 }
 
 /// The batch with its base offset set (and leader epoch 0, this broker's only epoch).
@@ -215,7 +265,6 @@ pub fn transaction_marker(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::records::RecordBatchDecoder;
 
     fn records(count: usize, producer_id: i64, sequence: i32, transactional: bool) -> Bytes {
         let records: Vec<Record> = (0..count)

@@ -8,11 +8,13 @@
 //! this broker is the only replica, so the high watermark is the log end.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Write;
 
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
-use super::batch::{self, BatchHeader};
+use super::batch::{self, BatchHeader, Stored};
 use super::producers::{ProducerStates, SequenceCheck};
 
 /// A batch in the log.
@@ -38,7 +40,7 @@ pub struct AbortedTransaction {
 }
 
 /// Why an append was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppendError {
     /// An older epoch of a producer that has a newer one.
     Fenced,
@@ -47,6 +49,8 @@ pub enum AppendError {
         /// The sequence the partition expected.
         expected: i32,
     },
+    /// The batch could not be written to the partition's file (`edm broker --data-dir`).
+    Storage(String),
 }
 
 /// Batches read for a fetch.
@@ -71,6 +75,8 @@ pub struct PartitionLog {
     open_by_offset: BTreeMap<i64, i64>,
     /// In marker order, so sorted by `last_offset`.
     aborted: Vec<AbortedTransaction>,
+    /// Where each batch is also written, when the broker keeps its data on disk.
+    journal: Option<File>,
 }
 
 impl PartitionLog {
@@ -109,11 +115,13 @@ impl PartitionLog {
             }
         }
         let base_offset = self.end_offset;
+        let placed = batch::at_offset(bytes, base_offset);
+        self.write(&placed).map_err(AppendError::Storage)?;
         self.push(
             base_offset,
             header.last_offset_delta,
             header.max_timestamp,
-            batch::at_offset(bytes, base_offset),
+            placed,
         );
         if header.producer_id >= 0 {
             self.producers.appended(header, base_offset);
@@ -140,17 +148,84 @@ impl PartitionLog {
             batch::transaction_marker(producer_id, producer_epoch, commit, offset, timestamp);
         self.push(offset, 0, timestamp, marker);
         self.producers.bump_epoch(producer_id, producer_epoch);
+        self.close_transaction(producer_id, commit, offset);
+        offset
+    }
+
+    /// Writes a batch to the journal, if there is one (to the page cache: no fsync, as
+    /// Kafka's default; a process crash loses nothing, a power cut the last writes).
+    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        match &mut self.journal {
+            Some(file) => file.write_all(bytes).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes every later batch to `file` as well.
+    pub fn keep_in(&mut self, file: File) {
+        self.journal = Some(file);
+    }
+
+    /// Takes back a batch read from this partition's file (at start, before any append):
+    /// the offsets, producer sequences and transactions it stands for.
+    pub fn replay(&mut self, stored: Stored) {
+        let Stored {
+            base_offset,
+            header,
+            bytes,
+            commits,
+        } = stored;
+        self.push(
+            base_offset,
+            header.last_offset_delta,
+            header.max_timestamp,
+            bytes,
+        );
+        match commits {
+            Some(commit) => {
+                self.producers
+                    .bump_epoch(header.producer_id, header.producer_epoch);
+                self.close_transaction(header.producer_id, commit, base_offset);
+            }
+            None => {
+                if header.producer_id >= 0 {
+                    self.producers.appended(&header, base_offset);
+                }
+                if header.transactional {
+                    self.open_transaction(header.producer_id, base_offset);
+                }
+            }
+        }
+    }
+
+    /// Producers (with their epochs) whose transaction on this partition has no marker yet.
+    pub fn open_transactions(&self) -> Vec<(i64, i16)> {
+        self.open_by_producer
+            .keys()
+            .map(|&id| (id, self.producers.epoch(id).unwrap_or(0)))
+            .collect()
+    }
+
+    fn open_transaction(&mut self, producer_id: i64, first_offset: i64) {
+        if let std::collections::hash_map::Entry::Vacant(open) =
+            self.open_by_producer.entry(producer_id)
+        {
+            open.insert(first_offset);
+            self.open_by_offset.insert(first_offset, producer_id);
+        }
+    }
+
+    fn close_transaction(&mut self, producer_id: i64, commit: bool, marker_offset: i64) {
         if let Some(first_offset) = self.open_by_producer.remove(&producer_id) {
             self.open_by_offset.remove(&first_offset);
             if !commit {
                 self.aborted.push(AbortedTransaction {
                     producer_id,
                     first_offset,
-                    last_offset: offset,
+                    last_offset: marker_offset,
                 });
             }
         }
-        offset
     }
 
     fn push(&mut self, base_offset: i64, last_offset_delta: i32, max_timestamp: i64, bytes: Bytes) {

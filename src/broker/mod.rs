@@ -21,9 +21,10 @@
 //! The wire format is the `kafka-protocol` crate's; request handlers are in [`handle`],
 //! connections in [`server`]. Not implemented: replication, SASL/TLS, ACLs, compaction and
 //! retention (nothing is deleted while the broker runs), quotas, KIP-848 groups, fetch
-//! sessions. Data lives as long as the process.
+//! sessions. Data lives as long as the process, or on disk with `--data-dir` ([`disk`]).
 
 mod batch;
+mod disk;
 mod groups;
 mod handle;
 mod log;
@@ -62,6 +63,9 @@ pub struct BrokerConfig {
     pub auto_create_topics: bool,
     /// Partitions of a topic created without a count.
     pub default_partitions: i32,
+    /// Keep topics, their data and committed offsets in this directory (default: in
+    /// memory only, gone when the broker stops).
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl BrokerConfig {
@@ -72,6 +76,7 @@ impl BrokerConfig {
             advertised_host: None,
             auto_create_topics: true,
             default_partitions: 1,
+            data_dir: None,
         }
     }
 }
@@ -104,12 +109,22 @@ impl Broker {
             host: host.clone(),
             port: i32::from(address.port()),
         };
-        let state = Arc::new(State::new(
+        let mut state = State::new(
             node,
             cluster_id.clone(),
             config.auto_create_topics,
             config.default_partitions,
-        ));
+        );
+        if let Some(dir) = &config.data_dir {
+            let (disk, recovered) = disk::Disk::open(dir)?;
+            tracing::info!(
+                dir = %dir.display(),
+                topics = recovered.topics.len(),
+                "data directory read back"
+            );
+            state = state.with_data(disk, recovered);
+        }
+        let state = Arc::new(state);
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server::serve(listener, state, shutdown.clone()));
         Ok(Broker {

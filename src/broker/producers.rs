@@ -107,6 +107,11 @@ impl ProducerStates {
         });
     }
 
+    /// The producer's current epoch, if the partition has seen it.
+    pub fn epoch(&self, producer_id: i64) -> Option<i16> {
+        self.producers.get(&producer_id).map(|p| p.epoch)
+    }
+
     /// Forgets the producer's batches before a new epoch (a transaction marker written for
     /// a bumped epoch), so its next batch starts at sequence 0.
     pub fn bump_epoch(&mut self, producer_id: i64, epoch: i16) {

@@ -1,10 +1,12 @@
 //! What every connection of the broker shares: who the broker is, its topics, groups and
 //! transactions, and the signal that wakes waiting fetches when data arrives.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use tokio::sync::watch;
 
+use super::disk::{Disk, Recovered};
 use super::groups::Coordinator;
 use super::topics::Topics;
 use super::txns::{Ended, Transactions};
@@ -19,6 +21,9 @@ pub struct Node {
     /// Port clients connect to.
     pub port: i32,
 }
+
+/// The first producer id handed out (ids are only compared, never interpreted).
+const FIRST_PRODUCER_ID: i64 = 1000;
 
 /// Shared state of one broker.
 #[derive(Debug)]
@@ -59,9 +64,30 @@ impl State {
             topics: Topics::default(),
             groups: Coordinator::default(),
             transactions: Transactions::default(),
-            next_producer_id: AtomicI64::new(1000),
+            next_producer_id: AtomicI64::new(FIRST_PRODUCER_ID),
             appended: watch::Sender::new(0),
         }
+    }
+
+    /// A broker that keeps its data on `disk`, with what `disk` held at start. A
+    /// transaction that was open when the broker stopped is aborted: the coordinator that
+    /// knew it is gone, and its partitions' readers must not wait for it.
+    pub fn with_data(mut self, disk: Arc<Disk>, recovered: Recovered) -> Self {
+        self.topics = Topics::on_disk(disk.clone(), recovered.topics);
+        self.groups = Coordinator::on_disk(disk, recovered.offsets);
+        let next = (recovered.max_producer_id + 1).max(FIRST_PRODUCER_ID);
+        self.next_producer_id = AtomicI64::new(next);
+        let now = chrono::Utc::now().timestamp_millis();
+        for topic in self.topics.all() {
+            for log in &topic.partitions {
+                let mut log = super::topics::lock(log);
+                for (producer_id, epoch) in log.open_transactions() {
+                    tracing::warn!(topic = %topic.name, producer_id, "a transaction open when the broker stopped is aborted");
+                    log.end_transaction(producer_id, epoch, false, now);
+                }
+            }
+        }
+        self
     }
 
     /// A producer id not handed out before.

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use super::disk::{Disk, TopicEntry};
 use super::log::PartitionLog;
 
 /// Longest topic name Kafka accepts.
@@ -52,6 +53,9 @@ pub enum TopicError {
     /// A partition count out of range, or smaller than the topic has.
     #[error("{0}")]
     InvalidPartitions(String),
+    /// The data directory could not be written (`edm broker --data-dir`).
+    #[error("cannot write the broker's data directory: {0}")]
+    Storage(String),
 }
 
 /// Locks a partition log. A panic while the lock was held leaves the log as it was after
@@ -64,9 +68,62 @@ pub fn lock(log: &Mutex<PartitionLog>) -> MutexGuard<'_, PartitionLog> {
 #[derive(Debug, Default)]
 pub struct Topics {
     by_name: RwLock<HashMap<String, Arc<Topic>>>,
+    /// Where topics and their batches are kept, if anywhere but memory.
+    disk: Option<Arc<Disk>>,
 }
 
 impl Topics {
+    /// Topics kept on `disk`, starting with those it held.
+    pub fn on_disk(disk: Arc<Disk>, recovered: Vec<(TopicEntry, Vec<PartitionLog>)>) -> Self {
+        let by_name = recovered
+            .into_iter()
+            .map(|(entry, logs)| {
+                let topic = Topic {
+                    name: entry.name.clone(),
+                    id: entry.id,
+                    partitions: logs.into_iter().map(|l| Arc::new(Mutex::new(l))).collect(),
+                };
+                (entry.name, Arc::new(topic))
+            })
+            .collect();
+        Self {
+            by_name: RwLock::new(by_name),
+            disk: Some(disk),
+        }
+    }
+
+    /// A new, empty partition (writing to its file, if topics are on disk).
+    fn new_partition(
+        &self,
+        topic: &str,
+        index: usize,
+    ) -> Result<Arc<Mutex<PartitionLog>>, TopicError> {
+        let log = match &self.disk {
+            Some(disk) => disk
+                .new_partition(topic, index as i32)
+                .map_err(|e| TopicError::Storage(e.to_string()))?,
+            None => PartitionLog::default(),
+        };
+        Ok(Arc::new(Mutex::new(log)))
+    }
+
+    /// Rewrites the topic list on disk (when there is one).
+    fn save(&self, topics: &HashMap<String, Arc<Topic>>) -> Result<(), TopicError> {
+        let Some(disk) = &self.disk else {
+            return Ok(());
+        };
+        let entries: Vec<TopicEntry> = topics
+            .values()
+            .map(|t| TopicEntry {
+                name: t.name.clone(),
+                id: t.id,
+                partitions: t.partitions.len() as i32,
+            })
+            .collect();
+        disk.save_topics(&entries)
+            .map_err(|e| TopicError::Storage(e.to_string()))
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Topic>>> {
         self.by_name.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -117,12 +174,16 @@ impl Topics {
         if topics.contains_key(name) {
             return Err(TopicError::AlreadyExists(name.to_string()));
         }
+        let partitions = (0..partitions as usize)
+            .map(|index| self.new_partition(name, index))
+            .collect::<Result<Vec<_>, _>>()?;
         let topic = Arc::new(Topic {
             name: name.to_string(),
             id: uuid::Uuid::new_v4(),
-            partitions: (0..partitions).map(|_| Arc::default()).collect(),
+            partitions,
         });
         topics.insert(name.to_string(), topic.clone());
+        self.save(&topics)?;
         Ok(topic)
     }
 
@@ -153,22 +214,31 @@ impl Topics {
         }
         if apply {
             let mut partitions = topic.partitions.clone();
-            partitions.resize_with(wanted, Arc::default);
+            for index in current..wanted {
+                partitions.push(self.new_partition(name, index)?);
+            }
             let grown = Arc::new(Topic {
                 name: topic.name.clone(),
                 id: topic.id,
                 partitions,
             });
             topics.insert(name.to_string(), grown);
+            self.save(&topics)?;
         }
         Ok(())
     }
 
     /// Deletes `name` and its data.
     pub fn delete(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
-        self.write()
+        let mut topics = self.write();
+        let topic = topics
             .remove(name)
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        self.save(&topics)?;
+        if let Some(disk) = &self.disk {
+            disk.remove_partitions(name, topic.partitions.len());
+        }
+        Ok(topic)
     }
 }
 

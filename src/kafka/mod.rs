@@ -7,6 +7,7 @@
 //! ([`crate::broker`], recognised by its cluster id) producers also report librdkafka's
 //! statistics, so that a service can wait for its producer id before it takes work.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -18,9 +19,10 @@ use rdkafka::util::Timeout;
 
 use crate::config::{KafkaArgs, START_HINT};
 
+mod events;
 mod producer;
 
-use producer::ReadyContext;
+use events::{EventContext, EventServer};
 pub use producer::{EventProducer, Record};
 
 /// How long a metadata request may take before the broker counts as unreachable.
@@ -204,13 +206,18 @@ impl Kafka {
         if watch_id {
             config.set("statistics.interval.ms", "100");
         }
-        let (context, ready) = ReadyContext::new();
-        let producer = self
-            .with_user_properties(config, Role::Producer)
-            .create_with_context(context)
-            .map_err(KafkaFailure::Config)?;
+        let (context, ready) = EventContext::new();
+        let producer: Arc<rdkafka::producer::BaseProducer<EventContext>> = Arc::new(
+            self.with_user_properties(config, Role::Producer)
+                .create_with_context(context)
+                .map_err(KafkaFailure::Config)?,
+        );
+        let events = EventServer::start(producer.clone()).map_err(|error| {
+            KafkaFailure::Task(format!("cannot start the producer's event thread: {error}"))
+        })?;
         Ok(EventProducer {
             producer,
+            _events: Arc::new(events),
             ready: watch_id.then_some(ready),
         })
     }

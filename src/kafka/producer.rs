@@ -3,13 +3,15 @@
 
 use std::time::Duration;
 
-use rdkafka::ClientContext;
+use std::sync::Arc;
+
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::util::Timeout;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::KafkaFailure;
+use super::events::{Delivered, EventContext, EventServer};
 use crate::event::SagaEvent;
 
 /// One message to send: where, its key, its bytes and its headers.
@@ -41,49 +43,13 @@ impl Record {
 /// one partition, and waits for the broker's acknowledgement.
 #[derive(Clone)]
 pub struct EventProducer {
-    pub(super) producer: FutureProducer<ReadyContext>,
-    /// Whether the producer has its id (see [`ReadyContext`]); `None` when statistics are
+    pub(super) producer: Arc<BaseProducer<EventContext>>,
+    /// Serves delivery reports; shared by the clones, stops with the last one.
+    pub(super) _events: Arc<EventServer>,
+    /// Whether the producer has its id (see [`EventContext`]); `None` when statistics are
     /// off, so there is no telling.
     pub(super) ready: Option<watch::Receiver<bool>>,
 }
-
-/// Producer callbacks: tells when the idempotent producer has its producer id, from
-/// librdkafka's statistics (`statistics.interval.ms`), so that a service can wait for it
-/// before it takes work. Until then every record waits: librdkafka first asks for the id
-/// 500 ms after the producer is created (a timer of its own, whatever the broker), so a
-/// fresh producer's first record waits up to half a second. That matters where the first
-/// saga's latency is on show — the lab on edm's own broker — and is why only there
-/// producers pay for statistics.
-pub struct ReadyContext {
-    ready: watch::Sender<bool>,
-}
-
-impl ReadyContext {
-    /// A context, and the receiver that learns when the producer is ready.
-    pub(super) fn new() -> (Self, watch::Receiver<bool>) {
-        let (ready, receiver) = watch::channel(false);
-        (Self { ready }, receiver)
-    }
-}
-
-impl ClientContext for ReadyContext {
-    fn stats_raw(&self, statistics: &[u8]) {
-        if *self.ready.borrow() {
-            return;
-        }
-        let assigned = statistics
-            .windows(IDEMP_STATE.len())
-            .position(|w| w == IDEMP_STATE)
-            .and_then(|at| statistics.get(at..(at + IDEMP_STATE.len() + 16)))
-            .is_some_and(|around| around.windows(8).any(|w| w == b"Assigned"));
-        if assigned {
-            self.ready.send_replace(true);
-        }
-    }
-}
-
-/// The key of the idempotent producer's state in librdkafka's statistics.
-const IDEMP_STATE: &[u8] = b"\"idemp_state\"";
 
 impl EventProducer {
     /// Waits until the producer has its producer id, so that its first record is sent
@@ -155,11 +121,7 @@ impl EventProducer {
         for (record, delivery) in records.iter().zip(deliveries) {
             let delivered = match delivery {
                 Err(detail) => Err(detail),
-                Ok(delivery) => match delivery.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err((detail, _))) => Err(detail),
-                    Err(_) => Err(KafkaError::Canceled),
-                },
+                Ok(delivery) => delivery.await.unwrap_or(Err(KafkaError::Canceled)),
             };
             results.push(delivered.map_err(|detail| KafkaFailure::NotDelivered {
                 topic: record.topic.clone(),
@@ -170,7 +132,7 @@ impl EventProducer {
     }
 
     /// Puts `record` in the producer's queue, waiting (up to 10 s) while the queue is full.
-    async fn enqueue(&self, record: &Record) -> Result<DeliveryFuture, KafkaError> {
+    async fn enqueue(&self, record: &Record) -> Result<oneshot::Receiver<Delivered>, KafkaError> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let mut headers = rdkafka::message::OwnedHeaders::new();
@@ -180,14 +142,15 @@ impl EventProducer {
                     value: Some(value.as_str()),
                 });
             }
-            let mut future_record = FutureRecord::to(&record.topic)
+            let (delivered, delivery) = oneshot::channel();
+            let mut base_record = BaseRecord::with_opaque_to(&record.topic, Box::new(delivered))
                 .payload(&record.payload)
                 .headers(headers);
             if let Some(key) = &record.key {
-                future_record = future_record.key(key);
+                base_record = base_record.key(key);
             }
-            match self.producer.send_result(future_record) {
-                Ok(delivery) => return Ok(delivery),
+            match self.producer.send(base_record) {
+                Ok(()) => return Ok(delivery),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
                     if tokio::time::Instant::now() < deadline =>
                 {

@@ -6,59 +6,25 @@ use std::path::PathBuf;
 
 use crate::broker::{Broker, BrokerConfig};
 
-/// The lab's broker, on a runtime (and thread) of its own, so that its answers do not
-/// queue behind the services' tasks.
+/// The lab's broker, on the lab's own runtime: its work per request is small, and tasks on
+/// one runtime wake each other more cheaply than threads of two (20,000 orders × 64:
+/// 1,136–1,215 sagas/s with a runtime of its own, 1,361–1,367 on the lab's).
 pub struct EmbeddedBroker {
     /// `127.0.0.1:PORT`, for `bootstrap.servers`.
     pub address: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _broker: Broker,
 }
 
 impl EmbeddedBroker {
     /// Starts the broker on a free port of 127.0.0.1.
     pub async fn start() -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("edm-broker")
-            .enable_all()
-            .build()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (started_tx, started) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("edm-broker".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let config = BrokerConfig::new(([127, 0, 0, 1], 0).into());
-                    match Broker::start(&config).await {
-                        Ok(broker) => {
-                            let _ = started_tx.send(Ok(broker.bootstrap_servers().to_string()));
-                            let _ = stopped.await;
-                            broker.stop().await;
-                        }
-                        Err(error) => {
-                            let _ = started_tx.send(Err(error));
-                        }
-                    }
-                })
-            })?;
-        match started.await {
-            Ok(Ok(address)) => Ok(Self {
-                address,
-                stop: Some(stop),
-            }),
-            Ok(Err(error)) => anyhow::bail!("cannot start the embedded Kafka broker: {error}"),
-            Err(_) => anyhow::bail!("the embedded Kafka broker stopped while starting"),
-        }
-    }
-}
-
-impl Drop for EmbeddedBroker {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        // The runtime shuts down when its thread returns; the thread is not joined here
-        // (drop may run inside the services' runtime).
+        let broker = Broker::start(&BrokerConfig::new(([127, 0, 0, 1], 0).into()))
+            .await
+            .map_err(|error| anyhow::anyhow!("cannot start the embedded Kafka broker: {error}"))?;
+        Ok(Self {
+            address: broker.bootstrap_servers().to_string(),
+            _broker: broker,
+        })
     }
 }
 

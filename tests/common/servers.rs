@@ -106,9 +106,14 @@ pub struct PrivateServer {
 impl PrivateServer {
     /// An `edm broker` (in memory) of its own.
     pub fn broker() -> Self {
-        let port = free_port();
+        Self::broker_on(free_port(), &[])
+    }
+
+    /// An `edm broker` on `port` with `args` (e.g. `--data-dir DIR`).
+    pub fn broker_on(port: u16, args: &[&str]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_edm"))
             .args(["broker", "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -9,11 +9,13 @@
 pub mod group;
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
+
+use super::disk::Disk;
 
 pub use group::{Answer, Committed, Group, GroupState, JoinRequest, JoinResult, SyncResult};
 
@@ -62,9 +64,33 @@ pub struct GroupDescription {
 #[derive(Debug, Default)]
 pub struct Coordinator {
     groups: Mutex<HashMap<String, Group>>,
+    /// Where committed offsets are kept, if anywhere but memory.
+    disk: Option<Arc<Disk>>,
 }
 
 impl Coordinator {
+    /// Groups whose offsets are kept on `disk`, starting with `committed`.
+    pub fn on_disk(disk: Arc<Disk>, committed: HashMap<String, Vec<OffsetCommit>>) -> Self {
+        let groups = committed
+            .into_iter()
+            .map(|(id, offsets)| {
+                let mut group = Group::new();
+                group.offsets.extend(offsets);
+                (id, group)
+            })
+            .collect();
+        Self {
+            groups: Mutex::new(groups),
+            disk: Some(disk),
+        }
+    }
+
+    fn keep(&self, group_id: &str, offsets: &[OffsetCommit]) {
+        if let Some(disk) = &self.disk {
+            disk.offsets_committed(group_id, offsets);
+        }
+    }
+
     fn groups(&self) -> MutexGuard<'_, HashMap<String, Group>> {
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -157,12 +183,14 @@ impl Coordinator {
             }
             group.heard_from(member_id, Instant::now());
         }
+        self.keep(group_id, &offsets);
         group.offsets.extend(offsets);
         None
     }
 
     /// Commits offsets without membership checks (a committed transaction's offsets).
     pub fn commit_unchecked(&self, group_id: &str, offsets: Vec<OffsetCommit>) {
+        self.keep(group_id, &offsets);
         self.groups()
             .entry(group_id.to_string())
             .or_insert_with(Group::new)

@@ -26,6 +26,7 @@ pub fn topic_error(error: &TopicError) -> ResponseError {
         TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
         TopicError::InvalidName { .. } => ResponseError::InvalidTopicException,
         TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        TopicError::Storage(_) => ResponseError::KafkaStorageError,
     }
 }
 

@@ -124,6 +124,10 @@ fn append(
                     header.producer_id, header.producer_epoch
                 ),
             ),
+            AppendError::Storage(error) => (
+                ResponseError::KafkaStorageError,
+                format!("cannot write to the partition's file: {error}"),
+            ),
             AppendError::OutOfOrder { expected } => (
                 ResponseError::OutOfOrderSequenceNumber,
                 format!(
