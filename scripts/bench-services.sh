@@ -7,6 +7,7 @@
 #     time (decline rate 0.2), then CPU per saga of each process (its user + system time
 #     over the run, divided by the sagas).
 # Usage: scripts/bench-services.sh [ORDERS] [CONCURRENCY] [IDLE_SECONDS]
+#   KAFKA=host:port uses that broker instead of starting `edm broker`;
 #   PROFILE=<service> also records a CPU profile of that process during the load
 #   (perf record, into /tmp/edm-bench-<service>.perf; read it with perf report -i).
 # Needs a release build (cargo build --release), MariaDB as scripts/test-servers.sh starts it,
@@ -42,11 +43,15 @@ trap cleanup EXIT
 node /var/tmp/edm-dynalite/node_modules/dynalite/cli.js --host 127.0.0.1 --port $DYNALITE_PORT \
   --createTableMs 0 >"$WORK/dynalite.log" 2>&1 &
 pids+=($!)
-"$EDM" broker --listen 127.0.0.1:$KAFKA_PORT >"$WORK/broker.log" 2>&1 &
-broker=$!
-pids+=($broker)
+if [ -n "${KAFKA:-}" ]; then
+  broker=
+else
+  "$EDM" broker --listen 127.0.0.1:$KAFKA_PORT >"$WORK/broker.log" 2>&1 &
+  broker=$!
+  pids+=($broker)
+fi
 
-export EDM_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+export EDM_BOOTSTRAP_SERVERS=${KAFKA:-127.0.0.1:$KAFKA_PORT}
 export EDM_MYSQL_URL=mysql://root:inventorypw@127.0.0.1:${EDM_TEST_MYSQL_PORT:-23306}/edm_$RUN
 export EDM_DYNAMODB_ENDPOINT=http://127.0.0.1:$DYNALITE_PORT
 export EDM_ORDERS_TABLE=order_$RUN
@@ -73,7 +78,10 @@ until (exec 3<>/dev/tcp/127.0.0.1/$ORDER_PORT) 2>/dev/null; do sleep 0.1; done
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in clock ticks
 hz=$(getconf CLK_TCK)
-snapshot() { for name in "${!service[@]}"; do echo "$name $(ticks "${service[$name]}")"; done; echo "broker $(ticks "$broker")"; }
+snapshot() {
+  for name in "${!service[@]}"; do echo "$name $(ticks "${service[$name]}")"; done
+  [ -z "$broker" ] || echo "broker $(ticks "$broker")"
+}
 
 sleep 2 # let start-up settle
 before=$(snapshot)

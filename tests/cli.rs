@@ -6,7 +6,8 @@ use std::process::{Command, Output};
 use edm::config::{DEFAULT_BOOTSTRAP_SERVERS, DEFAULT_DYNAMODB_ENDPOINT, DEFAULT_MYSQL_URL};
 use serde_yaml_ng::Value;
 
-const SUBCOMMANDS: [&str; 7] = [
+const SUBCOMMANDS: [&str; 8] = [
+    "broker",
     "create-topics",
     "setup",
     "order-service",
@@ -218,6 +219,7 @@ fn every_edm_command_in_the_walkthrough_exists() {
         seen.push(line.to_string());
     }
     for step in [
+        "edm broker",
         "edm setup",
         "edm create-topics",
         "edm payment-consumer --pg-ok true",
@@ -242,4 +244,18 @@ fn a_dynamodb_connection_limit_of_zero_is_rejected_at_parse_time() {
     assert_eq!(output.status.code(), Some(2));
     let message = stderr(&output);
     assert!(message.contains("--dynamodb-connections"), "{message}");
+}
+
+#[test]
+fn a_broker_on_a_port_in_use_says_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = edm(&["broker", "--listen", &address]);
+    assert_eq!(output.status.code(), Some(1));
+    let error = stderr(&output);
+    assert!(error.contains(&address), "{error}");
+    assert!(
+        error.contains("in use") && error.contains("--listen"),
+        "{error}"
+    );
 }

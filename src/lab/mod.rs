@@ -35,6 +35,10 @@ use crate::tools::order_client::OrderClient;
 
 pub use report::run_demo;
 
+/// How long a consumer's first fetch round may take: librdkafka's default
+/// `fetch.wait.max.ms`.
+const FIRST_FETCH_ROUND: Duration = Duration::from_millis(500);
+
 /// `edm lab` flags.
 #[derive(Args, Debug, Clone)]
 pub struct LabArgs {
@@ -277,6 +281,13 @@ impl Lab {
                     }
                 }
             }
+        }
+        // With several partitions, a consumer's first fetch may go out before all of its
+        // partitions are ready to fetch; an event on one left out waits for that fetch to
+        // end (librdkafka's fetch.wait.max.ms, 500 ms). Seen in `edm lab --partitions 8`:
+        // a first saga with a 400–500 ms hop, one run in three.
+        if args.partitions > 1 {
+            tokio::time::sleep(FIRST_FETCH_ROUND).await;
         }
 
         Ok(Lab {
