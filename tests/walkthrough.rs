@@ -13,6 +13,27 @@ use common::servers::{PrivateServer, free_port, wait_port};
 use edm::config::{DynamoArgs, MysqlArgs};
 use serde_json::Value;
 
+/// Places an order of 5 × item 2 through the order service at `url`, waits until its saga
+/// ends and returns the stored order.
+fn place_and_wait(config: &LabConfig, url: &str) -> Value {
+    let placed = edm(
+        config,
+        &[
+            "order",
+            "place",
+            "--item",
+            "2",
+            "--quantity",
+            "5",
+            "--url",
+            url,
+            "--wait",
+            "--json",
+        ],
+    );
+    serde_json::from_str(placed.trim()).expect("JSON order")
+}
+
 /// Runs `edm <args>` to the end; returns its stdout (the test fails if it fails).
 fn edm(config: &LabConfig, args: &[&str]) -> String {
     let output = edm_command(config).args(args).output().expect("run edm");
@@ -50,44 +71,14 @@ async fn the_walkthrough_runs_with_edm_broker_and_sqlite_files() {
     ];
     wait_port(order_port, true, Duration::from_secs(30));
 
-    let placed = edm(
-        &config,
-        &[
-            "order",
-            "place",
-            "--item",
-            "2",
-            "--quantity",
-            "5",
-            "--url",
-            &order_url,
-            "--wait",
-            "--json",
-        ],
-    );
-    let order: Value = serde_json::from_str(placed.trim()).expect("JSON order");
+    let order = place_and_wait(&config, &order_url);
     assert_eq!(order["status"], "ORDER_COMPLETE", "{order}");
 
     // Rollback: the payment consumer stopped with Ctrl-C, started again declining.
     let status = services[2].terminate();
     assert!(status.success(), "payment consumer exit: {status:?}");
     services[2] = EdmProcess::spawn(&config, "payment-consumer", &["--pg-ok", "false"]);
-    let placed = edm(
-        &config,
-        &[
-            "order",
-            "place",
-            "--item",
-            "2",
-            "--quantity",
-            "5",
-            "--url",
-            &order_url,
-            "--wait",
-            "--json",
-        ],
-    );
-    let order: Value = serde_json::from_str(placed.trim()).expect("JSON order");
+    let order = place_and_wait(&config, &order_url);
     assert_eq!(order["status"], "ORDER_CANCEL", "{order}");
     assert_eq!(order["reason"], "PAYMENT_DECLINED");
     let tx = order["transaction_id"].as_str().expect("tx");

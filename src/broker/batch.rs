@@ -262,50 +262,62 @@ pub fn transaction_marker(
     encoded.freeze()
 }
 
+/// A batch as a client would produce it, for tests: `count` records of `producer_id` (-1:
+/// none) from `sequence`, timestamps 10, 20, 30, …
+#[cfg(test)]
+pub(crate) fn test_batch(
+    count: usize,
+    producer_id: i64,
+    sequence: i32,
+    transactional: bool,
+) -> Bytes {
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch: 0,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder keeps offset − sequence constant within a batch.
+            sequence: if producer_id < 0 {
+                i as i32 - 1
+            } else {
+                sequence + i as i32
+            },
+            timestamp: 10 * (i as i64 + 1),
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(format!("v{i}"))),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    if let Err(error) = RecordBatchEncoder::encode(&mut buf, &records, &options) {
+        panic!("a test batch encodes: {error}");
+    }
+    buf.freeze()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn records(count: usize, producer_id: i64, sequence: i32, transactional: bool) -> Bytes {
-        let records: Vec<Record> = (0..count)
-            .map(|i| Record {
-                transactional,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id,
-                producer_epoch: 3,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                sequence: sequence + i as i32,
-                timestamp: 1_000 + i as i64,
-                key: Some(Bytes::from(format!("k{i}"))),
-                value: Some(Bytes::from(format!("v{i}"))),
-                headers: IndexMap::new(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode");
-        buf.freeze()
-    }
-
     #[test]
     fn a_batch_header_is_read_and_its_offset_set() {
-        let bytes = records(3, 7, 10, true);
+        let bytes = test_batch(3, 7, 10, true);
         let batches = split(&bytes).expect("valid");
         assert_eq!(batches.len(), 1);
         let (header, batch) = &batches[0];
         assert_eq!(header.last_offset_delta, 2);
-        assert_eq!((header.producer_id, header.producer_epoch), (7, 3));
+        assert_eq!((header.producer_id, header.producer_epoch), (7, 0));
         assert_eq!((header.base_sequence, header.last_sequence()), (10, 12));
-        assert_eq!(
-            (header.base_timestamp, header.max_timestamp),
-            (1_000, 1_002)
-        );
+        assert_eq!((header.base_timestamp, header.max_timestamp), (10, 30));
         assert!(header.transactional && !header.control);
 
         let placed = at_offset(batch, 500);
@@ -316,7 +328,7 @@ mod tests {
 
     #[test]
     fn damaged_batches_are_refused() {
-        let bytes = records(2, -1, -1, false);
+        let bytes = test_batch(2, -1, -1, false);
         let mut flipped = BytesMut::from(&bytes[..]);
         let last = flipped.len() - 1;
         flipped[last] ^= 0xff;
@@ -345,8 +357,8 @@ mod tests {
 
     #[test]
     fn two_batches_in_one_record_set_are_both_read() {
-        let mut both = BytesMut::from(&records(2, 1, 0, false)[..]);
-        both.extend_from_slice(&records(3, 1, 2, false));
+        let mut both = BytesMut::from(&test_batch(2, 1, 0, false)[..]);
+        both.extend_from_slice(&test_batch(3, 1, 2, false));
         let batches = split(&both.freeze()).expect("valid");
         let sequences: Vec<(i32, i32)> = batches
             .iter()

@@ -239,35 +239,6 @@ mod tests {
     use super::*;
     use crate::broker::state::{Node, State};
     use crate::broker::topics;
-    use kafka_protocol::indexmap::IndexMap;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-
-    fn produced(producer_id: i64, sequence: i32, transactional: bool) -> Bytes {
-        let record = Record {
-            transactional,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id,
-            producer_epoch: 0,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence,
-            timestamp: 1,
-            key: None,
-            value: Some(Bytes::from_static(b"v")),
-            headers: IndexMap::new(),
-        };
-        let mut buf = bytes::BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, [&record], &options).expect("encode");
-        buf.freeze()
-    }
 
     fn broker(dir: &Path) -> State {
         let node = Node {
@@ -295,11 +266,11 @@ mod tests {
             state.topics.create("t", 2).expect("topic");
             for sequence in 0..3 {
                 assert_eq!(
-                    append(&state, 0, produced(7, sequence, false)),
+                    append(&state, 0, batch::test_batch(1, 7, sequence, false)),
                     i64::from(sequence)
                 );
             }
-            append(&state, 1, produced(8, 0, true)); // a transaction never ended
+            append(&state, 1, batch::test_batch(1, 8, 0, true)); // a transaction never ended
             let committed = Committed {
                 offset: 2,
                 leader_epoch: 0,
@@ -310,7 +281,7 @@ mod tests {
                 .commit("g", "", -1, vec![(("t".into(), 0), committed)]);
         }
         // A write cut short by a crash: half a batch at the end of the file.
-        let torn = produced(7, 3, false);
+        let torn = batch::test_batch(1, 7, 3, false);
         let mut file = OpenOptions::new()
             .append(true)
             .open(dir.join("logs").join("t-0.log"))
@@ -326,8 +297,12 @@ mod tests {
             "the torn batch is dropped"
         );
         // The producer goes on where it was; a repeat of a stored batch is recognised.
-        assert_eq!(append(&state, 0, produced(7, 2, false)), 2, "a duplicate");
-        assert_eq!(append(&state, 0, produced(7, 3, false)), 3);
+        assert_eq!(
+            append(&state, 0, batch::test_batch(1, 7, 2, false)),
+            2,
+            "a duplicate"
+        );
+        assert_eq!(append(&state, 0, batch::test_batch(1, 7, 3, false)), 3);
         let committed = state.groups.committed("g", Some(vec![("t".into(), 0)]));
         assert_eq!(committed[0].1.as_ref().map(|c| c.offset), Some(2));
         // The open transaction was aborted: its marker follows, readers move on.

@@ -301,44 +301,6 @@ impl PartitionLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::BytesMut;
-    use kafka_protocol::indexmap::IndexMap;
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-
-    /// A batch of `count` records of `producer_id` starting at `sequence`.
-    fn produced(count: usize, producer_id: i64, sequence: i32, transactional: bool) -> Bytes {
-        let records: Vec<Record> = (0..count)
-            .map(|i| Record {
-                transactional,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id,
-                producer_epoch: 0,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder keeps offset − sequence constant within a batch.
-                sequence: if producer_id < 0 {
-                    i as i32 - 1
-                } else {
-                    sequence + i as i32
-                },
-                timestamp: 10 * (i as i64 + 1),
-                key: None,
-                value: Some(Bytes::from_static(b"v")),
-                headers: IndexMap::new(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode");
-        buf.freeze()
-    }
 
     fn append(log: &mut PartitionLog, bytes: Bytes) -> Result<i64, AppendError> {
         let batches = batch::split(&bytes).expect("valid");
@@ -349,8 +311,8 @@ mod tests {
     #[test]
     fn offsets_follow_each_other_and_reads_start_anywhere() {
         let mut log = PartitionLog::default();
-        assert_eq!(append(&mut log, produced(3, -1, 0, false)), Ok(0));
-        assert_eq!(append(&mut log, produced(2, -1, 0, false)), Ok(3));
+        assert_eq!(append(&mut log, batch::test_batch(3, -1, 0, false)), Ok(0));
+        assert_eq!(append(&mut log, batch::test_batch(2, -1, 0, false)), Ok(3));
         assert_eq!(log.high_watermark(), 5);
         assert_eq!(log.last_stable_offset(), 5);
 
@@ -371,12 +333,12 @@ mod tests {
     #[test]
     fn a_repeated_batch_is_stored_once() {
         let mut log = PartitionLog::default();
-        assert_eq!(append(&mut log, produced(2, 7, 0, false)), Ok(0));
-        assert_eq!(append(&mut log, produced(2, 7, 2, false)), Ok(2));
-        assert_eq!(append(&mut log, produced(2, 7, 0, false)), Ok(0));
+        assert_eq!(append(&mut log, batch::test_batch(2, 7, 0, false)), Ok(0));
+        assert_eq!(append(&mut log, batch::test_batch(2, 7, 2, false)), Ok(2));
+        assert_eq!(append(&mut log, batch::test_batch(2, 7, 0, false)), Ok(0));
         assert_eq!(log.high_watermark(), 4);
         assert_eq!(
-            append(&mut log, produced(1, 7, 9, false)),
+            append(&mut log, batch::test_batch(1, 7, 9, false)),
             Err(AppendError::OutOfOrder { expected: 4 })
         );
     }
@@ -384,9 +346,9 @@ mod tests {
     #[test]
     fn an_open_transaction_holds_back_read_committed_readers() {
         let mut log = PartitionLog::default();
-        append(&mut log, produced(1, -1, 0, false)).expect("plain");
-        append(&mut log, produced(2, 8, 0, true)).expect("transactional");
-        append(&mut log, produced(1, -1, 0, false)).expect("plain");
+        append(&mut log, batch::test_batch(1, -1, 0, false)).expect("plain");
+        append(&mut log, batch::test_batch(2, 8, 0, true)).expect("transactional");
+        append(&mut log, batch::test_batch(1, -1, 0, false)).expect("plain");
         assert_eq!(log.last_stable_offset(), 1);
         assert_eq!(
             log.read(0, log.last_stable_offset(), 1 << 20).batches.len(),
@@ -412,8 +374,8 @@ mod tests {
     #[test]
     fn timestamps_find_their_record() {
         let mut log = PartitionLog::default();
-        append(&mut log, produced(3, -1, 0, false)).expect("append"); // 10, 20, 30
-        append(&mut log, produced(3, -1, 0, false)).expect("append"); // 10, 20, 30 again
+        append(&mut log, batch::test_batch(3, -1, 0, false)).expect("append"); // 10, 20, 30
+        append(&mut log, batch::test_batch(3, -1, 0, false)).expect("append"); // 10, 20, 30 again
         assert_eq!(log.offset_for_timestamp(15), Some((1, 20)));
         assert_eq!(log.offset_for_timestamp(31), None);
         assert_eq!(log.max_timestamp().map(|(_, t)| t), Some(30));

@@ -22,7 +22,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::super::groups::{Answer, Committed, JoinRequest, JoinResult, SyncResult};
+use super::super::groups::{Answer, JoinRequest, JoinResult, SyncResult};
 use super::super::state::State;
 use super::{Client, code};
 
@@ -185,49 +185,19 @@ pub fn leave(state: &State, request: LeaveGroupRequest, version: i16) -> LeaveGr
 /// OffsetCommit: all of the request's offsets are committed, or none (with the same error
 /// for each).
 pub fn offset_commit(state: &State, request: OffsetCommitRequest) -> OffsetCommitResponse {
-    let offsets = request
-        .topics
-        .iter()
-        .flat_map(|topic| {
-            topic.partitions.iter().map(|p| {
-                (
-                    (topic.name.to_string(), p.partition_index),
-                    Committed {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                    },
-                )
-            })
-        })
-        .collect();
+    let offsets = super::requested_offsets!(request.topics);
     let error = state.groups.commit(
         &request.group_id,
         &request.member_id,
         request.generation_id_or_member_epoch,
         offsets,
     );
-    OffsetCommitResponse::default().with_topics(
-        request
-            .topics
-            .into_iter()
-            .map(|topic| {
-                OffsetCommitResponseTopic::default()
-                    .with_partitions(
-                        topic
-                            .partitions
-                            .iter()
-                            .map(|p| {
-                                OffsetCommitResponsePartition::default()
-                                    .with_partition_index(p.partition_index)
-                                    .with_error_code(code(error))
-                            })
-                            .collect(),
-                    )
-                    .with_name(topic.name)
-            })
-            .collect(),
-    )
+    OffsetCommitResponse::default().with_topics(super::offset_commit_answers!(
+        request.topics,
+        OffsetCommitResponseTopic,
+        OffsetCommitResponsePartition,
+        error
+    ))
 }
 
 /// OffsetFetch: the committed offsets of the partitions asked for (-1 where none is), or

@@ -153,6 +153,55 @@ pub async fn handle(state: &State, client: &Client, request: RequestKind, versio
     Reply::Send(Box::new(response))
 }
 
+/// The offsets of an OffsetCommit or a TxnOffsetCommit request: two generated types with
+/// the same fields, hence a macro rather than a function.
+macro_rules! requested_offsets {
+    ($topics:expr) => {
+        $topics
+            .iter()
+            .flat_map(|topic| {
+                topic.partitions.iter().map(|p| {
+                    (
+                        (topic.name.to_string(), p.partition_index),
+                        $crate::broker::groups::Committed {
+                            offset: p.committed_offset,
+                            leader_epoch: p.committed_leader_epoch,
+                            metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                        },
+                    )
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+}
+
+/// The answer's topics of an OffsetCommit or a TxnOffsetCommit: every partition of the
+/// request with the same error (offsets are committed all or none).
+macro_rules! offset_commit_answers {
+    ($topics:expr, $topic_type:ty, $partition_type:ty, $error:expr) => {
+        $topics
+            .into_iter()
+            .map(|topic| {
+                <$topic_type>::default()
+                    .with_partitions(
+                        topic
+                            .partitions
+                            .iter()
+                            .map(|p| {
+                                <$partition_type>::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code($crate::broker::handle::code($error))
+                            })
+                            .collect(),
+                    )
+                    .with_name(topic.name)
+            })
+            .collect()
+    };
+}
+
+use {offset_commit_answers, requested_offsets};
+
 /// Error code of an optional error (0: none).
 pub(crate) fn code(error: Option<ResponseError>) -> i16 {
     error.map_or(0, |e| e.code())

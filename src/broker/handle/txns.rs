@@ -16,7 +16,6 @@ use kafka_protocol::messages::{
     InitProducerIdResponse, ProducerId, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 
-use super::super::groups::Committed;
 use super::super::state::State;
 use super::code;
 
@@ -125,22 +124,7 @@ pub fn add_offsets(state: &State, request: AddOffsetsToTxnRequest) -> AddOffsets
 
 /// TxnOffsetCommit: offsets that the group gets when the transaction commits.
 pub fn offset_commit(state: &State, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
-    let offsets = request
-        .topics
-        .iter()
-        .flat_map(|topic| {
-            topic.partitions.iter().map(|p| {
-                (
-                    (topic.name.to_string(), p.partition_index),
-                    Committed {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
-                    },
-                )
-            })
-        })
-        .collect();
+    let offsets = super::requested_offsets!(request.topics);
     let error = state
         .transactions
         .stage_offsets(
@@ -151,27 +135,12 @@ pub fn offset_commit(state: &State, request: TxnOffsetCommitRequest) -> TxnOffse
             offsets,
         )
         .err();
-    TxnOffsetCommitResponse::default().with_topics(
-        request
-            .topics
-            .into_iter()
-            .map(|topic| {
-                TxnOffsetCommitResponseTopic::default()
-                    .with_partitions(
-                        topic
-                            .partitions
-                            .iter()
-                            .map(|p| {
-                                TxnOffsetCommitResponsePartition::default()
-                                    .with_partition_index(p.partition_index)
-                                    .with_error_code(code(error))
-                            })
-                            .collect(),
-                    )
-                    .with_name(topic.name)
-            })
-            .collect(),
-    )
+    TxnOffsetCommitResponse::default().with_topics(super::offset_commit_answers!(
+        request.topics,
+        TxnOffsetCommitResponseTopic,
+        TxnOffsetCommitResponsePartition,
+        error
+    ))
 }
 
 /// EndTxn: markers on every partition of the transaction, then its offsets.

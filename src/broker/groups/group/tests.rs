@@ -43,6 +43,15 @@ fn member_id(group: &mut Group, now: Instant) -> String {
     first.member_id
 }
 
+/// A group whose one member has joined and synced (generation 1): returns it and its id.
+fn settled_with_one_member(now: Instant) -> (Group, String) {
+    let mut group = Group::new();
+    let a = member_id(&mut group, now);
+    ready(group.join(request(&a, &["range"]), now));
+    ready(group.sync(&a, 1, (None, None), vec![], now));
+    (group, a)
+}
+
 #[test]
 fn a_lone_member_joins_leads_and_gets_its_assignment() {
     let now = Instant::now();
@@ -119,10 +128,7 @@ fn a_second_member_makes_the_first_join_again() {
 #[test]
 fn a_member_that_leaves_lets_the_rebalance_finish() {
     let now = Instant::now();
-    let mut group = Group::new();
-    let a = member_id(&mut group, now);
-    ready(group.join(request(&a, &["range"]), now));
-    ready(group.sync(&a, 1, (None, None), vec![], now));
+    let (mut group, a) = settled_with_one_member(now);
     let b = member_id(&mut group, now);
     let mut b_joined = waiting(group.join(request(&b, &["range"]), now));
 
@@ -139,10 +145,7 @@ fn a_member_that_leaves_lets_the_rebalance_finish() {
 #[test]
 fn a_member_gone_while_joining_is_dropped_at_the_next_tick() {
     let now = Instant::now();
-    let mut group = Group::new();
-    let a = member_id(&mut group, now);
-    ready(group.join(request(&a, &["range"]), now));
-    ready(group.sync(&a, 1, (None, None), vec![], now));
+    let (mut group, a) = settled_with_one_member(now);
     let b = member_id(&mut group, now);
     let b_joined = waiting(group.join(request(&b, &["range"]), now));
     // b's process is killed while its JoinGroup waits: its connection (and so the channel
@@ -158,14 +161,11 @@ fn a_member_gone_while_joining_is_dropped_at_the_next_tick() {
 #[test]
 fn a_silent_member_is_dropped_after_its_session() {
     let start = Instant::now();
-    let mut group = Group::new();
-    let a = member_id(&mut group, start);
-    ready(group.join(request(&a, &["range"]), start));
-    ready(group.sync(&a, 1, (None, None), vec![], start));
+    // Its one member is killed (kill -9): no heartbeat, no LeaveGroup.
+    let (mut group, _killed) = settled_with_one_member(start);
     let b = member_id(&mut group, start);
     let mut b_joined = waiting(group.join(request(&b, &["range"]), start));
 
-    // a was killed (kill -9): no heartbeat, no LeaveGroup.
     group.tick(start + SESSION / 2);
     assert!(b_joined.try_recv().is_err(), "a's session still runs");
     group.tick(start + SESSION + Duration::from_millis(1));
@@ -179,10 +179,7 @@ fn a_silent_member_is_dropped_after_its_session() {
 #[test]
 fn a_rebalance_ends_at_its_deadline_without_the_late_members() {
     let start = Instant::now();
-    let mut group = Group::new();
-    let a = member_id(&mut group, start);
-    ready(group.join(request(&a, &["range"]), start));
-    ready(group.sync(&a, 1, (None, None), vec![], start));
+    let (mut group, a) = settled_with_one_member(start);
     let b = member_id(&mut group, start);
     let mut b_joined = waiting(group.join(request(&b, &["range"]), start));
     // a heartbeats (it is alive) but never joins again.
@@ -222,10 +219,7 @@ fn the_strategy_is_one_every_member_supports() {
 #[test]
 fn an_unchanged_follower_rejoining_a_stable_group_keeps_the_generation() {
     let now = Instant::now();
-    let mut group = Group::new();
-    let a = member_id(&mut group, now);
-    ready(group.join(request(&a, &["range"]), now));
-    ready(group.sync(&a, 1, (None, None), vec![], now));
+    let (mut group, a) = settled_with_one_member(now);
     let b = member_id(&mut group, now);
     let mut b_joined = waiting(group.join(request(&b, &["range"]), now));
     ready(group.join(request(&a, &["range"]), now));
