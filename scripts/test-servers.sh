@@ -44,10 +44,10 @@ wait_port() { # name port seconds
 }
 
 install_missing() {
-  if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
-    log "installing MariaDB (apt)"
+  if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ] || ! command -v openssl >/dev/null; then
+    log "installing MariaDB and openssl (apt)"
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server openssl >/dev/null
   fi
   if [ ! -x "$VENV/bin/moto_server" ]; then
     log "installing moto into $VENV (pip)"
@@ -74,9 +74,19 @@ start_mysql() {
     mariadb-install-db --user=mysql --datadir="$datadir" --skip-test-db >"$STATE_DIR/mariadb-install.log" 2>&1
   fi
   install -d -o mysql -g mysql "$STATE_DIR/run"
+  # A throwaway certificate, so that MariaDB offers TLS as MySQL 8 does (the TLS test
+  # logs in as a user that requires it).
+  local tls=$STATE_DIR/tls
+  if [ ! -f "$tls/cert.pem" ]; then
+    install -d -o mysql -g mysql "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=edm-test-mariadb" \
+      -keyout "$tls/key.pem" -out "$tls/cert.pem" >/dev/null 2>&1
+    chown mysql:mysql "$tls"/*.pem
+  fi
   start_daemon MariaDB "$STATE_DIR/mariadb.pid" "$STATE_DIR/mariadb.log" \
     /usr/sbin/mariadbd --user=mysql --datadir="$datadir" --bind-address=127.0.0.1 --port="$MYSQL_PORT" \
     --socket="$STATE_DIR/run/mysqld.sock" --pid-file="$STATE_DIR/run/mariadbd.pid" \
+    --ssl-cert="$tls/cert.pem" --ssl-key="$tls/key.pem" \
     --skip-name-resolve --max-connections=1000 --innodb-flush-log-at-trx-commit=2 --skip-log-bin
   wait_port MariaDB "$MYSQL_PORT" 60
   local sock=$STATE_DIR/run/mysqld.sock
@@ -86,6 +96,8 @@ start_mysql() {
 CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '${MYSQL_PASSWORD}';
 GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('${MYSQL_PASSWORD}');
+CREATE USER IF NOT EXISTS 'edm_tls'@'127.0.0.1' IDENTIFIED BY '${MYSQL_PASSWORD}' REQUIRE SSL;
+GRANT ALL PRIVILEGES ON *.* TO 'edm_tls'@'127.0.0.1';
 FLUSH PRIVILEGES;
 SQL
 }

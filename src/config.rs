@@ -15,7 +15,7 @@ pub const DEFAULT_DYNAMODB_ENDPOINT: &str = "http://127.0.0.1:4566";
 /// Default MySQL URL of the compose stack.
 pub const DEFAULT_MYSQL_URL: &str = "mysql://root:inventorypw@127.0.0.1:3306/inventory";
 /// The compose command printed in error messages when a server is unreachable.
-pub const START_HINT: &str = "docker compose -f compose/docker-compose.yml up -d";
+pub const START_HINT: &str = "docker compose -f compose/docker-compose.yml up -d --wait";
 
 /// Where Kafka is and how to name the saga's topics and consumer groups.
 #[derive(Args, Debug, Clone)]

@@ -41,6 +41,7 @@ pub async fn create_database(mysql_url: &str) -> Result<String, InventoryError> 
         .await
         .map_err(|detail| InventoryError::Unreachable {
             address: redact(mysql_url),
+            user: crate::store::inventory::login::user_of(mysql_url),
             detail,
         })?;
     let statement = format!("CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4");

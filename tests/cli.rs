@@ -77,7 +77,7 @@ fn an_unreachable_mysql_is_named_with_what_to_do() {
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);
     assert!(
-        message.contains("cannot connect to MySQL at 127.0.0.1:"),
+        message.contains("nothing answers as MySQL at 127.0.0.1:"),
         "{message}"
     );
     assert!(message.contains("docker compose"), "{message}");
@@ -197,6 +197,19 @@ fn the_compose_stack_matches_the_defaults() {
         v.as_str()
             .is_some_and(|v| v.starts_with("../sql:/docker-entrypoint-initdb.d"))
     }));
+    // The course's Node inventory service logs in as root with mysql_native_password.
+    assert!(mysql["command"].as_sequence().is_some_and(|c| {
+        c.iter()
+            .any(|a| a.as_str() == Some("--mysql-native-password=ON"))
+    }));
+    let clients = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/sql/03_course_clients.sql"
+    ))
+    .expect("sql/03_course_clients.sql");
+    assert!(clients.contains(&format!(
+        "ALTER USER 'root'@'%' IDENTIFIED WITH mysql_native_password BY '{password}'"
+    )));
 }
 
 #[test]

@@ -12,9 +12,10 @@ use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
-use crate::config::{MysqlArgs, START_HINT};
+use crate::config::MysqlArgs;
 
 mod dialect;
+pub mod login;
 mod steps;
 
 pub use dialect::Dialect;
@@ -24,13 +25,13 @@ pub use steps::{StepOutcome, StockStep};
 /// Errors of the inventory store, with the address and a hint where that helps.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    /// MySQL did not answer or refused the login.
-    #[error(
-        "cannot connect to MySQL at {address}: {detail}. Is it running? Start it with `{START_HINT}`, then run `edm setup`"
-    )]
+    /// MySQL did not answer, or refused the login (the message says which, and what to do).
+    #[error("{}", login::explain(address, user, detail))]
     Unreachable {
         /// host:port/database of the URL (without the password).
         address: String,
+        /// The user of the URL.
+        user: String,
         /// What the driver said.
         detail: sqlx::Error,
     },
@@ -135,6 +136,7 @@ impl InventoryStore {
         install_default_drivers();
         let dialect = Dialect::of_url(&args.mysql_url)?;
         let address = redact(&args.mysql_url);
+        let user = login::user_of(&args.mysql_url);
         let url = args.mysql_url.clone();
         let pool = match dialect {
             Dialect::MySql => {
@@ -154,9 +156,19 @@ impl InventoryStore {
                     Err(detail) => detail,
                     Ok(_) => sqlx::Error::PoolTimedOut,
                 };
-                return Err(InventoryError::Unreachable { address, detail });
+                return Err(InventoryError::Unreachable {
+                    address,
+                    user,
+                    detail,
+                });
             }
-            Err(detail) => return Err(InventoryError::Unreachable { address, detail }),
+            Err(detail) => {
+                return Err(InventoryError::Unreachable {
+                    address,
+                    user,
+                    detail,
+                });
+            }
         };
         Ok(Self {
             pool,

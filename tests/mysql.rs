@@ -1,0 +1,77 @@
+//! Logging in to MySQL: over TLS when the server offers it (MySQL 8's first
+//! `caching_sha2_password` login needs TLS or RSA), and errors that say what failed.
+
+mod common;
+
+use common::server_env;
+use edm::config::MysqlArgs;
+use edm::store::inventory::InventoryStore;
+use sqlx::Row;
+
+/// `mysql://USER:PASSWORD@host:port/DATABASE` on the test server.
+fn url(user: &str, password: &str, database: &str) -> String {
+    let server = server_env("EDM_TEST_MYSQL_URL");
+    let address = server.rsplit_once('@').map(|(_, a)| a).unwrap_or(&server);
+    format!(
+        "mysql://{user}:{password}@{}/{database}",
+        address.trim_end_matches('/')
+    )
+}
+
+#[tokio::test]
+async fn a_user_that_requires_tls_logs_in_over_tls() {
+    // scripts/test-servers.sh gives MariaDB a certificate and a user `edm_tls` that must
+    // use TLS (REQUIRE SSL): a client without TLS is refused.
+    let database = format!(
+        "edm_tls_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mysql = MysqlArgs::new(url("edm_tls", "inventorypw", &database));
+    edm::setup::create_database(&mysql.mysql_url)
+        .await
+        .expect("the TLS user logs in");
+    let store = InventoryStore::connect_unchecked(&mysql)
+        .await
+        .expect("pool");
+    let row = sqlx::query("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .fetch_one(store.pool())
+        .await
+        .expect("status");
+    let cipher: String = row.try_get(1).expect("value");
+    assert!(!cipher.is_empty(), "the session is not encrypted");
+    let drop = format!("DROP DATABASE `{database}`");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+        .execute(store.pool())
+        .await
+        .expect("drop");
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_named_as_such_not_as_a_server_down() {
+    let mysql = MysqlArgs::new(url("root", "not-the-password", "inventory"));
+    let error = InventoryStore::connect(&mysql)
+        .await
+        .expect_err("refused")
+        .to_string();
+    assert!(error.contains("refused user `root`"), "{error}");
+    assert!(error.contains("password"), "{error}");
+    assert!(!error.contains("Is it running"), "{error}");
+    assert!(
+        !error.contains("not-the-password"),
+        "the password is not shown: {error}"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_port_says_nothing_answers() {
+    let port = common::servers::free_port();
+    let mysql = MysqlArgs::new(format!(
+        "mysql://root:inventorypw@127.0.0.1:{port}/inventory"
+    ));
+    let error = InventoryStore::connect(&mysql)
+        .await
+        .expect_err("nothing there")
+        .to_string();
+    assert!(error.contains("nothing answers as MySQL"), "{error}");
+    assert!(error.contains("docker compose"), "{error}");
+}
