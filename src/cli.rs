@@ -40,11 +40,13 @@ pub enum Command {
         #[arg(long, env = "EDM_BROKER_DATA_DIR")]
         data_dir: Option<std::path::PathBuf>,
     },
-    /// Create the topics `order`, `inventory` and `payment` (existing ones are kept) and list them.
+    /// Create the topics `order`, `inventory` and `payment` and their dead-letter topics
+    /// (existing ones are kept, or grown with --partitions) and list them.
     CreateTopics {
-        /// Partitions per topic.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
-        partitions: i32,
+        /// Partitions per topic: new topics get this many (default 1), existing ones with
+        /// fewer are grown to it (a topic never shrinks).
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+        partitions: Option<i32>,
         /// Replication factor per topic.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
         replication_factor: i32,

@@ -321,7 +321,15 @@ async fn send_in_order(
             Some(first) => {
                 if let Some(Err(error)) = results.get(first) {
                     let delay = backoff.next_delay();
-                    warn!(%error, unsent = records.len() - first, "send failed, retrying in {delay:?}");
+                    let topic = &records[first].topic;
+                    if Topics::is_dead_letter(topic) {
+                        error!(dead_letter_topic = %topic, %error,
+                               "cannot write a dead letter to `{topic}`: if it does not exist (a broker that \
+                                creates no topic by itself), create it with `edm create-topics`, which creates \
+                                every dead-letter topic; retrying in {delay:?}, nothing is committed meanwhile");
+                    } else {
+                        warn!(%error, unsent = records.len() - first, "send failed, retrying in {delay:?}");
+                    }
                     if !backoff.sleep(delay, shutdown).await {
                         return false;
                     }

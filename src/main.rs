@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use cli::{Cli, Command, OrderCommand};
 use edm::broker::{self, BrokerConfig};
-use edm::kafka::Kafka;
+use edm::kafka::{Kafka, TopicChange};
 use edm::lab;
 use edm::services::order_service::OrderServiceOptions;
 use edm::services::payment_consumer::Gateway;
@@ -63,17 +63,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             kafka,
         } => {
             let kafka = Kafka::new(&kafka);
-            let names = kafka.topics.all();
-            let created = kafka
-                .create_topics(&names, partitions, replication_factor)
+            let names = kafka.topics.with_dead_letters();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let changes = kafka
+                .ensure_topics(&names, partitions, replication_factor)
                 .await?;
-            for name in names {
-                let state = if created.iter().any(|c| c == name) {
-                    "created"
-                } else {
-                    "exists"
-                };
-                println!("{state:>8}  {name}");
+            for (name, change) in changes {
+                match change {
+                    TopicChange::Created(n) => println!(" created  {name} ({n} partitions)"),
+                    TopicChange::Grown { from, to } => {
+                        println!("   grown  {name} from {from} to {to} partitions")
+                    }
+                    TopicChange::Kept(n) => println!("  exists  {name} ({n} partitions)"),
+                }
             }
             println!("\ntopics on {}:", kafka.servers());
             for topic in kafka.check_reachable().await? {

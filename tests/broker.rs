@@ -25,7 +25,10 @@ async fn eight_producers_into_one_partition_are_read_whole_contiguous_and_in_ord
     let config = LabConfig::fresh();
     let kafka = Kafka::new(&config.kafka);
     let topic = format!("{}concurrent", config.kafka.topic_prefix);
-    kafka.create_topics(&[&topic], 1, 1).await.expect("topic");
+    kafka
+        .ensure_topics(&[&topic], None, 1)
+        .await
+        .expect("topic");
 
     // A reader follows the partition while the producers write: it must never see an
     // offset before the ones below it (a "hole").
@@ -318,7 +321,10 @@ async fn a_broker_with_a_data_dir_keeps_events_and_offsets_through_kill_9() {
     let kafka = Kafka::new(&config.kafka);
     let topic = format!("{}durable", config.kafka.topic_prefix);
     let group = format!("{topic}-group");
-    kafka.create_topics(&[&topic], 1, 1).await.expect("topic");
+    kafka
+        .ensure_topics(&[&topic], None, 1)
+        .await
+        .expect("topic");
     let records: Vec<Record> = (0..100)
         .map(|n| Record {
             topic: topic.clone(),

@@ -10,6 +10,7 @@ use common::{
     Lab, LabConfig, Placed, Services, check_invariants, order_body, order_created, stock_by_item,
 };
 use edm::config::DynamoArgs;
+use edm::kafka::{Kafka, Topics};
 use edm::services::order_service::OrderServiceOptions;
 use edm::services::payment_consumer::Gateway;
 use edm::store::inventory::{InventoryStore, Reservation};
@@ -449,4 +450,71 @@ async fn sigterm_while_mysql_is_down_keeps_the_event_for_the_next_run() {
         .map(|r| r.quantity)
         .collect();
     assert_eq!(history, vec![-3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_dead_letter_topic_is_named_and_nothing_is_lost() {
+    // A broker that creates no topic by itself, as production brokers usually are, and
+    // the saga's topics without their dead-letter topics (created by hand, say).
+    let broker =
+        PrivateServer::broker_on(common::servers::free_port(), &["--no-auto-create-topics"]);
+    let mut config = LabConfig::fresh();
+    config.kafka.bootstrap_servers = format!("127.0.0.1:{}", broker.port);
+    edm::setup::run(&config.mysql, &config.dynamo)
+        .await
+        .expect("setup");
+    let kafka = Kafka::new(&config.kafka);
+    kafka
+        .ensure_topics(&kafka.topics.all(), None, 1)
+        .await
+        .expect("saga topics");
+    let consumer = common::process::EdmProcess::spawn(&config, "inventory-consumer", &[]);
+    let producer = kafka.producer().expect("producer");
+    let topic = kafka.topics.inventory.clone();
+    producer
+        .send_raw(&topic, Some("poison"), b"not json at all", &[])
+        .await
+        .expect("poison sent");
+    let valid = common::order_created("after-the-poison", "kim", 1, 1);
+    producer.send(&topic, &valid).await.expect("event sent");
+
+    // The consumer says what is missing and how to create it.
+    let dead_letters = Topics::dead_letter(&topic);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !consumer.output().lines().any(|l| {
+        l.contains("ERROR") && l.contains(&dead_letters) && l.contains("edm create-topics")
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "no error naming {dead_letters}:\n{}",
+            consumer.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Once it exists, the dead letter is written and the next event handled.
+    let names = kafka.topics.with_dead_letters();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    kafka
+        .ensure_topics(&names, None, 1)
+        .await
+        .expect("dead-letter topics");
+    let stock = InventoryStore::connect(&config.mysql).await.expect("store");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stock
+        .history_of("after-the-poison")
+        .await
+        .expect("history")
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the event after the poison was never handled"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let dead = common::read_topic(&kafka, &dead_letters, 1).await;
+    assert_eq!(
+        dead[0].0,
+        serde_json::Value::String("not json at all".into())
+    );
 }

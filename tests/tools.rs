@@ -163,3 +163,49 @@ async fn doctor_reports_what_answers_and_what_does_not() {
     );
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_topics_grows_partitions_and_never_shrinks_them() {
+    let config = common::LabConfig::fresh();
+    let create = |extra: &[&str]| {
+        let mut command = edm_command(&config);
+        command.arg("create-topics").args(extra);
+        run(command)
+    };
+    let (code, stdout, stderr) = create(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    let prefix = &config.kafka.topic_prefix;
+    for topic in [
+        "inventory",
+        "payment",
+        "order",
+        "inventory.dlq",
+        "payment.dlq",
+        "order.dlq",
+    ] {
+        assert!(
+            stdout.contains(&format!("created  {prefix}{topic} (1 partitions)")),
+            "{topic}: {stdout}"
+        );
+    }
+
+    let (code, stdout, stderr) = create(&["--partitions", "3"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("grown  {prefix}inventory from 1 to 3 partitions")),
+        "{stdout}"
+    );
+    let (code, stdout, _) = create(&[]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains(&format!("exists  {prefix}order (3 partitions)")),
+        "{stdout}"
+    );
+
+    let (code, _, stderr) = create(&["--partitions", "2"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("has 3 partitions") && stderr.contains("cannot take partitions away"),
+        "{stderr}"
+    );
+}

@@ -11,17 +11,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::util::Timeout;
 
 use crate::config::{KafkaArgs, START_HINT};
 
+mod admin;
 mod events;
 mod producer;
 
+pub use admin::{TopicChange, TopicInfo};
 use events::{EventContext, EventServer};
 pub use producer::{EventProducer, Record};
 
@@ -63,7 +63,23 @@ pub enum KafkaFailure {
         /// The broker's answer.
         reason: String,
     },
+    /// Asked for fewer partitions than a topic has.
+    #[error(
+        "topic `{topic}` has {current} partitions, and Kafka cannot take partitions away: \
+         ask for {current} or more (or leave out --partitions)"
+    )]
+    Shrink {
+        /// The topic.
+        topic: String,
+        /// Its partitions.
+        current: usize,
+        /// The partitions asked for.
+        wanted: usize,
+    },
 }
+
+/// What a dead-letter topic's name ends with.
+const DEAD_LETTER_SUFFIX: &str = ".dlq";
 
 /// The saga's topic names (the course's names, behind an optional prefix).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +109,20 @@ impl Topics {
 
     /// The dead-letter topic for events from `topic` that cannot be processed.
     pub fn dead_letter(topic: &str) -> String {
-        format!("{topic}.dlq")
+        format!("{topic}{DEAD_LETTER_SUFFIX}")
+    }
+
+    /// Whether `topic` is a dead-letter topic.
+    pub fn is_dead_letter(topic: &str) -> bool {
+        topic.ends_with(DEAD_LETTER_SUFFIX)
+    }
+
+    /// The three topics and their dead-letter topics: what `edm create-topics` creates, so
+    /// that a dead letter has somewhere to go on a broker that creates no topic by itself.
+    pub fn with_dead_letters(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.all().iter().map(|t| t.to_string()).collect();
+        names.extend(self.all().iter().map(|t| Self::dead_letter(t)));
+        names
     }
 }
 
@@ -257,109 +286,6 @@ impl Kafka {
             .create_with_context(context)
             .map_err(KafkaFailure::Config)
     }
-
-    fn admin(&self) -> Result<AdminClient<DefaultClientContext>, KafkaFailure> {
-        self.with_user_properties(self.base_config(), Role::Admin)
-            .create()
-            .map_err(KafkaFailure::Config)
-    }
-
-    /// Checks that the broker answers; lists the topic names it has.
-    pub async fn check_reachable(&self) -> Result<Vec<TopicInfo>, KafkaFailure> {
-        let admin = self.admin()?;
-        let servers = self.servers().to_string();
-        tokio::task::spawn_blocking(move || {
-            let metadata = admin
-                .inner()
-                .fetch_metadata(None, Timeout::After(METADATA_TIMEOUT))
-                .map_err(|detail| KafkaFailure::Unreachable { servers, detail })?;
-            let mut topics: Vec<TopicInfo> = metadata
-                .topics()
-                .iter()
-                .map(|topic| TopicInfo {
-                    name: topic.name().to_string(),
-                    partitions: topic.partitions().len(),
-                })
-                .collect();
-            topics.sort_by(|a, b| a.name.cmp(&b.name));
-            Ok(topics)
-        })
-        .await
-        .unwrap_or_else(|join| Err(KafkaFailure::Task(join.to_string())))
-    }
-
-    /// Sets consumer group `group` (already prefixed, not yet started) at the start of
-    /// `topic`'s `partitions`, as `kafka-consumer-groups --reset-offsets --to-earliest`
-    /// would. A group with no committed offset starts there too, but only after
-    /// librdkafka's offset-reset backoff of 100 ms: `edm lab` places its first order as
-    /// soon as its consumers have joined, and sets its fresh groups first.
-    pub async fn commit_start(
-        &self,
-        group: &str,
-        topic: &str,
-        partitions: i32,
-    ) -> Result<(), KafkaFailure> {
-        let mut config = self.base_config();
-        config.set("group.id", group);
-        let consumer: BaseConsumer = self
-            .with_user_properties(config, Role::Consumer)
-            .create()
-            .map_err(KafkaFailure::Config)?;
-        let mut start = rdkafka::TopicPartitionList::new();
-        for partition in 0..partitions {
-            start
-                .add_partition_offset(topic, partition, rdkafka::Offset::Offset(0))
-                .map_err(KafkaFailure::Config)?;
-        }
-        let servers = self.servers().to_string();
-        tokio::task::spawn_blocking(move || {
-            rdkafka::consumer::Consumer::commit(
-                &consumer,
-                &start,
-                rdkafka::consumer::CommitMode::Sync,
-            )
-            .map_err(|detail| KafkaFailure::Unreachable { servers, detail })
-        })
-        .await
-        .unwrap_or_else(|join| Err(KafkaFailure::Task(join.to_string())))
-    }
-
-    /// Creates `names` (existing topics are fine) and returns which ones were new.
-    pub async fn create_topics(
-        &self,
-        names: &[&str],
-        partitions: i32,
-        replication: i32,
-    ) -> Result<Vec<String>, KafkaFailure> {
-        self.check_reachable().await?;
-        let admin = self.admin()?;
-        let new_topics: Vec<NewTopic<'_>> = names
-            .iter()
-            .map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(replication)))
-            .collect();
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = admin
-            .create_topics(&new_topics, &options)
-            .await
-            .map_err(|detail| KafkaFailure::Unreachable {
-                servers: self.servers().to_string(),
-                detail,
-            })?;
-        let mut created = Vec::new();
-        for result in results {
-            match result {
-                Ok(topic) => created.push(topic),
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((topic, code)) => {
-                    return Err(KafkaFailure::CreateTopic {
-                        topic,
-                        reason: code.to_string(),
-                    });
-                }
-            }
-        }
-        Ok(created)
-    }
 }
 
 /// The consumers' type: a stream consumer with [`SagaContext`].
@@ -470,13 +396,4 @@ impl Role {
             Role::Admin => !CONSUMER_ONLY.contains(&key) && !PRODUCER_ONLY.contains(&key),
         }
     }
-}
-
-/// A topic and its partition count, as the broker reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicInfo {
-    /// Topic name.
-    pub name: String,
-    /// Number of partitions.
-    pub partitions: usize,
 }

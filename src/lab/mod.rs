@@ -185,8 +185,10 @@ impl Lab {
 
         let kafka = Kafka::new(&kafka_args);
         crate::setup::run(&mysql, &dynamo).await?;
+        let topics = kafka.topics.with_dead_letters();
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         kafka
-            .create_topics(&kafka.topics.all(), args.partitions, 1)
+            .ensure_topics(&topics, Some(args.partitions), 1)
             .await?;
         for (group, topic) in [
             (inventory_consumer::GROUP, &kafka.topics.inventory),

@@ -37,7 +37,7 @@ pub struct TracedEvent {
 /// Which service sends `status` to `topic` in the saga.
 pub fn sender_of(topics: &Topics, topic: &str, status: &str, reason: Option<&str>) -> &'static str {
     match (topic, status) {
-        (t, _) if t.ends_with(".dlq") => "dead letter",
+        (t, _) if Topics::is_dead_letter(t) => "dead letter",
         (t, "ORDER_CREATED") if t == topics.inventory => "order-service",
         (t, "INVENTORY_RESERVED") if t == topics.payment => "inventory-consumer",
         (t, "PAYMENT_COMPLETE") if t == topics.order => "payment-consumer",

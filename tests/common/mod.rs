@@ -81,17 +81,10 @@ impl LabConfig {
             .await
             .expect("edm setup");
         let kafka = Kafka::new(&self.kafka);
-        let mut names: Vec<String> = kafka.topics.all().iter().map(|t| t.to_string()).collect();
-        names.extend(
-            kafka
-                .topics
-                .all()
-                .iter()
-                .map(|t| edm::kafka::Topics::dead_letter(t)),
-        );
+        let names = kafka.topics.with_dead_letters();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         kafka
-            .create_topics(&names, partitions, 1)
+            .ensure_topics(&names, Some(partitions), 1)
             .await
             .expect("create topics");
     }
