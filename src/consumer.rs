@@ -35,14 +35,9 @@ pub const MAX_BATCH: usize = 500;
 /// Most sagas of one batch a step's default [`SagaStep::handle_batch`] runs at once.
 pub const STEP_CONCURRENCY: usize = 64;
 
-/// An event to send to a topic once the step is applied.
-#[derive(Debug, Clone)]
-pub struct Outgoing {
-    /// Destination topic.
-    pub topic: String,
-    /// The event.
-    pub event: SagaEvent,
-}
+/// A record to send once the step is applied: an event of the saga ([`Record::event`]),
+/// or a record of the step's own (the payment consumer's decisions).
+pub type Outgoing = Record;
 
 /// Why a step did not produce its outgoing events.
 #[derive(Debug, thiserror::Error)]
@@ -278,9 +273,7 @@ async fn handle_batch<S: SagaStep>(
     let mut records = Vec::new();
     for ((outcome, origin), message) in outcomes.into_iter().zip(&origins).zip(batch) {
         match outcome {
-            Some(Ok(outgoing)) => {
-                records.extend(outgoing.iter().map(|o| Record::event(&o.topic, &o.event)))
-            }
+            Some(Ok(outgoing)) => records.extend(outgoing),
             Some(Err(problem)) => records.push(dead_letter(origin, message.payload(), &problem)),
             None => {}
         }

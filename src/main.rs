@@ -63,7 +63,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             kafka,
         } => {
             let kafka = Kafka::new(&kafka);
-            let names = kafka.topics.with_dead_letters();
+            let names = kafka.topics.every_topic();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let changes = kafka
                 .ensure_topics(&names, partitions, replication_factor)

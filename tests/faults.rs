@@ -492,7 +492,7 @@ async fn a_missing_dead_letter_topic_is_named_and_nothing_is_lost() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Once it exists, the dead letter is written and the next event handled.
-    let names = kafka.topics.with_dead_letters();
+    let names = kafka.topics.every_topic();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     kafka
         .ensure_topics(&names, None, 1)

@@ -90,6 +90,8 @@ pub struct Topics {
     pub inventory: String,
     /// Events for the payment consumer: INVENTORY_RESERVED.
     pub payment: String,
+    /// The payment consumer's answers, by transaction id (compacted: the latest per key).
+    pub payment_decisions: String,
 }
 
 impl Topics {
@@ -99,6 +101,7 @@ impl Topics {
             order: format!("{prefix}order"),
             inventory: format!("{prefix}inventory"),
             payment: format!("{prefix}payment"),
+            payment_decisions: format!("{prefix}payment.decisions"),
         }
     }
 
@@ -117,12 +120,20 @@ impl Topics {
         topic.ends_with(DEAD_LETTER_SUFFIX)
     }
 
-    /// The three topics and their dead-letter topics: what `edm create-topics` creates, so
-    /// that a dead letter has somewhere to go on a broker that creates no topic by itself.
-    pub fn with_dead_letters(&self) -> Vec<String> {
+    /// Every topic edm uses — the three, their dead-letter topics and the payment
+    /// consumer's decisions: what `edm create-topics` creates, so that nothing waits for a
+    /// topic on a broker that creates none by itself.
+    pub fn every_topic(&self) -> Vec<String> {
         let mut names: Vec<String> = self.all().iter().map(|t| t.to_string()).collect();
         names.extend(self.all().iter().map(|t| Self::dead_letter(t)));
+        names.push(self.payment_decisions.clone());
         names
+    }
+
+    /// Whether `topic` keeps only the latest record of each key (Kafka's
+    /// `cleanup.policy=compact`): a topic of decisions, not of events.
+    pub fn is_compacted(&self, topic: &str) -> bool {
+        topic == self.payment_decisions
     }
 }
 

@@ -185,7 +185,7 @@ impl Lab {
 
         let kafka = Kafka::new(&kafka_args);
         crate::setup::run(&mysql, &dynamo).await?;
-        let topics = kafka.topics.with_dead_letters();
+        let topics = kafka.topics.every_topic();
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         kafka
             .ensure_topics(&topics, Some(args.partitions), 1)

@@ -11,7 +11,7 @@ use tracing::info;
 use crate::config::{KafkaArgs, MysqlArgs};
 use crate::consumer::{self, Outgoing, SagaStep, StepError, StepResult};
 use crate::event::{SagaEvent, Status};
-use crate::kafka::{Kafka, Topics};
+use crate::kafka::{Kafka, Record, Topics};
 use crate::store::inventory::{
     Applied, InventoryStore, Release, Reservation, StepOutcome, StockStep,
 };
@@ -72,10 +72,7 @@ impl InventoryStep {
                 let mut payment = reserved.payment.take().unwrap_or_default();
                 payment.total_price = Some(total_price);
                 reserved.payment = Some(payment);
-                Outgoing {
-                    topic: self.topics.payment.clone(),
-                    event: reserved,
-                }
+                Record::event(&self.topics.payment, &reserved)
             }
             StepOutcome::Reserve(Applied {
                 outcome: Reservation::Rejected { reason },
@@ -86,10 +83,7 @@ impl InventoryStep {
                       self.topics.order, again(duplicate));
                 let mut cancel = event.with_status(Status::OrderCancel);
                 cancel.reason = Some(reason.to_string());
-                Outgoing {
-                    topic: self.topics.order.clone(),
-                    event: cancel,
-                }
+                Record::event(&self.topics.order, &cancel)
             }
             StepOutcome::Release(applied) => {
                 match applied.outcome {
@@ -100,10 +94,7 @@ impl InventoryStep {
                         "ORDER_CANCEL → nothing was reserved, nothing to give back → ORDER_CANCEL to `{}`{}",
                         self.topics.order, again(applied.duplicate)),
                 }
-                Outgoing {
-                    topic: self.topics.order.clone(),
-                    event: event.clone(),
-                }
+                Record::event(&self.topics.order, event)
             }
         }
     }

@@ -5,3 +5,4 @@ pub mod inventory_service;
 pub mod order_consumer;
 pub mod order_service;
 pub mod payment_consumer;
+pub mod payment_decisions;

@@ -8,7 +8,7 @@ use tracing::{info, warn};
 use crate::config::{DynamoArgs, KafkaArgs};
 use crate::consumer::{self, Outgoing, SagaStep, StepError};
 use crate::event::{SagaEvent, Status, reason};
-use crate::kafka::{Kafka, Topics};
+use crate::kafka::{Kafka, Record, Topics};
 use crate::store::orders::{OrderStore, Transition};
 
 /// The original's consumer group name.
@@ -88,10 +88,7 @@ impl SagaStep for OrderStep {
                 warn!(%tx, user, "PAYMENT_COMPLETE for an order that is already {current} → ORDER_CANCEL to `{}` to give the stock back", self.topics.inventory);
                 let mut cancel = event.with_status(Status::OrderCancel);
                 cancel.reason = Some(reason::ORDER_ALREADY_CANCELLED.to_string());
-                return Ok(vec![Outgoing {
-                    topic: self.topics.inventory.clone(),
-                    event: cancel,
-                }]);
+                return Ok(vec![Record::event(&self.topics.inventory, &cancel)]);
             }
             Transition::Refused { current } => {
                 warn!(%tx, user, "{} → order stays {current}: a finished order never changes", event.status)

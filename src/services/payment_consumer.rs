@@ -1,16 +1,18 @@
 //! The payment consumer (group `payment_consumer_group`): takes INVENTORY_RESERVED from
 //! `payment` and asks a simulated payment gateway. Accepted → PAYMENT_COMPLETE to `order`;
 //! declined → ORDER_CANCEL (reason PAYMENT_DECLINED) to `inventory`, which starts the
-//! compensation. It keeps no store: its answer depends only on the transaction id, so a
-//! redelivered event gets the same answer again.
+//! compensation. Each answer is kept ([`super::payment_decisions`]): an event delivered
+//! again gets the answer given the first time, also from an instance started with another
+//! gateway setting.
 
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use super::payment_decisions::Decisions;
 use crate::config::KafkaArgs;
-use crate::consumer::{self, Outgoing, SagaStep, StepError};
+use crate::consumer::{self, SagaStep, StepError, StepResult};
 use crate::event::{SagaEvent, Status, reason};
-use crate::kafka::{Kafka, Topics};
+use crate::kafka::{Kafka, Record, Topics};
 
 /// The original's consumer group name.
 pub const GROUP: &str = "payment_consumer_group";
@@ -55,10 +57,13 @@ pub struct PaymentStep {
     pub gateway: Gateway,
     /// Where to send the outcome.
     pub topics: Topics,
+    /// The answers already given.
+    pub decisions: Decisions,
 }
 
-impl SagaStep for PaymentStep {
-    async fn handle(&self, event: &SagaEvent) -> Result<Vec<Outgoing>, StepError> {
+impl PaymentStep {
+    /// The outcome of `event` for a decision, and the decision's record if it is new.
+    fn answer(&self, event: &SagaEvent) -> StepResult {
         if event.status != Status::InventoryReserved {
             return Err(StepError::Poison(format!(
                 "the payment consumer handles INVENTORY_RESERVED, not {}",
@@ -67,21 +72,64 @@ impl SagaStep for PaymentStep {
         }
         let tx = &event.transaction_id;
         let total = event.total_price();
-        if self.gateway.accepts(tx, &event.order.user_id) {
+        let mut outgoing = Vec::with_capacity(2);
+        let accepted = match self.decisions.answer(tx) {
+            Some(given) => {
+                let now = self.gateway.accepts(tx, &event.order.user_id);
+                if now != given {
+                    info!(%tx, "INVENTORY_RESERVED again: the gateway would now say {}, but this transaction was {} before — the first answer stands",
+                          verdict(now), verdict(given));
+                }
+                given
+            }
+            None => {
+                let accepted = self.gateway.accepts(tx, &event.order.user_id);
+                outgoing.push(self.decisions.remember(tx, accepted));
+                accepted
+            }
+        };
+        if accepted {
             info!(%tx, total_price = total, "INVENTORY_RESERVED → payment accepted → PAYMENT_COMPLETE to `{}`", self.topics.order);
-            Ok(vec![Outgoing {
-                topic: self.topics.order.clone(),
-                event: event.with_status(Status::PaymentComplete),
-            }])
+            outgoing.push(Record::event(
+                &self.topics.order,
+                &event.with_status(Status::PaymentComplete),
+            ));
         } else {
             info!(%tx, total_price = total, "INVENTORY_RESERVED → payment DECLINED → ORDER_CANCEL to `{}` (compensation starts)", self.topics.inventory);
             let mut cancel = event.with_status(Status::OrderCancel);
             cancel.reason = Some(reason::PAYMENT_DECLINED.to_string());
-            Ok(vec![Outgoing {
-                topic: self.topics.inventory.clone(),
-                event: cancel,
-            }])
+            outgoing.push(Record::event(&self.topics.inventory, &cancel));
         }
+        Ok(outgoing)
+    }
+}
+
+fn verdict(accepted: bool) -> &'static str {
+    if accepted { "accepted" } else { "declined" }
+}
+
+impl SagaStep for PaymentStep {
+    async fn handle(&self, event: &SagaEvent) -> StepResult {
+        self.handle_batch(&[event])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(StepError::Retry("the step had no result".into())))
+    }
+
+    /// Answers the batch in its order; first, if a transaction in it has no known answer,
+    /// reads every decision made so far (another instance may just have made it).
+    async fn handle_batch(&self, events: &[&SagaEvent]) -> Vec<StepResult> {
+        if events
+            .iter()
+            .any(|e| self.decisions.answer(&e.transaction_id).is_none())
+            && let Err(error) = self.decisions.catch_up().await
+        {
+            return events
+                .iter()
+                .map(|_| Err(StepError::Retry(error.to_string())))
+                .collect();
+        }
+        events.iter().map(|event| self.answer(event)).collect()
     }
 }
 
@@ -92,10 +140,16 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let kafka = Kafka::connect(kafka).await?;
-    info!(?gateway, "payment consumer started");
+    let decisions = Decisions::open(&kafka, shutdown.clone()).await?;
+    info!(
+        ?gateway,
+        known_decisions = decisions.len(),
+        "payment consumer started"
+    );
     let step = PaymentStep {
         gateway,
         topics: kafka.topics.clone(),
+        decisions,
     };
     let topic = kafka.topics.payment.clone();
     consumer::run(&kafka, &kafka.group(GROUP), &topic, step, shutdown).await?;

@@ -81,7 +81,7 @@ impl LabConfig {
             .await
             .expect("edm setup");
         let kafka = Kafka::new(&self.kafka);
-        let names = kafka.topics.with_dead_letters();
+        let names = kafka.topics.every_topic();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         kafka
             .ensure_topics(&names, Some(partitions), 1)

@@ -1,0 +1,216 @@
+//! The payment consumer's memory: the answer it gave each transaction, so that an
+//! INVENTORY_RESERVED delivered again — after a crash, a rebalance, a replay — gets the
+//! same answer, whatever the gateway says now.
+//!
+//! Without it, a payment consumer restarted with `--pg-ok false` (as the course has
+//! students do) declined a redelivered event it had accepted before: the inventory gave
+//! the stock of a completed, paid order back. The course's payment service keeps no
+//! database, so its decisions live in a compacted topic (`payment.decisions`, keyed by
+//! transaction id): each decision is sent, and acknowledged, with the outcome it leads to,
+//! before the event's offset is committed. A reader follows the topic from its start, so
+//! every instance knows every decision made so far; before it decides a transaction it
+//! does not know, an instance reads the topic up to its current end, so a decision just
+//! made by another instance (the event moved with a rebalance) is not missed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rdkafka::consumer::Consumer;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::kafka::{Kafka, KafkaFailure, Record, SagaConsumer};
+
+/// How long catching up with the decisions may take before the batch is retried.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One decision, as the topic holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Decision {
+    transaction_id: String,
+    accepted: bool,
+    /// When it was made (the course's `updated` format).
+    decided_at: String,
+}
+
+/// Every decision made so far, and how far the topic has been read.
+pub struct Decisions {
+    known: Arc<Mutex<HashMap<String, bool>>>,
+    /// Per partition, the offset the reader reads next.
+    read_up_to: watch::Receiver<HashMap<i32, i64>>,
+    reader: Arc<SagaConsumer>,
+    topic: String,
+    partitions: Vec<i32>,
+    servers: String,
+}
+
+impl Decisions {
+    /// Creates the topic if it is missing, starts reading it from the start in the
+    /// background, and waits until everything already in it is read.
+    pub async fn open(kafka: &Kafka, shutdown: CancellationToken) -> Result<Self, KafkaFailure> {
+        let topic = kafka.topics.payment_decisions.clone();
+        kafka.ensure_topics(&[topic.as_str()], None, 1).await?;
+        let reader =
+            Arc::new(kafka.reader(&format!("{topic}-reader-{}", uuid::Uuid::new_v4().simple()))?);
+        let servers = kafka.servers().to_string();
+        let unreachable = |detail| KafkaFailure::Unreachable {
+            servers: servers.clone(),
+            detail,
+        };
+        let metadata = {
+            let (reader, topic) = (reader.clone(), topic.clone());
+            tokio::task::spawn_blocking(move || {
+                reader.fetch_metadata(Some(&topic), Duration::from_secs(5))
+            })
+            .await
+            .map_err(|join| KafkaFailure::Task(join.to_string()))?
+            .map_err(unreachable)?
+        };
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        let mut assignment = TopicPartitionList::new();
+        for partition in &partitions {
+            assignment
+                .add_partition_offset(&topic, *partition, Offset::Beginning)
+                .map_err(unreachable)?;
+        }
+        reader.assign(&assignment).map_err(unreachable)?;
+        let known = Arc::new(Mutex::new(HashMap::new()));
+        let (progress, read_up_to) = watch::channel(HashMap::new());
+        tokio::spawn(follow(reader.clone(), known.clone(), progress, shutdown));
+        let decisions = Self {
+            known,
+            read_up_to,
+            reader,
+            topic,
+            partitions,
+            servers,
+        };
+        decisions.catch_up().await?;
+        Ok(decisions)
+    }
+
+    fn known(&self) -> MutexGuard<'_, HashMap<String, bool>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The answer already given to `transaction_id`, if any.
+    pub fn answer(&self, transaction_id: &str) -> Option<bool> {
+        self.known().get(transaction_id).copied()
+    }
+
+    /// How many decisions are known.
+    pub fn len(&self) -> usize {
+        self.known().len()
+    }
+
+    /// Whether no decision is known.
+    pub fn is_empty(&self) -> bool {
+        self.known().is_empty()
+    }
+
+    /// Remembers a decision; returns the record that keeps it, to send with its outcome.
+    pub fn remember(&self, transaction_id: &str, accepted: bool) -> Record {
+        self.known().insert(transaction_id.to_string(), accepted);
+        let decision = Decision {
+            transaction_id: transaction_id.to_string(),
+            accepted,
+            decided_at: crate::store::orders::updated_now(),
+        };
+        Record {
+            topic: self.topic.clone(),
+            key: Some(transaction_id.to_string()),
+            payload: serde_json::to_vec(&decision).unwrap_or_default(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Waits until the reader has read every decision in the topic now.
+    pub async fn catch_up(&self) -> Result<(), KafkaFailure> {
+        let ends = self.ends().await?;
+        let mut progress = self.read_up_to.clone();
+        let caught_up = progress.wait_for(|read| {
+            ends.iter()
+                .all(|(partition, end)| read.get(partition).copied().unwrap_or(0) >= *end)
+        });
+        match tokio::time::timeout(CATCH_UP_TIMEOUT, caught_up).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(KafkaFailure::Task(format!(
+                "the payment decisions in `{}` were not read within {CATCH_UP_TIMEOUT:?}",
+                self.topic
+            ))),
+        }
+    }
+
+    /// Each partition's end (high watermark).
+    async fn ends(&self) -> Result<Vec<(i32, i64)>, KafkaFailure> {
+        let (reader, topic, partitions) = (
+            self.reader.clone(),
+            self.topic.clone(),
+            self.partitions.clone(),
+        );
+        let servers = self.servers.clone();
+        tokio::task::spawn_blocking(move || {
+            partitions
+                .iter()
+                .map(|&partition| {
+                    reader
+                        .fetch_watermarks(&topic, partition, Duration::from_secs(5))
+                        .map(|(_, high)| (partition, high))
+                        .map_err(|detail| KafkaFailure::Unreachable {
+                            servers: servers.clone(),
+                            detail,
+                        })
+                })
+                .collect()
+        })
+        .await
+        .map_err(|join| KafkaFailure::Task(join.to_string()))?
+    }
+}
+
+/// Reads decisions as they come until `shutdown`, recording how far each partition is read.
+async fn follow(
+    reader: Arc<SagaConsumer>,
+    known: Arc<Mutex<HashMap<String, bool>>>,
+    progress: watch::Sender<HashMap<i32, i64>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            received = reader.recv() => received,
+        };
+        match received {
+            Ok(message) => {
+                let decision = message
+                    .payload()
+                    .and_then(|payload| serde_json::from_slice::<Decision>(payload).ok());
+                if let Some(decision) = decision {
+                    known
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(decision.transaction_id, decision.accepted);
+                }
+                let (partition, next) = (message.partition(), message.offset() + 1);
+                progress.send_modify(|read| {
+                    read.insert(partition, next);
+                });
+            }
+            // The end of a partition: nothing to do (a decision is never deleted but by
+            // compaction, which keeps the last record of a partition, so the offset after
+            // the last record read is the partition's end).
+            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => {}
+            Err(error) => {
+                tracing::warn!(%error, "reading the payment decisions failed; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
