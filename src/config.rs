@@ -118,16 +118,42 @@ impl DynamoArgs {
     }
 }
 
-/// Parses a `key=value` librdkafka property.
+/// librdkafka properties that edm's guarantees rest on, with why: `-X` may not change them.
+const SAFETY_PROPERTIES: [(&str, &str); 4] = [
+    (
+        "enable.auto.commit",
+        "offsets are committed only after an event's effect and outgoing events are stored",
+    ),
+    (
+        "enable.auto.offset.store",
+        "an offset is stored only once its event is fully handled",
+    ),
+    (
+        "enable.idempotence",
+        "the producer's own retries must never store an event twice or out of order",
+    ),
+    (
+        "isolation.level",
+        "consumers must never act on events of an aborted transaction",
+    ),
+];
+
+/// Parses a `key=value` librdkafka property; refuses the ones edm's guarantees rest on.
 pub fn parse_property(raw: &str) -> Result<(String, String), String> {
-    match raw.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_string(), value.trim().to_string()))
+    let (key, value) = match raw.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => (key.trim(), value.trim()),
+        _ => {
+            return Err(format!(
+                "expected key=value (a librdkafka property such as session.timeout.ms=6000), got `{raw}`"
+            ));
         }
-        _ => Err(format!(
-            "expected key=value (a librdkafka property such as session.timeout.ms=6000), got `{raw}`"
-        )),
+    };
+    if let Some((_, why)) = SAFETY_PROPERTIES.iter().find(|(safe, _)| *safe == key) {
+        return Err(format!(
+            "`{key}` is set by edm and cannot be changed: {why}"
+        ));
     }
+    Ok((key.to_string(), value.to_string()))
 }
 
 /// Parses a `true`/`false` flag value the way the course's `payment_consumer.py True|False` did,
@@ -180,6 +206,18 @@ mod tests {
         assert_eq!(parse_property("a= b=c"), Ok(("a".into(), "b=c".into())));
         assert!(parse_property("no-equals-sign").is_err());
         assert!(parse_property("=value").is_err());
+        for key in [
+            "enable.auto.commit",
+            "enable.auto.offset.store",
+            "enable.idempotence",
+            "isolation.level",
+        ] {
+            let refused = parse_property(&format!("{key}=whatever"));
+            assert!(
+                refused.as_ref().is_err_and(|e| e.contains(key)),
+                "{key}: {refused:?}"
+            );
+        }
     }
 
     #[test]

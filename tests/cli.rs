@@ -123,6 +123,28 @@ fn bad_kafka_properties_are_rejected_at_parse_time() {
     let output = edm(&["create-topics", "-X", "no-equals-sign"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("key=value"), "{}", stderr(&output));
+    // The settings edm's guarantees rest on cannot be switched off, by flag or environment.
+    let output = edm(&["inventory-consumer", "-X", "enable.auto.commit=true"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("`enable.auto.commit` is set by edm"),
+        "{}",
+        stderr(&output)
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_edm"))
+        .args(["payment-consumer", "--pg-ok", "true"])
+        .env(
+            "EDM_KAFKA_PROPERTIES",
+            "linger.ms=5,enable.idempotence=false",
+        )
+        .output()
+        .expect("run edm");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("`enable.idempotence` is set by edm"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 fn compose() -> Value {
