@@ -2,6 +2,7 @@
 //! `kill -9`) loses neither events nor committed offsets.
 //!
 //! ```text
+//! DIR/cluster.id                    the cluster id, kept so clients see the same cluster
 //! DIR/topics.json                   topics: name, id, partition count
 //! DIR/logs/<topic>-<partition>.log  each partition's batches, as fetch answers carry them
 //! DIR/offsets.jsonl                 committed offsets, a line per commit (compacted at start)
@@ -57,6 +58,9 @@ pub struct Recovered {
     pub offsets: HashMap<String, Vec<OffsetCommit>>,
     /// The largest producer id in the logs (new ids start above it).
     pub max_producer_id: i64,
+    /// The cluster id the directory was created with: a restarted broker is the same
+    /// cluster to its clients (librdkafka warns when a cluster id changes under it).
+    pub cluster_id: String,
 }
 
 /// The data directory.
@@ -67,11 +71,22 @@ pub struct Disk {
 }
 
 impl Disk {
-    /// Opens (or creates) `dir` and reads back what it holds.
-    pub fn open(dir: &Path) -> std::io::Result<(Arc<Disk>, Recovered)> {
+    /// Opens (or creates) `dir` and reads back what it holds; a new directory gets
+    /// `new_cluster_id` as its cluster id.
+    pub fn open(dir: &Path, new_cluster_id: &str) -> std::io::Result<(Arc<Disk>, Recovered)> {
         fs::create_dir_all(dir.join("logs"))?;
+        let cluster_id = match fs::read_to_string(dir.join("cluster.id")) {
+            Ok(id) if !id.trim().is_empty() => id.trim().to_string(),
+            Ok(_) => new_cluster_id.to_string(),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                fs::write(dir.join("cluster.id"), new_cluster_id)?;
+                new_cluster_id.to_string()
+            }
+            Err(error) => return Err(error),
+        };
         let mut recovered = Recovered {
             max_producer_id: -1,
+            cluster_id,
             ..Recovered::default()
         };
         let topics: Vec<TopicEntry> = match fs::read(dir.join("topics.json")) {
@@ -246,7 +261,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9092,
         };
-        let (disk, recovered) = Disk::open(dir).expect("data directory");
+        let (disk, recovered) = Disk::open(dir, "edm-test").expect("data directory");
         State::new(node, "edm-test".into(), true, 1).with_data(disk, recovered)
     }
 
@@ -256,6 +271,18 @@ mod tests {
         topics::lock(&log)
             .append(&batches[0].0, &batches[0].1)
             .expect("appended")
+    }
+
+    #[test]
+    fn the_cluster_id_survives_a_restart() {
+        let dir = std::env::temp_dir().join(format!("edm-disk-{}", uuid::Uuid::new_v4().simple()));
+        let (_, first) = Disk::open(&dir, "edm-first").expect("data directory");
+        let (_, again) = Disk::open(&dir, "edm-second").expect("data directory");
+        assert_eq!(
+            (first.cluster_id.as_str(), again.cluster_id.as_str()),
+            ("edm-first", "edm-first")
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

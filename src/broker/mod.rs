@@ -100,10 +100,23 @@ impl Broker {
             None if address.ip().is_unspecified() => "127.0.0.1".to_string(),
             None => address.ip().to_string(),
         };
-        let cluster_id = format!(
+        let mut cluster_id = format!(
             "{CLUSTER_ID_PREFIX}{}",
             &uuid::Uuid::new_v4().simple().to_string()[..16]
         );
+        let data = match &config.data_dir {
+            Some(dir) => {
+                let (disk, recovered) = disk::Disk::open(dir, &cluster_id)?;
+                tracing::info!(
+                    dir = %dir.display(),
+                    topics = recovered.topics.len(),
+                    "data directory read back"
+                );
+                cluster_id = recovered.cluster_id.clone();
+                Some((disk, recovered))
+            }
+            None => None,
+        };
         let node = Node {
             id: 1,
             host: host.clone(),
@@ -115,13 +128,7 @@ impl Broker {
             config.auto_create_topics,
             config.default_partitions,
         );
-        if let Some(dir) = &config.data_dir {
-            let (disk, recovered) = disk::Disk::open(dir)?;
-            tracing::info!(
-                dir = %dir.display(),
-                topics = recovered.topics.len(),
-                "data directory read back"
-            );
+        if let Some((disk, recovered)) = data {
             state = state.with_data(disk, recovered);
         }
         let state = Arc::new(state);
