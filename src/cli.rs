@@ -69,11 +69,12 @@ pub enum Command {
             default_value = "127.0.0.1:8080"
         )]
         listen: SocketAddr,
-        /// Seconds a POST waits for Kafka's acknowledgement before answering 503.
+        /// Seconds a POST waits for Kafka's acknowledgement before answering 202 (order
+        /// stored; its event goes out from the outbox once Kafka answers).
         #[arg(long, default_value = "5", value_parser = parse_seconds)]
         delivery_timeout: Duration,
-        /// Seconds after which an order whose ORDER_CREATED was never sent (the service
-        /// stopped in between) has it sent from the outbox.
+        /// Seconds after which an order whose ORDER_CREATED was never acknowledged (Kafka
+        /// was down, or the service stopped in between) has it sent from the outbox.
         #[arg(long, default_value = "30", value_parser = parse_seconds)]
         resend_after: Duration,
         #[command(flatten)]

@@ -232,7 +232,11 @@ async fn order(command: OrderCommand) -> anyhow::Result<()> {
                 item,
                 quantity,
             };
-            let tx = client.place(&new).await?;
+            let placed = client.place(&new).await?;
+            let tx = placed.transaction_id;
+            if let Some(pending) = &placed.pending {
+                eprintln!("note: {pending}");
+            }
             if wait {
                 let order = client.wait_final(&tx, &user, WAIT).await?;
                 print_order(&order, output.json);

@@ -40,6 +40,47 @@ impl Books {
     }
 }
 
+/// How an order ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Completed,
+    Cancelled,
+    Open,
+}
+
+/// How an order ended, and what is wrong with its stock history (`rows` rows of the
+/// transaction summing to `sum`), if anything.
+fn judge(status: &str, why: Option<&str>, rows: i64, sum: i64) -> (Ending, Option<String>) {
+    match (status, why) {
+        ("ORDER_COMPLETE", _) => (
+            Ending::Completed,
+            (rows != 1 || sum >= 0)
+                .then(|| format!("completed but history has {rows} rows summing to {sum}")),
+        ),
+        // Rejected before any stock moved.
+        ("ORDER_CANCEL", Some(why @ (reason::OUT_OF_STOCK | reason::UNKNOWN_ITEM))) => (
+            Ending::Cancelled,
+            (rows != 0).then(|| format!("rejected ({why}) but history has {rows} rows")),
+        ),
+        // Cancelled by an order service of before issue 11 when Kafka acknowledged its
+        // event late: no stock moved, or — the event reached the broker after all — the
+        // late compensation gave back what the inventory took (−q, +q).
+        ("ORDER_CANCEL", Some(why @ reason::EVENT_NOT_SENT)) => (
+            Ending::Cancelled,
+            (rows != 0 && (rows != 2 || sum != 0)).then(|| {
+                format!("cancelled ({why}) but history has {rows} rows summing to {sum} (expected none, or −q, +q)")
+            }),
+        ),
+        ("ORDER_CANCEL", _) => (
+            Ending::Cancelled,
+            (rows != 2 || sum != 0).then(|| {
+                format!("cancelled but history has {rows} rows summing to {sum} (expected −q, +q)")
+            }),
+        ),
+        (other, _) => (Ending::Open, Some(format!("not final: {other}"))),
+    }
+}
+
 /// Checks the books against the stock each item had before the run (`initial`).
 pub async fn check(
     stock: &InventoryStore,
@@ -63,38 +104,12 @@ pub async fn check(
         let status = order.get("status").and_then(Value::as_str).unwrap_or("?");
         let why = order.get("reason").and_then(Value::as_str);
         let (rows, sum) = history.get(&tx).copied().unwrap_or((0, 0));
-        let rejected = matches!(
-            why,
-            Some(reason::OUT_OF_STOCK | reason::UNKNOWN_ITEM | reason::EVENT_NOT_SENT)
-        );
-        let problem = match status {
-            "ORDER_COMPLETE" => {
-                books.completed += 1;
-                (rows != 1 || sum >= 0)
-                    .then(|| format!("completed but history has {rows} rows summing to {sum}"))
-            }
-            "ORDER_CANCEL" if rejected => {
-                books.cancelled += 1;
-                (rows != 0).then(|| {
-                    format!(
-                        "rejected ({}) but history has {rows} rows",
-                        why.unwrap_or("")
-                    )
-                })
-            }
-            "ORDER_CANCEL" => {
-                books.cancelled += 1;
-                (rows != 2 || sum != 0).then(|| {
-                    format!(
-                        "cancelled but history has {rows} rows summing to {sum} (expected −q, +q)"
-                    )
-                })
-            }
-            other => {
-                books.open += 1;
-                Some(format!("not final: {other}"))
-            }
-        };
+        let (ending, problem) = judge(status, why, rows, sum);
+        match ending {
+            Ending::Completed => books.completed += 1,
+            Ending::Cancelled => books.cancelled += 1,
+            Ending::Open => books.open += 1,
+        }
         if let Some(problem) = problem {
             books.violations.push(format!("order {tx}: {problem}"));
         }
@@ -126,4 +141,34 @@ pub async fn check(
         }
     }
     Ok(books)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_ending_has_the_history_it_must_have() {
+        let ok = |status, why, rows, sum| judge(status, why, rows, sum).1.is_none();
+        assert!(ok("ORDER_COMPLETE", None, 1, -3));
+        assert!(
+            !ok("ORDER_COMPLETE", None, 2, 0),
+            "a completed order that got its stock back"
+        );
+        assert!(ok("ORDER_CANCEL", Some(reason::OUT_OF_STOCK), 0, 0));
+        assert!(!ok("ORDER_CANCEL", Some(reason::UNKNOWN_ITEM), 2, 0));
+        assert!(ok("ORDER_CANCEL", Some(reason::PAYMENT_DECLINED), 2, 0));
+        assert!(
+            !ok("ORDER_CANCEL", Some(reason::PAYMENT_DECLINED), 1, -3),
+            "stock lost"
+        );
+        // The late-compensation path of an event acknowledged too late.
+        assert!(ok("ORDER_CANCEL", Some(reason::EVENT_NOT_SENT), 0, 0));
+        assert!(ok("ORDER_CANCEL", Some(reason::EVENT_NOT_SENT), 2, 0));
+        assert!(
+            !ok("ORDER_CANCEL", Some(reason::EVENT_NOT_SENT), 1, -3),
+            "stock lost"
+        );
+        assert_eq!(judge("ORDER_CREATED", None, 0, 0).0, Ending::Open);
+    }
 }

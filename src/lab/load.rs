@@ -101,7 +101,8 @@ async fn warm_up(lab: &mut Lab) -> anyhow::Result<Duration> {
     let tx = lab
         .client
         .place(&load_order("load-warm-up".into(), 1, 1))
-        .await?;
+        .await?
+        .transaction_id;
     lab.wait_final(&[tx]).await?;
     Ok(started.elapsed())
 }
@@ -177,8 +178,8 @@ async fn drive(
                     None => Instant::now(),
                 };
                 match client.place(&order).await {
-                    Ok(tx) => {
-                        placed_at.lock().await.insert(tx, sent);
+                    Ok(placed) => {
+                        placed_at.lock().await.insert(placed.transaction_id, sent);
                         placed_bar.inc(1);
                     }
                     Err(error) => {

@@ -67,7 +67,7 @@ async fn demo(lab: &mut Lab) -> anyhow::Result<bool> {
     let mut placed = Vec::new();
     for (user, _) in &sagas {
         let at = now_ms();
-        let tx = lab.client.place(&order(user)).await?;
+        let tx = lab.client.place(&order(user)).await?.transaction_id;
         placed.push((tx, at));
     }
 

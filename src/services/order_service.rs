@@ -1,9 +1,12 @@
 //! The order service (the course's Flask service, on :8080).
 //!
-//! `POST /v1/order` stores the order in DynamoDB as ORDER_CREATED and sends ORDER_CREATED to
-//! `inventory`, answering only once the broker has the event. `GET /v1/order` returns the
+//! `POST /v1/order` stores the order in DynamoDB as ORDER_CREATED, with its ORDER_CREATED
+//! event in the order's outbox, then sends the event to `inventory`: 200 once the broker
+//! has it; 202 (`"event": "PENDING"`) when the broker did not acknowledge it in time — the
+//! order is placed all the same and the outbox relay sends the event once Kafka answers;
+//! 503 only when nothing was stored (DynamoDB unavailable). `GET /v1/order` returns the
 //! stored order. Errors are JSON: 400 for a bad body or query, 404 for an unknown order,
-//! 413 for an oversized body, 503 when DynamoDB or Kafka is unavailable.
+//! 413 for an oversized body.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, warn};
 
 use crate::config::{DynamoArgs, KafkaArgs};
-use crate::event::{ItemRequest, OrderDetails, SagaEvent, Status, reason};
+use crate::event::{ItemRequest, OrderDetails, SagaEvent, Status};
 use crate::http::{self, ApiError};
-use crate::kafka::{EventProducer, Kafka, Topics};
+use crate::kafka::{EventProducer, Kafka, Record, Topics};
 use crate::store::orders::{OrderStore, OrderStoreError};
 
 /// Largest accepted request body.
@@ -30,6 +33,9 @@ pub const MAX_BODY_BYTES: usize = 128 * 1024;
 
 /// Longest accepted `user_id`: DynamoDB's limit for a range key.
 pub const MAX_USER_ID_BYTES: usize = 1024;
+
+/// The `event` field of a 202 answer: the order is stored, its event is in the outbox.
+pub const PENDING: &str = "PENDING";
 
 /// Top-level event fields that only the services set; a request cannot.
 const RESERVED_FIELDS: [&str; 4] = ["transaction_id", "status", "payment", "reason"];
@@ -99,7 +105,7 @@ fn store_failure(error: OrderStoreError) -> ApiError {
 async fn place_order(
     State(service): State<Arc<OrderService>>,
     body: Result<Json<OrderRequest>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Json(request) = body.map_err(|rejection| {
         // A body of the wrong shape is a bad request like any other (axum says 422).
         let status = match rejection.status() {
@@ -135,22 +141,25 @@ async fn place_order(
     let user = &event.order.user_id;
 
     service.store.create(&event).await.map_err(store_failure)?;
+    let mut answer = json!({
+        "status": Status::OrderCreated.as_str(),
+        "user_id": user,
+        "transaction_id": tx,
+    });
     if let Err(failure) = service
         .producer
         .send(&service.topics.inventory, &event)
         .await
     {
-        error!(%tx, %failure, "order stored but ORDER_CREATED not sent: cancelling the order");
-        let cancelled = service
-            .store
-            .finish(tx, user, Status::OrderCancel, Some(reason::EVENT_NOT_SENT))
-            .await;
-        if let Err(error) = cancelled {
-            error!(%tx, %error, "could not cancel the unsent order either");
-        }
-        return Err(ApiError::unavailable(format!(
-            "order not placed: {failure}"
-        )));
+        // The order is stored with its event in the outbox, and the broker may even have
+        // the event already (a late acknowledgement): the order goes on either way, so
+        // the answer says so (202) instead of "not placed".
+        warn!(%tx, %failure, "order stored, ORDER_CREATED not acknowledged yet: the outbox relay sends it once Kafka answers");
+        answer["event"] = json!(PENDING);
+        answer["detail"] = json!(format!(
+            "the order is stored, but {failure}; the order service sends it from its outbox once Kafka answers"
+        ));
+        return Ok((StatusCode::ACCEPTED, Json(answer)));
     }
     if let Err(error) = service.store.mark_sent(tx, user).await {
         // The event is out; the outbox copy will be sent once more later (harmless: every
@@ -159,11 +168,7 @@ async fn place_order(
     }
     info!(%tx, user, item = event.inventory.id, quantity = event.inventory.quantity,
           "POST /v1/order → order stored (ORDER_CREATED) → ORDER_CREATED to `{}`", service.topics.inventory);
-    Ok(Json(json!({
-        "status": Status::OrderCreated.as_str(),
-        "user_id": user,
-        "transaction_id": tx,
-    })))
+    Ok((StatusCode::OK, Json(answer)))
 }
 
 #[tracing::instrument(name = "order-service", skip_all)]
@@ -191,9 +196,18 @@ async fn get_order(
     }
 }
 
+/// How many outbox events the relay has in flight at once (sends pipelined, then as many
+/// concurrent `mark_sent` writes).
+const RELAY_BATCH: usize = 256;
+
 /// Sends the outbox's ORDER_CREATED events of orders older than `resend_after` (left by
-/// an order service that stopped between storing an order and sending its event);
-/// returns how many were sent.
+/// an order service that stopped between storing an order and sending its event, or whose
+/// send Kafka did not acknowledge in time); returns how many were sent.
+///
+/// Several order services may run this side by side on one table: each may send the same
+/// event, which is harmless, because every step downstream is idempotent per transaction
+/// (the inventory keys its history by transaction id, the payment answer is kept per
+/// transaction, the order's status only moves forward).
 pub async fn send_pending(
     store: &OrderStore,
     producer: &EventProducer,
@@ -202,18 +216,45 @@ pub async fn send_pending(
 ) -> Result<usize, OrderStoreError> {
     let pending = store.pending_events(resend_after).await?;
     let mut sent = 0;
-    for event in pending {
-        let tx = &event.transaction_id;
-        match producer.send(&topics.inventory, &event).await {
-            Ok(()) => {
-                info!(%tx, "outbox: ORDER_CREATED of an earlier run sent to `{}`", topics.inventory);
-                store.mark_sent(tx, &event.order.user_id).await?;
-                sent += 1;
+    for events in pending.chunks(RELAY_BATCH) {
+        let records: Vec<Record> = events
+            .iter()
+            .map(|event| Record::event(&topics.inventory, event))
+            .collect();
+        let results = producer.send_all(&records).await;
+        let mut delivered = Vec::with_capacity(events.len());
+        for (event, result) in events.iter().zip(results) {
+            match result {
+                Ok(()) => delivered.push(event),
+                Err(error) => {
+                    let tx = &event.transaction_id;
+                    warn!(%tx, %error, "outbox: ORDER_CREATED still not sent; will retry");
+                }
             }
-            Err(error) => warn!(%tx, %error, "outbox: ORDER_CREATED still not sent; will retry"),
         }
+        let clearing = delivered
+            .into_iter()
+            .map(|event| clear_outbox(store, event, topics));
+        let marked = futures_util::future::join_all(clearing).await;
+        sent += marked.into_iter().filter(|cleared| *cleared).count();
     }
     Ok(sent)
+}
+
+/// Empties the outbox of an order whose event the broker has; false (logged) if that
+/// failed, so the event will be sent again, harmlessly.
+async fn clear_outbox(store: &OrderStore, event: &SagaEvent, topics: &Topics) -> bool {
+    let tx = &event.transaction_id;
+    match store.mark_sent(tx, &event.order.user_id).await {
+        Ok(()) => {
+            info!(%tx, "outbox: ORDER_CREATED sent to `{}`", topics.inventory);
+            true
+        }
+        Err(error) => {
+            warn!(%tx, %error, "outbox: ORDER_CREATED sent, but its outbox copy could not be cleared (it will be sent again, harmlessly)");
+            false
+        }
+    }
 }
 
 /// Runs [`send_pending`] now and then every `resend_after / 2` until `shutdown`.

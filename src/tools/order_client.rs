@@ -58,6 +58,15 @@ impl NewOrder {
     }
 }
 
+/// An order the service took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    /// Its saga id.
+    pub transaction_id: String,
+    /// Set when the answer was 202: stored, the event goes out from the outbox later.
+    pub pending: Option<String>,
+}
+
 /// A client of the order service.
 #[derive(Debug, Clone)]
 pub struct OrderClient {
@@ -105,16 +114,27 @@ impl OrderClient {
         self.answer(self.http.post(&url).json(body), &url).await
     }
 
-    /// Places an order; returns its transaction id.
-    pub async fn place(&self, order: &NewOrder) -> Result<String, ClientError> {
+    /// Places an order; returns its transaction id, and why its event is still pending
+    /// when the service answered 202 (stored, Kafka slow to acknowledge).
+    pub async fn place(&self, order: &NewOrder) -> Result<Placed, ClientError> {
         let answer = self.place_raw(&order.body()).await?;
-        answer["transaction_id"]
+        let transaction_id = answer["transaction_id"]
             .as_str()
             .map(str::to_string)
             .ok_or_else(|| ClientError::Refused {
                 status: 200,
                 message: format!("no transaction_id in {answer}"),
-            })
+            })?;
+        let pending = answer["event"].is_string().then(|| {
+            answer["detail"]
+                .as_str()
+                .unwrap_or("its event is not acknowledged yet")
+                .to_string()
+        });
+        Ok(Placed {
+            transaction_id,
+            pending,
+        })
     }
 
     /// The stored order.

@@ -20,10 +20,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -34,14 +31,24 @@ use crate::event::{SagaEvent, Status};
 /// The outbox attribute: the ORDER_CREATED event until the broker has it.
 const PENDING_EVENT: &str = "pending_event";
 
+/// Set (to [`OUTBOX_PENDING`]) while `pending_event` is: the hash key of the sparse index
+/// [`OUTBOX_INDEX`], which holds only the orders whose event is not sent yet, so that the
+/// outbox relay queries a handful of items instead of scanning the table.
+pub(super) const OUTBOX: &str = "outbox";
+pub(super) const OUTBOX_PENDING: &str = "pending";
+/// The sparse index of unsent orders: hash key `outbox`, range key `updated`.
+pub(super) const OUTBOX_INDEX: &str = "outbox_pending";
+
 /// Orders in DynamoDB: a client, the table name and the limit on requests in flight.
 #[derive(Debug, Clone)]
 pub struct DynamoOrders {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
     endpoint: String,
     connections: Arc<Semaphore>,
     limit: usize,
+    /// Whether the table has the outbox index (see [`Self::has_outbox_index`]).
+    pub(super) outbox_index: Arc<tokio::sync::OnceCell<bool>>,
 }
 
 impl DynamoOrders {
@@ -86,6 +93,7 @@ impl DynamoOrders {
             endpoint,
             connections: Arc::new(Semaphore::new(limit)),
             limit,
+            outbox_index: Arc::default(),
         }
     }
 
@@ -105,7 +113,7 @@ impl DynamoOrders {
         &self.table
     }
 
-    fn failure<E, R>(&self, error: SdkError<E, R>) -> OrderStoreError
+    pub(super) fn failure<E, R>(&self, error: SdkError<E, R>) -> OrderStoreError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + Send + Sync + 'static,
@@ -130,67 +138,6 @@ impl DynamoOrders {
         }
     }
 
-    /// Fails with a helpful message if the endpoint or the table is missing.
-    pub async fn check_table(&self) -> Result<(), OrderStoreError> {
-        self.client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(|e| self.failure(e))?;
-        Ok(())
-    }
-
-    /// Creates the table if it is missing; true if it was created.
-    pub async fn ensure_table(&self) -> Result<bool, OrderStoreError> {
-        match self.check_table().await {
-            Ok(()) => return Ok(false),
-            Err(OrderStoreError::NoTable { .. }) => {}
-            Err(other) => return Err(other),
-        }
-        let key = |name: &str, key_type| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(key_type)
-                .build()
-        };
-        let string_attribute = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-        };
-        let invalid =
-            |e: aws_sdk_dynamodb::error::BuildError| OrderStoreError::Request(e.to_string());
-        let created = self
-            .client
-            .create_table()
-            .table_name(&self.table)
-            .key_schema(key("transaction_id", KeyType::Hash).map_err(invalid)?)
-            .key_schema(key("user_id", KeyType::Range).map_err(invalid)?)
-            .attribute_definitions(string_attribute("transaction_id").map_err(invalid)?)
-            .attribute_definitions(string_attribute("user_id").map_err(invalid)?)
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await;
-        match created {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ResourceInUseException") => Ok(false),
-            Err(e) => Err(self.failure(e)),
-        }
-    }
-
-    /// Deletes the table (the lab's own table, after a run).
-    pub async fn delete_table(&self) -> Result<(), OrderStoreError> {
-        self.client
-            .delete_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(|e| self.failure(e))?;
-        Ok(())
-    }
-
     /// Stores a new order with status ORDER_CREATED (fails if the id is taken).
     pub async fn create(&self, event: &SagaEvent) -> Result<(), OrderStoreError> {
         let order = &event.order;
@@ -207,6 +154,7 @@ impl DynamoOrders {
             .item("status", s(Status::OrderCreated.as_str()))
             .item("updated", s(&updated_now()))
             .item(PENDING_EVENT, s(&event.to_json()))
+            .item(OUTBOX, s(OUTBOX_PENDING))
             .condition_expression("attribute_not_exists(transaction_id)")
             .send()
             .await
@@ -233,10 +181,7 @@ impl DynamoOrders {
             .send()
             .await
             .map_err(|e| self.failure(e))?;
-        Ok(answer.item.map(|mut item| {
-            item.remove(PENDING_EVENT);
-            to_json(&item)
-        }))
+        Ok(answer.item.map(shown))
     }
 
     /// Every item of the table that matches `filter` (with `:cutoff` bound to `cutoff`,
@@ -270,15 +215,7 @@ impl DynamoOrders {
 
     /// Every order in the table (a full scan: for tools and checks, not for hot paths).
     pub async fn all_orders(&self) -> Result<Vec<Map<String, Value>>, OrderStoreError> {
-        Ok(self
-            .scan(None)
-            .await?
-            .into_iter()
-            .map(|mut item| {
-                item.remove(PENDING_EVENT);
-                to_json(&item)
-            })
-            .collect())
+        Ok(self.scan(None).await?.into_iter().map(shown).collect())
     }
 
     /// Marks the order's ORDER_CREATED event as sent (empties its outbox).
@@ -295,7 +232,7 @@ impl DynamoOrders {
                 AttributeValue::S(transaction_id.to_string()),
             )
             .key("user_id", AttributeValue::S(user_id.to_string()))
-            .update_expression("REMOVE pending_event")
+            .update_expression("REMOVE pending_event, outbox")
             .condition_expression("attribute_exists(transaction_id)")
             .send()
             .await
@@ -303,18 +240,53 @@ impl DynamoOrders {
         Ok(())
     }
 
-    /// ORDER_CREATED events still in the outbox of orders last updated more than `age` ago.
-    /// Unreadable outbox entries are logged and skipped.
+    /// ORDER_CREATED events still in the outbox of orders last updated more than `age` ago:
+    /// from the sparse index of unsent orders, or — for a table created without it — by
+    /// scanning the table. Unreadable outbox entries are logged and skipped.
     pub async fn pending_events(&self, age: Duration) -> Result<Vec<SagaEvent>, OrderStoreError> {
         let cutoff = updated_before(age);
-        let filter = "attribute_exists(pending_event) AND updated < :cutoff";
-        let items = self.scan(Some((filter, &cutoff))).await?;
+        let items = match self.has_outbox_index().await? {
+            true => self.query_outbox(&cutoff).await?,
+            false => {
+                let filter = "attribute_exists(pending_event) AND updated < :cutoff";
+                self.scan(Some((filter, &cutoff))).await?
+            }
+        };
         Ok(parse_outbox(items.iter().filter_map(
             |item| match item.get(PENDING_EVENT) {
                 Some(AttributeValue::S(raw)) => Some(raw.as_str()),
                 _ => None,
             },
         )))
+    }
+
+    /// The unsent orders last updated before `cutoff`, from the sparse index.
+    async fn query_outbox(
+        &self,
+        cutoff: &str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, OrderStoreError> {
+        let mut items = Vec::new();
+        let mut start_key = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(OUTBOX_INDEX)
+                .key_condition_expression("#o = :pending AND updated < :cutoff")
+                .expression_attribute_names("#o", OUTBOX)
+                .expression_attribute_values(":pending", AttributeValue::S(OUTBOX_PENDING.into()))
+                .expression_attribute_values(":cutoff", AttributeValue::S(cutoff.to_string()))
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| self.failure(e))?;
+            items.extend(page.items().iter().cloned());
+            start_key = page.last_evaluated_key;
+            if start_key.is_none() {
+                return Ok(items);
+            }
+        }
     }
 
     /// Moves an order from ORDER_CREATED to `status` (ORDER_COMPLETE or ORDER_CANCEL).
@@ -345,11 +317,13 @@ impl DynamoOrders {
         update = match reason {
             Some(reason) => update
                 .update_expression(
-                    "SET #s = :next, updated = :updated, reason = :reason REMOVE pending_event",
+                    "SET #s = :next, updated = :updated, reason = :reason REMOVE pending_event, outbox",
                 )
                 .expression_attribute_values(":reason", AttributeValue::S(reason.to_string())),
             None => {
-                update.update_expression("SET #s = :next, updated = :updated REMOVE pending_event")
+                update.update_expression(
+                    "SET #s = :next, updated = :updated REMOVE pending_event, outbox",
+                )
             }
         };
         match update.send().await {
@@ -374,6 +348,13 @@ fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> String {
         text if text.is_empty() => error.to_string(),
         text => text,
     }
+}
+
+/// An order as the course's item shape shows it: without the outbox's attributes.
+fn shown(mut item: HashMap<String, AttributeValue>) -> Map<String, Value> {
+    item.remove(PENDING_EVENT);
+    item.remove(OUTBOX);
+    to_json(&item)
 }
 
 /// A DynamoDB item as plain JSON (strings, numbers, booleans, lists and maps).

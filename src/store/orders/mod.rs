@@ -8,6 +8,7 @@
 //!   transactional outbox) that is cleared once the broker has the event.
 
 mod dynamo;
+mod dynamo_table;
 mod sql;
 
 use std::time::Duration;
@@ -163,6 +164,15 @@ impl OrderStore {
         user_id: &str,
     ) -> Result<(), OrderStoreError> {
         delegate!(self.mark_sent(transaction_id, user_id))
+    }
+
+    /// Whether the outbox relay finds unsent orders through an index (a table created by
+    /// an older `edm setup` has none: the relay then scans it).
+    pub async fn outbox_indexed(&self) -> Result<bool, OrderStoreError> {
+        match self {
+            OrderStore::Dynamo(store) => store.has_outbox_index().await,
+            OrderStore::Sql(_) => Ok(true),
+        }
     }
 
     /// ORDER_CREATED events still in the outbox of orders last updated more than `age` ago.

@@ -23,6 +23,11 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS orders (
     PRIMARY KEY (transaction_id, user_id)
 )";
 
+/// The unsent orders only (a partial index), so that the outbox relay reads a handful of
+/// rows, not the table.
+const CREATE_OUTBOX_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS orders_unsent ON orders (updated) WHERE pending_event IS NOT NULL";
+
 const COLUMNS: &str = "transaction_id, user_id, name, addr, tel, email, status, updated, reason";
 
 /// Orders in a SQL database.
@@ -77,10 +82,12 @@ impl SqlOrders {
     /// Creates the table if it is missing; true if it was created.
     pub async fn ensure_table(&self) -> Result<bool, OrderStoreError> {
         let existed = self.check_table().await.is_ok();
-        sqlx::query(CREATE_TABLE)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.failed(e))?;
+        for statement in [CREATE_TABLE, CREATE_OUTBOX_INDEX] {
+            sqlx::query(statement)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.failed(e))?;
+        }
         Ok(!existed)
     }
 
