@@ -12,6 +12,10 @@
 //! - A server that fails (MySQL, DynamoDB, Kafka) makes the failed events retry with
 //!   backoff; no offset of the batch is stored until all its events and their outgoing
 //!   events are done.
+//! - A producer that failed fatally (librdkafka's idempotence broken, the producer fenced)
+//!   cannot send again: the loop stops and returns the error, the batch in hand uncommitted
+//!   (redelivered to the next run), so the service exits non-zero instead of retrying a dead
+//!   producer forever.
 //! - On shutdown the loop stops taking new events, finishes or abandons (uncommitted) the
 //!   batch in hand, commits and flushes.
 
@@ -156,6 +160,8 @@ pub async fn run<S: SagaStep>(
         })?;
     info!(topic, group, "waiting for events");
 
+    // Set when the loop ends on an error that no retry can fix.
+    let mut stopped_by = None;
     loop {
         let received = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -186,8 +192,14 @@ pub async fn run<S: SagaStep>(
         };
         let handled = started.elapsed();
         let sent = records.len();
-        if !send_in_order(&producer, records, &shutdown).await {
-            break;
+        match send_in_order(&producer, records, &shutdown).await {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(fatal) => {
+                error!(topic, group, "{fatal}");
+                stopped_by = Some(fatal);
+                break;
+            }
         }
         debug!(group, events = batch.len(), sent, handled = ?handled, acknowledged = ?started.elapsed(),
                "batch done");
@@ -216,7 +228,7 @@ pub async fn run<S: SagaStep>(
         }
     }
     producer.flush(Duration::from_secs(5));
-    Ok(())
+    stopped_by.map_or(Ok(()), Err)
 }
 
 /// Applies the step to a batch of messages, retrying server failures with backoff; returns
@@ -300,18 +312,22 @@ fn dead_letter(origin: &Origin, payload: Option<&[u8]>, problem: &str) -> Record
 /// Sends `records` pipelined until the broker has acknowledged all of them; false if shut
 /// down meanwhile. After a failure, everything from the first unacknowledged record on is
 /// sent again, in order (a record sent twice is harmless: every step is idempotent), so a
-/// saga's events never overtake each other.
+/// saga's events never overtake each other. A producer that failed fatally is not retried:
+/// that is an error, and the consumer stops with it.
 async fn send_in_order(
     producer: &EventProducer,
     mut records: Vec<Record>,
     shutdown: &CancellationToken,
-) -> bool {
+) -> Result<bool, KafkaFailure> {
     let mut backoff = Backoff::default();
     while !records.is_empty() {
         let results = producer.send_all(&records).await;
         match results.iter().position(Result::is_err) {
-            None => return true,
+            None => return Ok(true),
             Some(first) => {
+                if let Some(fatal) = producer.fatal_error() {
+                    return Err(fatal);
+                }
                 if let Some(Err(error)) = results.get(first) {
                     let delay = backoff.next_delay();
                     let topic = &records[first].topic;
@@ -324,14 +340,14 @@ async fn send_in_order(
                         warn!(%error, unsent = records.len() - first, "send failed, retrying in {delay:?}");
                     }
                     if !backoff.sleep(delay, shutdown).await {
-                        return false;
+                        return Ok(false);
                     }
                 }
                 records.drain(..first);
             }
         }
     }
-    true
+    Ok(true)
 }
 
 /// Exponential backoff from 200 ms up to 10 s.
@@ -448,5 +464,42 @@ mod tests {
         let mut backoff = Backoff::default();
         let delays: Vec<_> = (0..8).map(|_| backoff.next_delay().as_millis()).collect();
         assert_eq!(delays, [200, 400, 800, 1600, 3200, 6400, 10000, 10000]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_producer_that_failed_for_good_is_an_error_not_a_retry_forever() {
+        use crate::broker::{Broker, BrokerConfig};
+        let broker = Broker::start(&BrokerConfig::new(([127, 0, 0, 1], 0).into()))
+            .await
+            .expect("broker");
+        let kafka = Kafka::new(&crate::config::KafkaArgs::new(broker.bootstrap_servers()));
+        let producer = kafka.producer().expect("producer");
+        let record = Record {
+            topic: "fatal-test".into(),
+            key: Some("k".into()),
+            payload: b"{}".to_vec(),
+            headers: Vec::new(),
+        };
+        let shutdown = CancellationToken::new();
+        assert!(matches!(
+            send_in_order(&producer, vec![record.clone()], &shutdown).await,
+            Ok(true)
+        ));
+
+        producer.inject_fatal_error("injected by the test");
+        // Would retry with backoff forever without the check (the guard fails the test
+        // after 20 s instead of hanging).
+        let sent = tokio::time::timeout(
+            Duration::from_secs(20),
+            send_in_order(&producer, vec![record], &shutdown),
+        )
+        .await
+        .expect("gave up instead of retrying forever");
+        match sent {
+            Err(KafkaFailure::Fatal { reason }) => {
+                assert!(reason.contains("injected by the test"), "{reason}")
+            }
+            other => panic!("expected a fatal error, got {other:?}"),
+        }
     }
 }

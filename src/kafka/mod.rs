@@ -52,6 +52,16 @@ pub enum KafkaFailure {
         /// What librdkafka said.
         detail: KafkaError,
     },
+    /// The producer hit a fatal error (e.g. its idempotent sequence broken or the producer
+    /// fenced): it can never send again, so retrying is pointless.
+    #[error(
+        "the Kafka producer failed for good ({reason}); it cannot send again, so edm stops: \
+         start the service again (nothing is lost — what was not acknowledged is redelivered)"
+    )]
+    Fatal {
+        /// What librdkafka said.
+        reason: String,
+    },
     /// A background task of the client died.
     #[error("Kafka client task failed: {0}")]
     Task(String),

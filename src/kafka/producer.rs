@@ -123,12 +123,48 @@ impl EventProducer {
                 Err(detail) => Err(detail),
                 Ok(delivery) => delivery.await.unwrap_or(Err(KafkaError::Canceled)),
             };
-            results.push(delivered.map_err(|detail| KafkaFailure::NotDelivered {
-                topic: record.topic.clone(),
-                detail,
-            }));
+            results.push(delivered.map_err(|detail| self.failure(&record.topic, detail)));
         }
         results
+    }
+
+    /// The fatal error that ended this producer, if one did: after it, every send fails.
+    pub fn fatal_error(&self) -> Option<KafkaFailure> {
+        self.producer
+            .client()
+            .fatal_error()
+            .map(|(code, reason)| KafkaFailure::Fatal {
+                reason: format!("{code:?}: {reason}"),
+            })
+    }
+
+    /// A failed delivery as a [`KafkaFailure`]: [`KafkaFailure::Fatal`] once the producer
+    /// is dead, so that callers stop instead of retrying.
+    fn failure(&self, topic: &str, detail: KafkaError) -> KafkaFailure {
+        let fatal = detail.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal);
+        match fatal.then(|| self.fatal_error()).flatten() {
+            Some(fatal) => fatal,
+            None => KafkaFailure::NotDelivered {
+                topic: topic.to_string(),
+                detail,
+            },
+        }
+    }
+
+    /// Makes the producer fail as librdkafka does on a fatal error (for tests: a broker
+    /// cannot be asked to fence a producer on purpose).
+    #[cfg(test)]
+    pub(crate) fn inject_fatal_error(&self, reason: &str) {
+        let reason = std::ffi::CString::new(reason).unwrap_or_default();
+        // SAFETY: the client pointer is valid while `self.producer` lives; librdkafka copies
+        // the reason.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                self.producer.client().native_ptr(),
+                rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
+            );
+        }
     }
 
     /// Puts `record` in the producer's queue, waiting (up to 10 s) while the queue is full.

@@ -66,16 +66,36 @@ pub struct OrderService {
     store: OrderStore,
     producer: EventProducer,
     topics: Topics,
+    /// Cancelled when the producer has failed fatally: the service stops (non-zero exit).
+    stop: CancellationToken,
 }
 
 impl OrderService {
-    /// A service over `store` that sends events with `producer` to `topics`.
-    pub fn new(store: OrderStore, producer: EventProducer, topics: Topics) -> Self {
+    /// A service over `store` that sends events with `producer` to `topics`, and cancels
+    /// `stop` if the producer fails for good.
+    pub fn new(
+        store: OrderStore,
+        producer: EventProducer,
+        topics: Topics,
+        stop: CancellationToken,
+    ) -> Self {
         Self {
             store,
             producer,
             topics,
+            stop,
         }
+    }
+}
+
+/// Cancels `stop` (logging why) if `producer` has failed fatally: it can never send again,
+/// so the service must end rather than take orders it cannot pass on.
+fn stop_if_dead(producer: &EventProducer, stop: &CancellationToken) {
+    if let Some(fatal) = producer.fatal_error() {
+        if !stop.is_cancelled() {
+            error!("{fatal}");
+        }
+        stop.cancel();
     }
 }
 
@@ -155,6 +175,7 @@ async fn place_order(
         // the event already (a late acknowledgement): the order goes on either way, so
         // the answer says so (202) instead of "not placed".
         warn!(%tx, %failure, "order stored, ORDER_CREATED not acknowledged yet: the outbox relay sends it once Kafka answers");
+        stop_if_dead(&service.producer, &service.stop);
         answer["event"] = json!(PENDING);
         answer["detail"] = json!(format!(
             "the order is stored, but {failure}; the order service sends it from its outbox once Kafka answers"
@@ -270,6 +291,7 @@ async fn outbox_relay(
         if let Err(error) = send_pending(&store, &producer, &topics, resend_after).await {
             warn!(%error, "outbox: cannot read pending events; will retry");
         }
+        stop_if_dead(&producer, &shutdown);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(period) => {}
@@ -325,13 +347,15 @@ pub async fn serve(
         _ = producer.wait_for_id() => {}
         _ = shutdown.cancelled() => return Ok(()),
     }
+    // Stops on `shutdown`, or early when the producer has failed for good.
+    let stop = shutdown.child_token();
     let relay = tokio::spawn(
         outbox_relay(
             store.clone(),
             producer.clone(),
             kafka.topics.clone(),
             options.resend_after,
-            shutdown.clone(),
+            stop.clone(),
         )
         .in_current_span(),
     );
@@ -339,14 +363,18 @@ pub async fn serve(
         store,
         producer.clone(),
         kafka.topics.clone(),
+        stop.clone(),
     ));
     info!(
         "order service listening on http://{} (POST /v1/order, GET /v1/order)",
         listener.local_addr()?
     );
-    http::serve(listener, router(service), shutdown).await?;
+    http::serve(listener, router(service), stop).await?;
     if let Err(error) = relay.await {
         warn!(%error, "outbox relay task failed");
+    }
+    if let Some(fatal) = producer.fatal_error() {
+        return Err(fatal.into());
     }
     producer.flush(Duration::from_secs(5));
     Ok(())
