@@ -13,6 +13,10 @@ use serde_json::{Map, Value};
 /// Longest accepted transaction id: the `CHAR(36)` column of `inventory_history`.
 pub const MAX_TRANSACTION_ID_LEN: usize = 36;
 
+/// Longest `order.user_id`: DynamoDB's limit for a range key, checked on every event (not
+/// only at HTTP), since another producer's event would otherwise be refused by the store.
+pub const MAX_USER_ID_BYTES: usize = 1024;
+
 /// Where a saga stands. The wire spelling is the course's (`ORDER_CREATED`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -188,10 +192,7 @@ impl SagaEvent {
     pub fn validate(&self) -> Result<(), EventError> {
         validate_transaction_id(&self.transaction_id)?;
         self.inventory.validate()?;
-        if self.order.user_id.is_empty() {
-            return Err(EventError::Invalid("order.user_id is empty".into()));
-        }
-        Ok(())
+        validate_user_id(&self.order.user_id)
     }
 
     /// The same event with another status (every other field, known or not, unchanged).
@@ -229,6 +230,18 @@ impl ItemRequest {
     }
 }
 
+/// Checks that a user id fits the order table's key (1 to [`MAX_USER_ID_BYTES`] bytes, not
+/// only blanks).
+pub fn validate_user_id(id: &str) -> Result<(), EventError> {
+    if id.trim().is_empty() || id.len() > MAX_USER_ID_BYTES {
+        return Err(EventError::Invalid(format!(
+            "order.user_id must be 1 to {MAX_USER_ID_BYTES} bytes long (not only blanks), got {} bytes",
+            id.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks that a transaction id fits the stores (non-empty, at most 36 characters).
 pub fn validate_transaction_id(id: &str) -> Result<(), EventError> {
     if id.trim().is_empty() {
@@ -256,6 +269,23 @@ mod tests {
             "transaction_id": "0b7e6a1c-6d3e-4a0c-9f3e-2b8f0c1d2e3f",
             "status": "ORDER_CREATED"
         })
+    }
+
+    #[test]
+    fn a_user_id_the_order_table_cannot_key_is_refused_on_the_event() {
+        let mut event = python_order_created();
+        event["order"]["user_id"] = json!("u".repeat(MAX_USER_ID_BYTES));
+        assert!(SagaEvent::from_payload(Some(event.to_string().as_bytes())).is_ok());
+        for bad in [
+            "u".repeat(MAX_USER_ID_BYTES + 1),
+            "   ".into(),
+            String::new(),
+        ] {
+            event["order"]["user_id"] = json!(bad);
+            let error =
+                SagaEvent::from_payload(Some(event.to_string().as_bytes())).expect_err("refused");
+            assert!(error.to_string().contains("order.user_id"), "{error}");
+        }
     }
 
     #[test]

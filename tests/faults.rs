@@ -680,3 +680,120 @@ async fn a_missing_dead_letter_topic_is_named_and_nothing_is_lost() {
         serde_json::Value::String("not json at all".into())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_mysql_refuses_for_good_is_dead_lettered_and_its_batch_goes_on() {
+    use edm::kafka::Record;
+    let config = LabConfig::fresh();
+    config.prepare().await;
+    // A database made with the course's older `CHARSET=utf8` (utf8mb3): a transaction id
+    // with a 4-byte character fits the event but never the table.
+    let pool = sqlx::MySqlPool::connect(&config.mysql.mysql_url)
+        .await
+        .expect("mysql");
+    for statement in [
+        "ALTER TABLE inventory_saga_step MODIFY transaction_id char(36) CHARACTER SET utf8mb3 NOT NULL",
+        "ALTER TABLE inventory_history MODIFY transaction_id char(36) CHARACTER SET utf8mb3 NOT NULL",
+    ] {
+        sqlx::query(statement).execute(&pool).await.expect("alter");
+    }
+    pool.close().await;
+    let lab = Lab::start_with(config, Services::all(true)).await;
+    let before = lab
+        .stock
+        .item(1)
+        .await
+        .expect("item")
+        .expect("item 1")
+        .quantity;
+
+    let bad = format!("🚀{}", &uuid::Uuid::new_v4().to_string()[1..]);
+    let mut events = Vec::new();
+    for n in 0..6 {
+        let tx = match n {
+            3 => bad.clone(),
+            _ => uuid::Uuid::new_v4().to_string(),
+        };
+        let event = order_created(&tx, &format!("batch-{n}"), 1, 1);
+        lab.orders.create(&event).await.expect("stored");
+        events.push(event);
+    }
+    // One pipelined send: the consumer takes them as one batch.
+    let records: Vec<Record> = events
+        .iter()
+        .map(|e| Record::event(&lab.kafka.topics.inventory, e))
+        .collect();
+    assert!(
+        lab.producer
+            .send_all(&records)
+            .await
+            .iter()
+            .all(Result::is_ok)
+    );
+
+    for event in events.iter().filter(|e| e.transaction_id != bad) {
+        let (tx, user) = (&event.transaction_id, &event.order.user_id);
+        assert_eq!(
+            lab.wait_terminal(tx, user).await["status"],
+            "ORDER_COMPLETE"
+        );
+        assert_eq!(lab.history_of(tx).await, vec![-1]);
+    }
+    let dead = common::read_topic(
+        &lab.kafka,
+        &Topics::dead_letter(&lab.kafka.topics.inventory),
+        1,
+    )
+    .await;
+    let (copied, headers) = &dead[0];
+    assert_eq!(copied["transaction_id"], bad.as_str());
+    let error = headers
+        .iter()
+        .find(|(k, _)| k == "edm.error")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    assert!(error.contains("MySQL refuses"), "{error}");
+    let after = lab
+        .stock
+        .item(1)
+        .await
+        .expect("item")
+        .expect("item 1")
+        .quantity;
+    assert_eq!(before - after, 5, "only the five good orders took stock");
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_update_dynamodb_refuses_for_good_is_dead_lettered() {
+    let lab = Lab::start(Services::all(true)).await;
+    let tx = uuid::Uuid::new_v4().to_string();
+    lab.orders
+        .create(&order_created(&tx, "huge", 1, 1))
+        .await
+        .expect("stored");
+    // A cancel whose reason would make the item larger than DynamoDB's 400 KB.
+    let mut cancel = order_created(&tx, "huge", 1, 1).with_status(edm::event::Status::OrderCancel);
+    cancel.reason = Some("x".repeat(450 * 1024));
+    lab.producer
+        .send(&lab.kafka.topics.order, &cancel)
+        .await
+        .expect("sent");
+    let dead =
+        common::read_topic(&lab.kafka, &Topics::dead_letter(&lab.kafka.topics.order), 1).await;
+    let (copied, headers) = &dead[0];
+    assert_eq!(copied["transaction_id"], tx.as_str());
+    let error = headers
+        .iter()
+        .find(|(k, _)| k == "edm.error")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    assert!(error.contains("DynamoDB refused"), "{error}");
+    // The consumer went on: a good order completes.
+    let good = lab.place("after-huge", 1, 1).await;
+    assert_eq!(
+        lab.wait_terminal(&good, "after-huge").await["status"],
+        "ORDER_COMPLETE"
+    );
+    lab.stop().await;
+}

@@ -5,15 +5,17 @@
 //!   `payment`; not enough stock or an unknown item → ORDER_CANCEL (with `reason`) to `order`.
 //! - ORDER_CANCEL (payment declined): give the stock back → ORDER_CANCEL to `order`.
 
+use std::collections::HashSet;
+
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::{KafkaArgs, MysqlArgs};
 use crate::consumer::{self, Outgoing, SagaStep, StepError, StepResult};
 use crate::event::{SagaEvent, Status};
 use crate::kafka::{Kafka, Record, Topics};
 use crate::store::inventory::{
-    Applied, InventoryStore, Release, Reservation, StepOutcome, StockStep,
+    Applied, InventoryError, InventoryStore, Release, Reservation, StepOutcome, StockStep,
 };
 
 /// The original's consumer group name.
@@ -109,7 +111,9 @@ impl SagaStep for InventoryStep {
     }
 
     /// The whole batch's stock changes in one transaction (one commit instead of one per
-    /// event); if it fails, every event of the batch is retried.
+    /// event). If the store refuses it for good (an event whose data does not fit the
+    /// tables), the steps are applied one by one, so that only the bad event goes to the
+    /// dead-letter topic and the others go on; any other failure retries the batch.
     async fn handle_batch(&self, events: &[&SagaEvent]) -> Vec<StepResult> {
         let steps: Vec<Result<StockStep<'_>, StepError>> =
             events.iter().map(|e| Self::stock_step(e)).collect();
@@ -118,30 +122,70 @@ impl SagaStep for InventoryStep {
             .filter_map(|s| s.as_ref().ok())
             .copied()
             .collect();
-        let mut outcomes = match self.store.apply(&valid).await {
-            Ok(outcomes) => outcomes.into_iter(),
+        let outcomes: Vec<Result<StepOutcome, StepError>> = match self.store.apply(&valid).await {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(error) if error.is_permanent() && valid.len() > 1 => {
+                warn!(%error, events = valid.len(), "MySQL refused the batch; applying its events one by one to find the one it refuses");
+                self.apply_one_by_one(&valid).await
+            }
             Err(error) => {
-                let problem = error.to_string();
-                return steps
-                    .into_iter()
-                    .map(|step| match step {
-                        Err(poison) => Err(poison),
-                        Ok(_) => Err(StepError::Retry(problem.clone())),
-                    })
-                    .collect();
+                let failed = |error: &InventoryError| match error.is_permanent() {
+                    true => StepError::Poison(format!("MySQL refuses this event: {error}")),
+                    false => StepError::Retry(error.to_string()),
+                };
+                valid.iter().map(|_| Err(failed(&error))).collect()
             }
         };
+        let mut outcomes = outcomes.into_iter();
         events
             .iter()
             .zip(steps)
             .map(|(event, step)| {
                 step?;
-                let outcome = outcomes.next().ok_or_else(|| {
-                    StepError::Retry("the store returned too few outcomes".into())
+                let outcome = outcomes.next().unwrap_or_else(|| {
+                    Err(StepError::Retry(
+                        "the store returned too few outcomes".into(),
+                    ))
                 })?;
                 Ok(vec![self.pass_on(event, outcome)])
             })
             .collect()
+    }
+}
+
+impl InventoryStep {
+    /// Applies `steps` each in its own transaction, in order: a step MySQL refuses for
+    /// good is poison, a step that failed otherwise is retried — and so are the later
+    /// steps of its saga, which must not overtake it.
+    async fn apply_one_by_one(
+        &self,
+        steps: &[StockStep<'_>],
+    ) -> Vec<Result<StepOutcome, StepError>> {
+        let mut held_back: HashSet<&str> = HashSet::new();
+        let mut outcomes = Vec::with_capacity(steps.len());
+        for step in steps {
+            let saga = step.transaction_id();
+            if held_back.contains(saga) {
+                outcomes.push(Err(StepError::Retry(
+                    "an earlier event of this saga is being retried".into(),
+                )));
+                continue;
+            }
+            let outcome = match self.store.apply(std::slice::from_ref(step)).await {
+                Ok(mut one) => one
+                    .pop()
+                    .ok_or_else(|| StepError::Retry("the store returned no outcome".into())),
+                Err(error) if error.is_permanent() => Err(StepError::Poison(format!(
+                    "MySQL refuses this event: {error}"
+                ))),
+                Err(error) => {
+                    held_back.insert(saga);
+                    Err(StepError::Retry(error.to_string()))
+                }
+            };
+            outcomes.push(outcome);
+        }
+        outcomes
     }
 }
 

@@ -9,7 +9,7 @@ use crate::config::{DynamoArgs, KafkaArgs};
 use crate::consumer::{self, Outgoing, SagaStep, StepError};
 use crate::event::{SagaEvent, Status, reason};
 use crate::kafka::{Kafka, Record, Topics};
-use crate::store::orders::{OrderStore, Transition};
+use crate::store::orders::{OrderStore, OrderStoreError, Transition};
 
 /// The original's consumer group name.
 pub const GROUP: &str = "order_consumer_group";
@@ -70,7 +70,11 @@ impl SagaStep for OrderStep {
             .store
             .finish(tx, user, next, reason)
             .await
-            .map_err(|e| StepError::Retry(e.to_string()))?;
+            .map_err(|error| match error {
+                // The same write will always be refused: dead-letter it with the reason.
+                OrderStoreError::Rejected(_) => StepError::Poison(error.to_string()),
+                _ => StepError::Retry(error.to_string()),
+            })?;
         match transition {
             Transition::Moved => {
                 info!(%tx, user, reason, "{} → order is now {next}", event.status);

@@ -23,16 +23,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, warn};
 
 use crate::config::{DynamoArgs, KafkaArgs};
-use crate::event::{ItemRequest, OrderDetails, SagaEvent, Status};
+use crate::event::{ItemRequest, OrderDetails, SagaEvent, Status, validate_user_id};
 use crate::http::{self, ApiError};
 use crate::kafka::{EventProducer, Kafka, Record, Topics};
 use crate::store::orders::{OrderStore, OrderStoreError};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
-
-/// Longest accepted `user_id`: DynamoDB's limit for a range key.
-pub const MAX_USER_ID_BYTES: usize = 1024;
 
 /// The `event` field of a 202 answer: the order is stored, its event is in the outbox.
 pub const PENDING: &str = "PENDING";
@@ -118,6 +115,10 @@ fn store_failure(error: OrderStoreError) -> ApiError {
             error!(%error, "order store request failed");
             ApiError::unavailable(error.to_string())
         }
+        OrderStoreError::Rejected(_) => {
+            warn!(%error, "the order store refused the order");
+            ApiError::bad_request(error.to_string())
+        }
     }
 }
 
@@ -138,12 +139,7 @@ async fn place_order(
         .inventory
         .validate()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let user_id = &request.order.user_id;
-    if user_id.trim().is_empty() || user_id.len() > MAX_USER_ID_BYTES {
-        return Err(ApiError::bad_request(format!(
-            "order.user_id must be 1 to {MAX_USER_ID_BYTES} bytes long"
-        )));
-    }
+    validate_user_id(&request.order.user_id).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut extra = request.extra;
     for field in RESERVED_FIELDS {
         extra.remove(field);

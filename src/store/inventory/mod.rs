@@ -52,6 +52,30 @@ pub enum InventoryError {
     Internal(&'static str),
 }
 
+/// MySQL's (and MariaDB's) error numbers for data that does not fit the table: the same
+/// statement fails the same way every time. `ER_BAD_NULL_ERROR` 1048,
+/// `ER_WARN_DATA_OUT_OF_RANGE` 1264, `ER_TRUNCATED_WRONG_VALUE` 1292, `ER_DIVISION_BY_ZERO`
+/// 1365, `ER_TRUNCATED_WRONG_VALUE_FOR_FIELD` 1366 (e.g. a 4-byte character in a utf8mb3
+/// column), `ER_DATA_TOO_LONG` 1406, `ER_DATA_OUT_OF_RANGE` 1690, `ER_CHECK_CONSTRAINT_VIOLATED`
+/// 3819 (MySQL) and `ER_CONSTRAINT_FAILED` 4025 (MariaDB).
+const MYSQL_DATA_ERRORS: [u16; 9] = [1048, 1264, 1292, 1365, 1366, 1406, 1690, 3819, 4025];
+
+impl InventoryError {
+    /// Whether the statement failed because of the event's data, not the server's state:
+    /// retrying will never help, so the event goes to the dead-letter topic.
+    pub fn is_permanent(&self) -> bool {
+        let InventoryError::Query(sqlx::Error::Database(error)) = self else {
+            return false;
+        };
+        matches!(
+            error.kind(),
+            sqlx::error::ErrorKind::NotNullViolation | sqlx::error::ErrorKind::CheckViolation
+        ) || error
+            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .is_some_and(|e| MYSQL_DATA_ERRORS.contains(&e.number()))
+    }
+}
+
 /// One item of the inventory (`GET /v1/inventory`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct Item {

@@ -43,7 +43,15 @@ pub enum StockStep<'a> {
     },
 }
 
-impl StockStep<'_> {
+impl<'a> StockStep<'a> {
+    /// The saga the step belongs to.
+    pub fn transaction_id(&self) -> &'a str {
+        match self {
+            StockStep::Reserve { transaction_id, .. }
+            | StockStep::Release { transaction_id, .. } => transaction_id,
+        }
+    }
+
     fn item_id(&self) -> i64 {
         match self {
             StockStep::Reserve { item_id, .. } | StockStep::Release { item_id, .. } => *item_id,

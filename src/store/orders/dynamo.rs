@@ -18,6 +18,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -113,10 +114,9 @@ impl DynamoOrders {
         &self.table
     }
 
-    pub(super) fn failure<E, R>(&self, error: SdkError<E, R>) -> OrderStoreError
+    pub(super) fn failure<E>(&self, error: SdkError<E, HttpResponse>) -> OrderStoreError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
         match &error {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
@@ -129,11 +129,18 @@ impl DynamoOrders {
                 table: self.table.clone(),
                 endpoint: self.endpoint.clone(),
             },
-            SdkError::ServiceError(service) => OrderStoreError::Request(format!(
-                "{}: {}",
-                service.err().code().unwrap_or("error"),
-                service.err().message().unwrap_or("no message")
-            )),
+            SdkError::ServiceError(service) => {
+                let code = service.err().code();
+                let detail = format!(
+                    "{}: {}",
+                    code.unwrap_or("error"),
+                    service.err().message().unwrap_or("no message")
+                );
+                match super::refuses_for_good(code, service.raw().status().as_u16()) {
+                    true => OrderStoreError::Rejected(detail),
+                    false => OrderStoreError::Request(detail),
+                }
+            }
             _ => OrderStoreError::Request(DisplayErrorContext(&error).to_string()),
         }
     }

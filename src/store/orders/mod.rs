@@ -42,9 +42,37 @@ pub enum OrderStoreError {
         /// The endpoint (or `aws`).
         endpoint: String,
     },
-    /// A request failed.
+    /// A request failed for a reason that may pass (throttling, a server error): retry.
     #[error("DynamoDB request failed: {0}")]
     Request(String),
+    /// The store refused the request itself (a 4xx such as `ValidationException`: a key
+    /// too long, an item too large): the same request will always fail, so it is not
+    /// retried.
+    #[error("DynamoDB refused the request: {0}")]
+    Rejected(String),
+}
+
+/// DynamoDB's error codes that are the server's state, not the request's fault: they pass,
+/// so a request that got one is retried. Every other 4xx code is the request's fault.
+const PASSING_ERRORS: [&str; 7] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "ResourceInUseException",
+];
+
+/// Whether DynamoDB's answer `code` with HTTP `status` refuses the request for good.
+fn refuses_for_good(code: Option<&str>, status: u16) -> bool {
+    let credentials = matches!(
+        code,
+        Some("UnrecognizedClientException" | "AccessDeniedException" | "ExpiredTokenException")
+    );
+    (400..500).contains(&status)
+        && !credentials
+        && !code.is_some_and(|code| PASSING_ERRORS.contains(&code))
 }
 
 /// How a status change went.
@@ -241,5 +269,21 @@ mod tests {
         );
         assert!(updated.ends_with("+0000"), "{updated}");
         assert!(chrono::DateTime::parse_from_str(&updated, "%Y-%m-%dT%H:%M:%S%.6f%z").is_ok());
+    }
+
+    #[test]
+    fn only_the_requests_own_faults_are_refused_for_good() {
+        assert!(refuses_for_good(Some("ValidationException"), 400));
+        assert!(refuses_for_good(Some("SerializationException"), 400));
+        // The server's state: it passes.
+        assert!(!refuses_for_good(
+            Some("ProvisionedThroughputExceededException"),
+            400
+        ));
+        assert!(!refuses_for_good(Some("ThrottlingException"), 400));
+        assert!(!refuses_for_good(Some("InternalServerError"), 500));
+        assert!(!refuses_for_good(None, 503));
+        // Credentials can be fixed while the service runs: keep retrying, loudly.
+        assert!(!refuses_for_good(Some("UnrecognizedClientException"), 400));
     }
 }
