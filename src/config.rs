@@ -34,10 +34,6 @@ pub struct KafkaArgs {
     #[arg(short = 'X', long = "kafka-property", env = "EDM_KAFKA_PROPERTIES",
           value_delimiter = ',', value_parser = parse_property)]
     pub properties: Vec<(String, String)>,
-
-    /// Told when a consumer gets partitions (set by `edm lab`, never by a flag).
-    #[arg(skip)]
-    pub on_assigned: Option<crate::kafka::AssignmentNotifier>,
 }
 
 impl KafkaArgs {
@@ -47,7 +43,6 @@ impl KafkaArgs {
             bootstrap_servers: bootstrap_servers.into(),
             topic_prefix: String::new(),
             properties: Vec::new(),
-            on_assigned: None,
         }
     }
 }

@@ -114,7 +114,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .await
         }
         Command::OrderConsumer { kafka, dynamo } => {
-            order_consumer::run(&kafka, &dynamo, None, shutdown::on_signal())
+            order_consumer::run(&kafka, &dynamo, shutdown::on_signal())
                 .instrument(tracing::info_span!("order-consumer"))
                 .await
         }

@@ -1,5 +1,7 @@
-//! Kafka plumbing shared by the services: topic and group names, client configuration,
-//! consumers that log rebalances, topic creation; the producer is in [`producer`].
+//! Kafka plumbing shared by the services. This file makes the clients ([`Kafka`]: client
+//! configuration, group names); the rest is one concern per file: [`topics`] (names),
+//! [`error`] (what goes wrong), `producer` and `events` (sending, delivery reports),
+//! `context` (consumer callbacks), `admin` (topic creation), `properties` (`-X`).
 //!
 //! On any broker, librdkafka's defaults stand except where `edm` needs a setting for
 //! correctness (idempotence, offsets stored by hand) or the course asks for it (reading
@@ -11,141 +13,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::util::Timeout;
 
-use crate::config::{KafkaArgs, START_HINT};
+use crate::config::KafkaArgs;
 
 mod admin;
+mod context;
+pub mod error;
 mod events;
 mod producer;
+mod properties;
+pub mod topics;
 
 pub use admin::{TopicChange, TopicInfo};
+pub use context::{AssignmentNotifier, SagaConsumer, SagaContext};
+pub use error::KafkaFailure;
 use events::{EventContext, EventServer};
 pub use producer::{EventProducer, Record};
+use properties::Role;
+pub use topics::Topics;
 
 /// How long a metadata request may take before the broker counts as unreachable.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Errors talking to Kafka, each saying which broker and what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum KafkaFailure {
-    /// The broker did not answer.
-    #[error(
-        "cannot reach Kafka at {servers}: {detail}. Is the broker running? Start it with `{START_HINT}`, or without Docker with `edm broker`"
-    )]
-    Unreachable {
-        /// The configured bootstrap servers.
-        servers: String,
-        /// What librdkafka said.
-        detail: KafkaError,
-    },
-    /// A client could not be created (usually a bad `-X` property).
-    #[error("invalid Kafka client configuration: {0}")]
-    Config(KafkaError),
-    /// A message was not acknowledged by the broker.
-    #[error("Kafka did not acknowledge the event to `{topic}`: {detail}")]
-    NotDelivered {
-        /// The topic it was sent to.
-        topic: String,
-        /// What librdkafka said.
-        detail: KafkaError,
-    },
-    /// The producer hit a fatal error (e.g. its idempotent sequence broken or the producer
-    /// fenced): it can never send again, so retrying is pointless.
-    #[error(
-        "the Kafka producer failed for good ({reason}); it cannot send again, so edm stops: \
-         start the service again (nothing is lost — what was not acknowledged is redelivered)"
-    )]
-    Fatal {
-        /// What librdkafka said.
-        reason: String,
-    },
-    /// A background task of the client died.
-    #[error("Kafka client task failed: {0}")]
-    Task(String),
-    /// Creating a topic failed.
-    #[error("cannot create topic `{topic}`: {reason}")]
-    CreateTopic {
-        /// The topic.
-        topic: String,
-        /// The broker's answer.
-        reason: String,
-    },
-    /// Asked for fewer partitions than a topic has.
-    #[error(
-        "topic `{topic}` has {current} partitions, and Kafka cannot take partitions away: \
-         ask for {current} or more (or leave out --partitions)"
-    )]
-    Shrink {
-        /// The topic.
-        topic: String,
-        /// Its partitions.
-        current: usize,
-        /// The partitions asked for.
-        wanted: usize,
-    },
-}
-
-/// What a dead-letter topic's name ends with.
-const DEAD_LETTER_SUFFIX: &str = ".dlq";
-
-/// The saga's topic names (the course's names, behind an optional prefix).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Topics {
-    /// Events for the order consumer: PAYMENT_COMPLETE, ORDER_CANCEL.
-    pub order: String,
-    /// Events for the inventory consumer: ORDER_CREATED, ORDER_CANCEL.
-    pub inventory: String,
-    /// Events for the payment consumer: INVENTORY_RESERVED.
-    pub payment: String,
-    /// The payment consumer's answers, by transaction id (compacted: the latest per key).
-    pub payment_decisions: String,
-}
-
-impl Topics {
-    /// Topic names under `prefix` (empty: `order`, `inventory`, `payment`).
-    pub fn with_prefix(prefix: &str) -> Self {
-        Self {
-            order: format!("{prefix}order"),
-            inventory: format!("{prefix}inventory"),
-            payment: format!("{prefix}payment"),
-            payment_decisions: format!("{prefix}payment.decisions"),
-        }
-    }
-
-    /// The three topics, in the order the saga first uses them.
-    pub fn all(&self) -> [&str; 3] {
-        [&self.inventory, &self.payment, &self.order]
-    }
-
-    /// The dead-letter topic for events from `topic` that cannot be processed.
-    pub fn dead_letter(topic: &str) -> String {
-        format!("{topic}{DEAD_LETTER_SUFFIX}")
-    }
-
-    /// Whether `topic` is a dead-letter topic.
-    pub fn is_dead_letter(topic: &str) -> bool {
-        topic.ends_with(DEAD_LETTER_SUFFIX)
-    }
-
-    /// Every topic edm uses — the three, their dead-letter topics and the payment
-    /// consumer's decisions: what `edm create-topics` creates, so that nothing waits for a
-    /// topic on a broker that creates none by itself.
-    pub fn every_topic(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.all().iter().map(|t| t.to_string()).collect();
-        names.extend(self.all().iter().map(|t| Self::dead_letter(t)));
-        names.push(self.payment_decisions.clone());
-        names
-    }
-
-    /// Whether `topic` keeps only the latest record of each key (Kafka's
-    /// `cleanup.policy=compact`): a topic of decisions, not of events.
-    pub fn is_compacted(&self, topic: &str) -> bool {
-        topic == self.payment_decisions
-    }
-}
 
 /// Which broker `edm` talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +52,8 @@ pub struct Kafka {
     /// The saga's topic names.
     pub topics: Topics,
     broker: BrokerKind,
+    /// Told of every consumer's assignments (`edm lab`'s readiness check).
+    on_assigned: Option<AssignmentNotifier>,
 }
 
 impl Kafka {
@@ -173,7 +64,15 @@ impl Kafka {
             topics: Topics::with_prefix(&args.topic_prefix),
             args: args.clone(),
             broker: BrokerKind::Other,
+            on_assigned: None,
         }
+    }
+
+    /// The same, with every consumer it creates reporting its assignments to `notifier`
+    /// (how `edm lab` knows that its consumers are ready before it places orders).
+    pub fn reporting_assignments_to(mut self, notifier: AssignmentNotifier) -> Self {
+        self.on_assigned = Some(notifier);
+        self
     }
 
     /// Kafka settings from the command line, once the broker has answered: fails with an
@@ -299,122 +198,9 @@ impl Kafka {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", partition_eof.to_string());
-        let context = SagaContext {
-            group: group.to_string(),
-            on_assigned: self.args.on_assigned.clone(),
-        };
+        let context = SagaContext::new(group, self.on_assigned.clone());
         self.with_user_properties(config, Role::Consumer)
             .create_with_context(context)
             .map_err(KafkaFailure::Config)
-    }
-}
-
-/// The consumers' type: a stream consumer with [`SagaContext`].
-pub type SagaConsumer = StreamConsumer<SagaContext>;
-
-/// Told the group name each time a consumer gets partitions (how `edm lab` knows its
-/// consumers are ready before it places orders).
-#[derive(Debug, Clone)]
-pub struct AssignmentNotifier(pub tokio::sync::mpsc::UnboundedSender<String>);
-
-/// Consumer callbacks: logs rebalances, so a student sees partitions move between
-/// instances, and reports assignments to an optional [`AssignmentNotifier`].
-pub struct SagaContext {
-    group: String,
-    on_assigned: Option<AssignmentNotifier>,
-}
-
-impl rdkafka::ClientContext for SagaContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        // A reader (`Kafka::reader`) asks to hear about the end of each partition: news,
-        // not an error.
-        if matches!(
-            error,
-            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
-        ) {
-            return;
-        }
-        tracing::error!(target: "librdkafka", group = %self.group, "{error}: {reason}");
-    }
-}
-
-impl ConsumerContext for SagaContext {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let describe = |list: &rdkafka::TopicPartitionList| {
-            list.elements()
-                .iter()
-                .map(|e| format!("{}/{}", e.topic(), e.partition()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        match rebalance {
-            Rebalance::Assign(list) => {
-                tracing::info!(group = %self.group, "partitions assigned: {}", describe(list));
-                if let Some(notifier) = &self.on_assigned {
-                    let _ = notifier.0.send(self.group.clone());
-                }
-            }
-            Rebalance::Revoke(list) => {
-                tracing::info!(group = %self.group, "partitions revoked: {}", describe(list));
-            }
-            Rebalance::Error(error) => {
-                tracing::warn!(group = %self.group, %error, "rebalance failed")
-            }
-        }
-    }
-}
-
-/// Which kind of client a `-X` property is applied to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Producer,
-    Consumer,
-    Admin,
-}
-
-/// Common properties that only consumers understand (librdkafka warns when a producer gets one).
-const CONSUMER_ONLY: &[&str] = &[
-    "session.timeout.ms",
-    "heartbeat.interval.ms",
-    "max.poll.interval.ms",
-    "fetch.wait.max.ms",
-    "fetch.min.bytes",
-    "fetch.max.bytes",
-    "max.partition.fetch.bytes",
-    "auto.offset.reset",
-    "enable.auto.commit",
-    "auto.commit.interval.ms",
-    "group.instance.id",
-    "isolation.level",
-    "partition.assignment.strategy",
-    "group.protocol",
-];
-
-/// Common properties that only producers understand.
-const PRODUCER_ONLY: &[&str] = &[
-    "linger.ms",
-    "queue.buffering.max.ms",
-    "acks",
-    "request.required.acks",
-    "batch.size",
-    "batch.num.messages",
-    "compression.type",
-    "compression.codec",
-    "enable.idempotence",
-    "message.timeout.ms",
-    "delivery.timeout.ms",
-    "retries",
-    "queue.buffering.max.messages",
-    "queue.buffering.max.kbytes",
-    "transactional.id",
-];
-
-impl Role {
-    fn accepts(self, key: &str) -> bool {
-        match self {
-            Role::Producer => !CONSUMER_ONLY.contains(&key),
-            Role::Consumer => !PRODUCER_ONLY.contains(&key),
-            Role::Admin => !CONSUMER_ONLY.contains(&key) && !PRODUCER_ONLY.contains(&key),
-        }
     }
 }

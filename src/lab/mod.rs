@@ -138,8 +138,6 @@ impl Lab {
         let mut kafka_args = KafkaArgs::new(bootstrap);
         kafka_args.topic_prefix = format!("lab-{id}-");
         kafka_args.properties = args.properties.clone();
-        let (assigned, mut assignments) = mpsc::unbounded_channel();
-        kafka_args.on_assigned = Some(AssignmentNotifier(assigned));
         let (database, mysql_url) = match &args.mysql_url {
             Some(url) => {
                 let mut url = url::Url::parse(url)?;
@@ -183,7 +181,10 @@ impl Lab {
             },
         };
 
-        let kafka = Kafka::new(&kafka_args);
+        let (assigned, mut assignments) = mpsc::unbounded_channel();
+        let kafka = Kafka::connect(&kafka_args)
+            .await?
+            .reporting_assignments_to(AssignmentNotifier(assigned));
         crate::setup::run(&mysql, &dynamo).await?;
         let topics = kafka.topics.every_topic();
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -212,7 +213,7 @@ impl Lab {
         let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
         // The order service and the order consumer share the lab's order store: on SQLite
         // that is one connection, so they never wait on each other's file lock.
-        let (k, o, s) = (kafka_args.clone(), orders.clone(), shutdown.clone());
+        let (k, o, s) = (kafka.clone(), orders.clone(), shutdown.clone());
         tasks.push(
             (
                 "order-service",
@@ -232,23 +233,23 @@ impl Lab {
                     .instrument(tracing::info_span!("inventory-service")),
             ),
         ));
-        let (k, m, s) = (kafka_args.clone(), mysql.clone(), shutdown.clone());
+        let (k, st, s) = (kafka.clone(), stock.clone(), shutdown.clone());
         tasks.push((
             "inventory-consumer",
             tokio::spawn(
-                async move { inventory_consumer::run(&k, &m, s).await }
+                async move { inventory_consumer::consume(&k, st, s).await }
                     .instrument(tracing::info_span!("inventory-consumer")),
             ),
         ));
-        let (k, s) = (kafka_args.clone(), shutdown.clone());
+        let (k, s) = (kafka.clone(), shutdown.clone());
         tasks.push((
             "payment-consumer",
             tokio::spawn(
-                async move { payment_consumer::run(&k, gateway, s).await }
+                async move { payment_consumer::consume(&k, gateway, s).await }
                     .instrument(tracing::info_span!("payment-consumer")),
             ),
         ));
-        let (k, o, s) = (kafka_args.clone(), orders.clone(), shutdown.clone());
+        let (k, o, s) = (kafka.clone(), orders.clone(), shutdown.clone());
         tasks.push((
             "order-consumer",
             tokio::spawn(

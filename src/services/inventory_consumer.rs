@@ -196,13 +196,21 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let store = InventoryStore::connect(mysql).await?;
-    let kafka = Kafka::connect(kafka).await?;
+    consume(&Kafka::connect(kafka).await?, store, shutdown).await
+}
+
+/// Runs the inventory consumer on `kafka` with an open `store` until `shutdown`.
+pub async fn consume(
+    kafka: &Kafka,
+    store: InventoryStore,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let step = InventoryStep {
         store,
         topics: kafka.topics.clone(),
     };
     info!("inventory consumer started");
     let topic = kafka.topics.inventory.clone();
-    consumer::run(&kafka, &kafka.group(GROUP), &topic, step, shutdown).await?;
+    consumer::run(kafka, &kafka.group(GROUP), &topic, step, shutdown).await?;
     Ok(())
 }

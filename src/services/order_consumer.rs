@@ -108,31 +108,32 @@ impl SagaStep for OrderStep {
     }
 }
 
-/// Runs the order consumer until `shutdown`, reporting finished sagas to `observer`.
+/// Runs the order consumer until `shutdown` (`edm order-consumer`).
 pub async fn run(
     kafka: &KafkaArgs,
     dynamo: &DynamoArgs,
-    observer: Option<FinishedSender>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let store = OrderStore::connect(dynamo).await?;
-    consume(kafka, store, observer, shutdown).await
+    store.check_table().await?;
+    let kafka = Kafka::connect(kafka).await?;
+    consume(&kafka, store, None, shutdown).await
 }
 
-/// Runs the order consumer with an open `store` until `shutdown` (how `edm lab` shares
-/// one store between the order service and the order consumer).
+/// Runs the order consumer on `kafka` with an open `store` until `shutdown`, reporting
+/// finished sagas to `observer` (how `edm lab` shares one store between the order service
+/// and the order consumer, and learns when sagas end).
 pub async fn consume(
-    kafka: &KafkaArgs,
+    kafka: &Kafka,
     store: OrderStore,
     observer: Option<FinishedSender>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     store.check_table().await?;
-    let kafka = Kafka::connect(kafka).await?;
     info!(table = store.table(), "order consumer started");
     let topic = kafka.topics.order.clone();
     consumer::run(
-        &kafka,
+        kafka,
         &kafka.group(GROUP),
         &topic,
         OrderStep {

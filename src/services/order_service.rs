@@ -322,22 +322,22 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let store = OrderStore::connect(dynamo).await?;
-    serve(listener, kafka, store, options, shutdown).await
+    if store.ensure_table().await? {
+        info!(table = store.table(), "created the DynamoDB table");
+    }
+    let kafka = Kafka::connect(kafka).await?;
+    serve(listener, &kafka, store, options, shutdown).await
 }
 
 /// Runs the order service on `listener` with an open `store` until `shutdown` (how
 /// `edm lab` shares one store between the order service and the order consumer).
 pub async fn serve(
     listener: TcpListener,
-    kafka: &KafkaArgs,
+    kafka: &Kafka,
     store: OrderStore,
     options: OrderServiceOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    if store.ensure_table().await? {
-        info!(table = store.table(), "created the DynamoDB table");
-    }
-    let kafka = Kafka::connect(kafka).await?;
     let producer = kafka.producer_with_delivery_timeout(options.delivery_timeout)?;
     tokio::select! {
         _ = producer.wait_for_id() => {}

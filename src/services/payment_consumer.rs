@@ -133,14 +133,22 @@ impl SagaStep for PaymentStep {
     }
 }
 
-/// Runs the payment consumer until `shutdown`.
+/// Runs the payment consumer until `shutdown` (`edm payment-consumer`).
 pub async fn run(
     kafka: &KafkaArgs,
     gateway: Gateway,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let kafka = Kafka::connect(kafka).await?;
-    let decisions = Decisions::open(&kafka, shutdown.clone()).await?;
+    consume(&Kafka::connect(kafka).await?, gateway, shutdown).await
+}
+
+/// Runs the payment consumer on `kafka` until `shutdown`.
+pub async fn consume(
+    kafka: &Kafka,
+    gateway: Gateway,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let decisions = Decisions::open(kafka, shutdown.clone()).await?;
     info!(
         ?gateway,
         known_decisions = decisions.len(),
@@ -152,7 +160,7 @@ pub async fn run(
         decisions,
     };
     let topic = kafka.topics.payment.clone();
-    consumer::run(&kafka, &kafka.group(GROUP), &topic, step, shutdown).await?;
+    consumer::run(kafka, &kafka.group(GROUP), &topic, step, shutdown).await?;
     Ok(())
 }
 

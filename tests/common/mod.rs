@@ -208,7 +208,7 @@ impl Lab {
             );
             tasks.push((
                 "order-consumer",
-                tokio::spawn(async move { order_consumer::run(&k, &d, None, s).await }),
+                tokio::spawn(async move { order_consumer::run(&k, &d, s).await }),
             ));
         }
         if services.inventory_consumer {

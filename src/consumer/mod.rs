@@ -1,0 +1,198 @@
+//! The loop every saga consumer runs: take what a poll returns as a batch, apply the step
+//! to the batch, send what it produces (pipelined), and only then commit the offsets.
+//!
+//! - A batch is every message the consumer has ready, up to [`MAX_BATCH`]; under light
+//!   load it is one message, so latency stays one round trip per hop. Events of one
+//!   `transaction_id` are applied in their order; distinct sagas may run concurrently (see
+//!   [`SagaStep::handle_batch`]). Outgoing events are sent in the batch's order.
+//! - An event that cannot be processed (not JSON, missing fields, a status this step does
+//!   not handle) is a *poison* message: it is logged with topic/partition/offset, copied to
+//!   the dead-letter topic `<topic>.dlq` with the error in its headers, and committed, so the
+//!   consumer keeps going.
+//! - A server that fails (MySQL, DynamoDB, Kafka) makes the failed events retry with
+//!   backoff; no offset of the batch is stored until all its events and their outgoing
+//!   events are done.
+//! - A producer that failed fatally (librdkafka's idempotence broken, the producer fenced)
+//!   cannot send again: the loop stops and returns the error, the batch in hand uncommitted
+//!   (redelivered to the next run), so the service exits non-zero instead of retrying a dead
+//!   producer forever.
+//! - On shutdown the loop stops taking new events, finishes or abandons (uncommitted) the
+//!   batch in hand, commits and flushes.
+
+mod backoff;
+mod delivery;
+mod step;
+
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::BorrowedMessage;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+pub use backoff::Backoff;
+use delivery::{Origin, dead_letter, send_in_order};
+pub use step::{Outgoing, STEP_CONCURRENCY, SagaStep, StepError, StepResult};
+
+use crate::event::SagaEvent;
+use crate::kafka::{Kafka, KafkaFailure, Record};
+
+/// Most messages handled as one batch.
+pub const MAX_BATCH: usize = 500;
+
+/// Runs `step` on every event of `topic` in consumer group `group` until `shutdown`.
+pub async fn run<S: SagaStep>(
+    kafka: &Kafka,
+    group: &str,
+    topic: &str,
+    step: S,
+    shutdown: CancellationToken,
+) -> Result<(), KafkaFailure> {
+    let consumer = kafka.consumer(group)?;
+    let producer = kafka.producer()?;
+    tokio::select! {
+        _ = producer.wait_for_id() => {}
+        _ = shutdown.cancelled() => return Ok(()),
+    }
+    consumer
+        .subscribe(&[topic])
+        .map_err(|detail| KafkaFailure::Unreachable {
+            servers: kafka.servers().to_string(),
+            detail,
+        })?;
+    info!(topic, group, "waiting for events");
+
+    // Set when the loop ends on an error that no retry can fix.
+    let mut stopped_by = None;
+    loop {
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            received = consumer.recv() => received,
+        };
+        let mut batch = match received {
+            Ok(message) => vec![message],
+            Err(error) => {
+                warn!(%error, "Kafka receive failed; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        // Whatever else is already fetched joins the batch; nothing is waited for.
+        while batch.len() < MAX_BATCH {
+            match consumer.recv().now_or_never() {
+                Some(Ok(message)) => batch.push(message),
+                Some(Err(error)) => {
+                    warn!(%error, "Kafka receive failed");
+                    break;
+                }
+                None => break,
+            }
+        }
+        let started = std::time::Instant::now();
+        let Some(records) = handle_batch(&step, &batch, &shutdown).await else {
+            break; // shutting down mid-retry: left uncommitted, redelivered later
+        };
+        let handled = started.elapsed();
+        let sent = records.len();
+        match send_in_order(&producer, records, &shutdown).await {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(fatal) => {
+                error!(topic, group, "{fatal}");
+                stopped_by = Some(fatal);
+                break;
+            }
+        }
+        debug!(group, events = batch.len(), sent, handled = ?handled, acknowledged = ?started.elapsed(),
+               "batch done");
+        // Only now is the batch done: store its offsets, so that no commit (the final one
+        // at shutdown included) ever covers an event still in hand.
+        for message in &batch {
+            if let Err(error) = consumer.store_offset_from_message(message) {
+                let at = Origin::of(message);
+                warn!(%error, %at, "offset not stored; the event may be redelivered (harmless)");
+            }
+        }
+        if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
+            warn!(%error, "offset commit failed; the batch may be redelivered (harmless)");
+        }
+    }
+
+    info!(topic, group, "stopping: committing offsets and flushing");
+    // Commits the stored offsets only: events fully handled.
+    if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+        // NoOffset just means nothing was consumed since the last commit.
+        if !matches!(
+            error.rdkafka_error_code(),
+            Some(rdkafka::types::RDKafkaErrorCode::NoOffset)
+        ) {
+            warn!(%error, "final offset commit failed; uncommitted events will be redelivered");
+        }
+    }
+    producer.flush(Duration::from_secs(5));
+    stopped_by.map_or(Ok(()), Err)
+}
+
+/// Applies the step to a batch of messages, retrying server failures with backoff; returns
+/// what to send (outgoing events and dead letters, in the batch's order), or `None` if shut
+/// down meanwhile.
+async fn handle_batch<S: SagaStep>(
+    step: &S,
+    batch: &[BorrowedMessage<'_>],
+    shutdown: &CancellationToken,
+) -> Option<Vec<Record>> {
+    let origins: Vec<Origin> = batch.iter().map(Origin::of).collect();
+    let parsed: Vec<Result<SagaEvent, String>> = batch
+        .iter()
+        .map(|m| SagaEvent::from_payload(m.payload()).map_err(|e| e.to_string()))
+        .collect();
+    let mut outcomes: Vec<Option<Result<Vec<Outgoing>, String>>> = parsed
+        .iter()
+        .map(|p| p.as_ref().err().map(|problem| Err(problem.clone())))
+        .collect();
+    let mut backoff = Backoff::default();
+    loop {
+        let pending: Vec<usize> = (0..batch.len())
+            .filter(|&i| outcomes[i].is_none())
+            .collect();
+        let events: Vec<&SagaEvent> = pending
+            .iter()
+            .filter_map(|&i| parsed[i].as_ref().ok())
+            .collect();
+        if events.is_empty() {
+            break;
+        }
+        let results = step.handle_batch(&events).await;
+        let mut failed = Vec::new();
+        for (&i, result) in pending.iter().zip(results) {
+            match result {
+                Ok(outgoing) => outcomes[i] = Some(Ok(outgoing)),
+                Err(StepError::Poison(problem)) => outcomes[i] = Some(Err(problem)),
+                Err(StepError::Retry(problem)) => failed.push((i, problem)),
+            }
+        }
+        if let Some((first, problem)) = failed.first() {
+            let delay = backoff.next_delay();
+            let tx = parsed[*first]
+                .as_ref()
+                .map(|e| e.transaction_id.as_str())
+                .unwrap_or("");
+            warn!(%tx, at = %origins[*first], failed = failed.len(),
+                  "step failed, retrying in {delay:?}: {problem}");
+            if !backoff.sleep(delay, shutdown).await {
+                return None;
+            }
+        }
+    }
+    let mut records = Vec::new();
+    for ((outcome, origin), message) in outcomes.into_iter().zip(&origins).zip(batch) {
+        match outcome {
+            Some(Ok(outgoing)) => records.extend(outgoing),
+            Some(Err(problem)) => records.push(dead_letter(origin, message.payload(), &problem)),
+            None => {}
+        }
+    }
+    Some(records)
+}

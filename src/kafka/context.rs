@@ -1,0 +1,71 @@
+//! The consumers' callbacks: rebalances logged (so a student sees partitions move between
+//! instances) and, for `edm lab`, reported, so that it places orders only once its
+//! consumers have their partitions.
+
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+/// The consumers' type: a stream consumer with [`SagaContext`].
+pub type SagaConsumer = StreamConsumer<SagaContext>;
+
+/// Told the group name each time a consumer gets partitions (how `edm lab` knows its
+/// consumers are ready before it places orders).
+#[derive(Debug, Clone)]
+pub struct AssignmentNotifier(pub tokio::sync::mpsc::UnboundedSender<String>);
+
+/// Consumer callbacks: logs rebalances, so a student sees partitions move between
+/// instances, and reports assignments to an optional [`AssignmentNotifier`].
+pub struct SagaContext {
+    group: String,
+    on_assigned: Option<AssignmentNotifier>,
+}
+
+impl SagaContext {
+    /// Callbacks of a consumer in `group`, telling `on_assigned` of its assignments.
+    pub(super) fn new(group: &str, on_assigned: Option<AssignmentNotifier>) -> Self {
+        Self {
+            group: group.to_string(),
+            on_assigned,
+        }
+    }
+}
+
+impl rdkafka::ClientContext for SagaContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // A reader (`Kafka::reader`) asks to hear about the end of each partition: news,
+        // not an error.
+        if matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        ) {
+            return;
+        }
+        tracing::error!(target: "librdkafka", group = %self.group, "{error}: {reason}");
+    }
+}
+
+impl ConsumerContext for SagaContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let describe = |list: &rdkafka::TopicPartitionList| {
+            list.elements()
+                .iter()
+                .map(|e| format!("{}/{}", e.topic(), e.partition()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match rebalance {
+            Rebalance::Assign(list) => {
+                tracing::info!(group = %self.group, "partitions assigned: {}", describe(list));
+                if let Some(notifier) = &self.on_assigned {
+                    let _ = notifier.0.send(self.group.clone());
+                }
+            }
+            Rebalance::Revoke(list) => {
+                tracing::info!(group = %self.group, "partitions revoked: {}", describe(list));
+            }
+            Rebalance::Error(error) => {
+                tracing::warn!(group = %self.group, %error, "rebalance failed")
+            }
+        }
+    }
+}
