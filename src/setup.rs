@@ -9,6 +9,33 @@ use crate::config::{DynamoArgs, MysqlArgs};
 use crate::store::inventory::{Dialect, InventoryError, InventoryStore, redact};
 use crate::store::orders::OrderStore;
 
+/// `edm setup` flags: the two stores.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SetupArgs {
+    #[command(flatten)]
+    pub mysql: MysqlArgs,
+    #[command(flatten)]
+    pub dynamo: DynamoArgs,
+}
+
+/// `edm setup`: prepares both stores and says what it did.
+pub async fn command(args: SetupArgs) -> anyhow::Result<()> {
+    let report = run(&args.mysql, &args.dynamo).await?;
+    println!(
+        "MySQL: database `{}` has tables inventory, inventory_history, inventory_saga_step and the 5 seed items",
+        report.database
+    );
+    let table_state = match report.table_created {
+        true => "created",
+        false => "already exists",
+    };
+    println!(
+        "DynamoDB: table `{}` {table_state}",
+        args.dynamo.orders_table
+    );
+    Ok(())
+}
+
 /// What `setup` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetupReport {

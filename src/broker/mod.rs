@@ -51,20 +51,28 @@ pub fn is_edm_cluster(cluster_id: &str) -> bool {
     cluster_id.starts_with(CLUSTER_ID_PREFIX)
 }
 
-/// How a broker is set up.
-#[derive(Debug, Clone)]
+/// How a broker is set up: `edm broker`'s flags, or the lab's embedded broker.
+#[derive(Debug, Clone, clap::Args)]
 pub struct BrokerConfig {
-    /// Where to listen (port 0: any free port).
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, env = "EDM_BROKER_LISTEN", default_value = "127.0.0.1:19092")]
     pub listen: SocketAddr,
-    /// The host clients are told to connect to (default: the listen address, or 127.0.0.1
-    /// when listening on every interface).
+    /// Host that clients are told to connect to (default: the listen address, or
+    /// 127.0.0.1 when listening on 0.0.0.0).
+    #[arg(long)]
     pub advertised_host: Option<String>,
-    /// Create topics on first use, as Kafka does by default.
+    /// Create topics on first use, as Kafka does by default (`--no-auto-create-topics`
+    /// turns it off).
+    #[arg(long = "no-auto-create-topics", action = clap::ArgAction::SetFalse,
+          help = "Refuse to create topics on first use, as production brokers usually do \
+                  (Kafka's auto.create.topics.enable=false)")]
     pub auto_create_topics: bool,
-    /// Partitions of a topic created without a count.
+    /// Partitions of a topic created on first use.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=10_000))]
     pub default_partitions: i32,
-    /// Keep topics, their data and committed offsets in this directory (default: in
-    /// memory only, gone when the broker stops).
+    /// Keep topics, events and committed offsets in this directory, so that they survive a
+    /// restart (default: in memory, gone when the broker stops).
+    #[arg(long, env = "EDM_BROKER_DATA_DIR")]
     pub data_dir: Option<std::path::PathBuf>,
 }
 
@@ -173,7 +181,12 @@ impl Drop for Broker {
     }
 }
 
-/// `edm broker`: serves until `shutdown` (Ctrl-C), then closes every connection.
+/// `edm broker`: serves until Ctrl-C (or SIGTERM), then closes every connection.
+pub async fn command(config: BrokerConfig) -> anyhow::Result<()> {
+    run(&config, crate::shutdown::on_signal()).await
+}
+
+/// Serves until `shutdown`, then closes every connection.
 pub async fn run(config: &BrokerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let broker = Broker::start(config)
         .await

@@ -6,6 +6,7 @@
 //! Every run gets names of its own (topic prefix, consumer groups, MySQL database,
 //! DynamoDB table), so it never disturbs a course stack running on the same servers.
 
+mod command;
 mod embedded;
 pub mod invariants;
 pub mod load;
@@ -33,6 +34,7 @@ use crate::store::inventory::InventoryStore;
 use crate::store::orders::OrderStore;
 use crate::tools::order_client::OrderClient;
 
+pub use command::command;
 pub use report::run_demo;
 
 /// How long a consumer's first fetch round may take: librdkafka's default

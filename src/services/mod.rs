@@ -1,5 +1,6 @@
 //! The course's services, one module each: two HTTP services and three saga consumers.
 
+pub mod cli;
 pub mod inventory_consumer;
 pub mod inventory_service;
 pub mod order_consumer;

@@ -35,19 +35,41 @@ impl Check {
     }
 }
 
-/// What `doctor` looks at.
-#[derive(Debug, Clone)]
+/// What `doctor` looks at (`edm doctor`'s flags): the three servers and the two HTTP
+/// services, at the same addresses the services use.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Targets {
-    /// Kafka.
+    #[command(flatten)]
     pub kafka: KafkaArgs,
-    /// MySQL.
+    #[command(flatten)]
     pub mysql: MysqlArgs,
-    /// DynamoDB.
+    #[command(flatten)]
     pub dynamo: DynamoArgs,
     /// Base URL of the order service.
+    #[arg(
+        long,
+        env = "EDM_ORDER_SERVICE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub order_url: String,
     /// Base URL of the inventory service.
+    #[arg(
+        long,
+        env = "EDM_INVENTORY_SERVICE_URL",
+        default_value = "http://127.0.0.1:8090"
+    )]
     pub inventory_url: String,
+}
+
+/// `edm doctor`: prints every check; fails if any did.
+pub async fn command(targets: Targets) -> anyhow::Result<()> {
+    let checks = run(&targets).await;
+    print!("{}", render(&checks));
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} checks failed", checks.len());
+    }
+    Ok(())
 }
 
 /// Runs every check (concurrently).

@@ -8,7 +8,33 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
+use crate::config::KafkaArgs;
 use crate::kafka::{Kafka, KafkaFailure, Topics};
+
+/// `edm trace` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TraceArgs {
+    /// The saga's transaction id.
+    pub transaction_id: String,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
+/// `edm trace`: prints the saga's timeline; fails if no topic has an event of it.
+pub async fn command(args: TraceArgs) -> anyhow::Result<()> {
+    let kafka = Kafka::new(&args.kafka);
+    let transaction_id = &args.transaction_id;
+    let events = trace(&kafka, transaction_id).await?;
+    if events.is_empty() {
+        anyhow::bail!(
+            "no events of saga {transaction_id} on {}",
+            kafka.topics.all().join(", ")
+        );
+    }
+    println!("saga {transaction_id}: {} events", events.len());
+    print!("{}", render_timeline(&events, None));
+    Ok(())
+}
 
 /// How long to wait for the next message before giving up on a topic.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
