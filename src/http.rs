@@ -9,6 +9,10 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::event::EventError;
+use crate::store::inventory::InventoryError;
+use crate::store::orders::OrderStoreError;
+
 /// An HTTP error answered as `{"error": message}` with its status code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -40,6 +44,39 @@ impl ApiError {
             status,
             message: message.into(),
         }
+    }
+}
+
+/// How a store's failure is answered: the caller's fault (400), or the store unavailable
+/// for now (503, logged). The one mapping both HTTP services use.
+impl From<OrderStoreError> for ApiError {
+    fn from(error: OrderStoreError) -> Self {
+        match error {
+            OrderStoreError::Rejected(_) => {
+                tracing::warn!(%error, "the order store refused the request");
+                ApiError::bad_request(error.to_string())
+            }
+            OrderStoreError::Unreachable { .. }
+            | OrderStoreError::NoTable { .. }
+            | OrderStoreError::Request(_) => {
+                tracing::warn!(%error, "order store unavailable");
+                ApiError::unavailable(error.to_string())
+            }
+        }
+    }
+}
+
+impl From<InventoryError> for ApiError {
+    fn from(error: InventoryError) -> Self {
+        tracing::warn!(%error, "inventory query failed");
+        ApiError::unavailable(format!("inventory database unavailable: {error}"))
+    }
+}
+
+/// An event the request would make is invalid: the request is wrong.
+impl From<EventError> for ApiError {
+    fn from(error: EventError) -> Self {
+        ApiError::bad_request(error.to_string())
     }
 }
 

@@ -319,6 +319,16 @@ async fn http_errors_are_json_with_the_right_status() {
     let (status, answer) = lab.get_order("no-such-transaction", "user").await;
     assert_eq!(status, 404);
     assert!(answer["error"].as_str().is_some());
+    // A key the order table cannot hold (over DynamoDB's 1 KiB range-key limit) is the
+    // caller's fault: 400, not "unavailable".
+    let (status, answer) = lab.get_order("any", &"u".repeat(2048)).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("user_id")),
+        "{answer}"
+    );
     let response = lab
         .http
         .get(format!("{}/v1/order?user_id=user", lab.order_url))

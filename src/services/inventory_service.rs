@@ -6,11 +6,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::config::MysqlArgs;
 use crate::http::{self, ApiError};
-use crate::store::inventory::{HistoryRow, InventoryError, InventoryStore, Item};
+use crate::store::inventory::{HistoryRow, InventoryStore, Item};
 
 /// The routes, over `store`.
 pub fn router(store: InventoryStore) -> Router {
@@ -21,19 +21,14 @@ pub fn router(store: InventoryStore) -> Router {
         .with_state(store)
 }
 
-fn unavailable(error: InventoryError) -> ApiError {
-    warn!(%error, "inventory query failed");
-    ApiError::unavailable(format!("inventory database unavailable: {error}"))
-}
-
 async fn list_inventory(State(store): State<InventoryStore>) -> Result<Json<Vec<Item>>, ApiError> {
-    store.items().await.map(Json).map_err(unavailable)
+    Ok(Json(store.items().await?))
 }
 
 async fn list_history(
     State(store): State<InventoryStore>,
 ) -> Result<Json<Vec<HistoryRow>>, ApiError> {
-    store.history().await.map(Json).map_err(unavailable)
+    Ok(Json(store.history().await?))
 }
 
 /// Runs the inventory service on `listener` until `shutdown`.

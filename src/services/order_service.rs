@@ -105,23 +105,6 @@ pub fn router(service: Arc<OrderService>) -> Router {
         .with_state(service)
 }
 
-fn store_failure(error: OrderStoreError) -> ApiError {
-    match error {
-        OrderStoreError::Unreachable { .. } | OrderStoreError::NoTable { .. } => {
-            warn!(%error, "order store unavailable");
-            ApiError::unavailable(error.to_string())
-        }
-        OrderStoreError::Request(_) => {
-            error!(%error, "order store request failed");
-            ApiError::unavailable(error.to_string())
-        }
-        OrderStoreError::Rejected(_) => {
-            warn!(%error, "the order store refused the order");
-            ApiError::bad_request(error.to_string())
-        }
-    }
-}
-
 #[tracing::instrument(name = "order-service", skip_all)]
 async fn place_order(
     State(service): State<Arc<OrderService>>,
@@ -135,11 +118,8 @@ async fn place_order(
         };
         ApiError::new(status, format!("invalid order: {}", rejection.body_text()))
     })?;
-    request
-        .inventory
-        .validate()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    validate_user_id(&request.order.user_id).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    request.inventory.validate()?;
+    validate_user_id(&request.order.user_id)?;
     let mut extra = request.extra;
     for field in RESERVED_FIELDS {
         extra.remove(field);
@@ -156,7 +136,7 @@ async fn place_order(
     let tx = &event.transaction_id;
     let user = &event.order.user_id;
 
-    service.store.create(&event).await.map_err(store_failure)?;
+    service.store.create(&event).await?;
     let mut answer = json!({
         "status": Status::OrderCreated.as_str(),
         "user_id": user,
@@ -199,12 +179,9 @@ async fn get_order(
             rejection.body_text()
         ))
     })?;
-    match service
-        .store
-        .get(&key.transaction_id, &key.user_id)
-        .await
-        .map_err(store_failure)?
-    {
+    // A key the table cannot hold names no order: say so instead of asking the store.
+    validate_user_id(&key.user_id)?;
+    match service.store.get(&key.transaction_id, &key.user_id).await? {
         Some(order) => Ok(Json(order)),
         None => Err(ApiError::not_found(format!(
             "no order with transaction_id {} and user_id {}",
