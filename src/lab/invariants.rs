@@ -29,14 +29,72 @@ pub struct Books {
     pub cancelled: usize,
     /// Orders not final yet.
     pub open: usize,
-    /// Every broken rule, in words.
-    pub violations: Vec<String>,
+    /// Every broken rule.
+    pub violations: Vec<Violation>,
+}
+
+/// The rules the books keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Every order ends ORDER_COMPLETE or ORDER_CANCEL.
+    Final,
+    /// Each saga's stock history matches how its order ended.
+    History,
+    /// Stock equals its starting value plus its history, and never goes below zero.
+    Stock,
+}
+
+/// One broken rule, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Which rule.
+    pub rule: Rule,
+    /// What was found, in words.
+    pub detail: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
 }
 
 impl Books {
     /// Whether every rule holds.
     pub fn hold(&self) -> bool {
         self.violations.is_empty()
+    }
+
+    /// Whether `rule` holds.
+    pub fn keeps(&self, rule: Rule) -> bool {
+        self.violations.iter().all(|v| v.rule != rule)
+    }
+
+    /// The checks as ✓/✗ lines, with (up to 20 of) the violations.
+    pub fn render(&self) -> String {
+        let mark = |ok: bool| if ok { "✓" } else { "✗" };
+        let mut out = String::from("Invariants\n");
+        out.push_str(&format!(
+            "  {} every order final ({} ORDER_COMPLETE, {} ORDER_CANCEL, {} open)\n",
+            mark(self.keeps(Rule::Final)),
+            self.completed,
+            self.cancelled,
+            self.open
+        ));
+        out.push_str(&format!(
+            "  {} stock consistent with history, never below zero; every saga's history matches its outcome\n",
+            mark(self.keeps(Rule::History) && self.keeps(Rule::Stock))
+        ));
+        for violation in self.violations.iter().take(20) {
+            out.push_str(&format!("      {violation}\n"));
+        }
+        if self.violations.len() > 20 {
+            out.push_str(&format!(
+                "      … and {} more\n",
+                self.violations.len() - 20
+            ));
+        }
+        out
     }
 }
 
@@ -111,33 +169,44 @@ pub async fn check(
             Ending::Open => books.open += 1,
         }
         if let Some(problem) = problem {
-            books.violations.push(format!("order {tx}: {problem}"));
+            let rule = match ending {
+                Ending::Open => Rule::Final,
+                Ending::Completed | Ending::Cancelled => Rule::History,
+            };
+            books.violations.push(Violation {
+                rule,
+                detail: format!("order {tx}: {problem}"),
+            });
         }
         seen.insert(tx);
     }
     for tx in history.keys().filter(|tx| !seen.contains(*tx)) {
-        books
-            .violations
-            .push(format!("history rows of {tx}, which is no order"));
+        books.violations.push(Violation {
+            rule: Rule::History,
+            detail: format!("history rows of {tx}, which is no order"),
+        });
     }
     let changes: HashMap<i32, i64> = stock.history_by_item().await?.into_iter().collect();
     for item in stock.items().await? {
         let before = initial.get(&item.id).copied().unwrap_or(item.quantity);
         let change = changes.get(&item.id).copied().unwrap_or(0);
         if i64::from(before) + change != i64::from(item.quantity) {
-            books.violations.push(format!(
-                "item {} ({}): stock {} but {before} + history {change} = {}",
-                item.id,
-                item.name,
-                item.quantity,
-                i64::from(before) + change
-            ));
+            books.violations.push(Violation {
+                rule: Rule::Stock,
+                detail: format!(
+                    "item {} ({}): stock {} but {before} + history {change} = {}",
+                    item.id,
+                    item.name,
+                    item.quantity,
+                    i64::from(before) + change
+                ),
+            });
         }
         if item.quantity < 0 {
-            books.violations.push(format!(
-                "item {} stock below zero: {}",
-                item.id, item.quantity
-            ));
+            books.violations.push(Violation {
+                rule: Rule::Stock,
+                detail: format!("item {} stock below zero: {}", item.id, item.quantity),
+            });
         }
     }
     Ok(books)
@@ -170,5 +239,30 @@ mod tests {
             "stock lost"
         );
         assert_eq!(judge("ORDER_CREATED", None, 0, 0).0, Ending::Open);
+    }
+
+    #[test]
+    fn each_rule_is_marked_by_its_own_violations() {
+        let open = Books {
+            open: 1,
+            violations: vec![Violation {
+                rule: Rule::Final,
+                detail: "order t: not final: ORDER_CREATED".into(),
+            }],
+            ..Books::default()
+        };
+        let lines: Vec<String> = open.render().lines().map(str::to_string).collect();
+        assert!(lines[1].starts_with("  ✗ every order final"), "{lines:?}");
+        assert!(lines[2].starts_with("  ✓ stock consistent"), "{lines:?}");
+        let lost = Books {
+            violations: vec![Violation {
+                rule: Rule::Stock,
+                detail: "item 1 stock below zero: -1".into(),
+            }],
+            ..Books::default()
+        };
+        let lines: Vec<String> = lost.render().lines().map(str::to_string).collect();
+        assert!(lines[1].starts_with("  ✓ every order final"), "{lines:?}");
+        assert!(lines[2].starts_with("  ✗ stock consistent"), "{lines:?}");
     }
 }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::sync::Mutex;
 
-use super::report::render_books;
 use super::{Lab, LabArgs, invariants};
 use crate::event::Status;
 use crate::services::payment_consumer::Gateway;
@@ -78,7 +77,7 @@ impl LoadReport {
             ms(self.percentile(50.0)),
             ms(self.percentile(95.0)),
             ms(self.percentile(99.0)),
-            render_books(&self.books)
+            self.books.render()
         )
     }
 }

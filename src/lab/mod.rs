@@ -6,24 +6,22 @@
 //! Every run gets names of its own (topic prefix, consumer groups, MySQL database,
 //! DynamoDB table), so it never disturbs a course stack running on the same servers.
 
+mod args;
 mod command;
+mod demo;
 mod embedded;
 pub mod invariants;
 pub mod load;
-mod report;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use clap::Args;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::{
-    DynamoArgs, KafkaArgs, MysqlArgs, parse_orders_per_second, parse_property, parse_rate,
-};
+use crate::config::{DynamoArgs, KafkaArgs, MysqlArgs};
 use crate::kafka::{AssignmentNotifier, Kafka};
 use crate::services::order_consumer::Finished;
 use crate::services::payment_consumer::Gateway;
@@ -34,55 +32,21 @@ use crate::store::inventory::InventoryStore;
 use crate::store::orders::OrderStore;
 use crate::tools::order_client::OrderClient;
 
+pub use args::LabArgs;
 pub use command::command;
-pub use report::run_demo;
+pub use demo::run_demo;
+
+/// Milliseconds since the epoch (the clock Kafka's message timestamps use).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
 
 /// How long a consumer's first fetch round may take: librdkafka's default
 /// `fetch.wait.max.ms`.
 const FIRST_FETCH_ROUND: Duration = Duration::from_millis(500);
-
-/// `edm lab` flags.
-#[derive(Args, Debug, Clone)]
-pub struct LabArgs {
-    /// Kafka bootstrap servers (default: a broker embedded in this process).
-    #[arg(long, env = "EDM_BOOTSTRAP_SERVERS")]
-    pub bootstrap_servers: Option<String>,
-    /// Extra librdkafka property, `key=value` (repeatable).
-    #[arg(short = 'X', long = "kafka-property", env = "EDM_KAFKA_PROPERTIES",
-          value_delimiter = ',', value_parser = parse_property)]
-    pub properties: Vec<(String, String)>,
-    /// MySQL server, e.g. mysql://root:inventorypw@127.0.0.1:3306/inventory; the lab uses a
-    /// database of its own on it (`edm_lab_<id>`). Default: an embedded SQLite file.
-    #[arg(long, env = "EDM_MYSQL_URL")]
-    pub mysql_url: Option<String>,
-    /// DynamoDB endpoint (`aws` for real AWS); the lab uses a table of its own.
-    /// Default: an embedded SQLite file.
-    #[arg(long, env = "EDM_DYNAMODB_ENDPOINT")]
-    pub dynamodb_endpoint: Option<String>,
-    /// AWS region.
-    #[arg(long, env = "EDM_DYNAMODB_REGION", default_value = "us-east-2")]
-    pub dynamodb_region: String,
-    /// Partitions of the lab's topics.
-    #[arg(long, default_value_t = 1)]
-    pub partitions: i32,
-    /// Load mode: place this many orders through the HTTP API and measure.
-    #[arg(long)]
-    pub orders: Option<usize>,
-    /// Load mode: most orders being placed at once (HTTP requests in flight).
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
-    /// Load mode: offer this many orders per second (open loop; latency then counts from
-    /// each order's scheduled time, so a service that falls behind shows it). Default: as
-    /// fast as `--concurrency` allows.
-    #[arg(long, value_parser = parse_orders_per_second)]
-    pub rate: Option<f64>,
-    /// Load mode: share of payments the gateway declines.
-    #[arg(long, default_value_t = 0.2, value_parser = parse_rate)]
-    pub decline_rate: f64,
-    /// Keep the lab's database and table afterwards (to look at them).
-    #[arg(long)]
-    pub keep: bool,
-}
 
 /// What a lab run uses, in words (for its report).
 #[derive(Debug, Clone)]
@@ -336,7 +300,7 @@ impl Lab {
             self.check_services()?;
             match tokio::time::timeout_at(deadline, self.finished.recv()).await {
                 Ok(Some(done)) => {
-                    let at = report::now_ms();
+                    let at = now_ms();
                     finished
                         .entry(done.transaction_id.clone())
                         .or_insert((done, at));

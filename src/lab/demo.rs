@@ -1,10 +1,8 @@
 //! The lab's demonstration: one successful saga and one rolled back, shown step by step.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde_json::Value;
 
-use super::{Lab, LabArgs, invariants};
+use super::{Lab, LabArgs, invariants, now_ms};
 use crate::services::payment_consumer::Gateway;
 use crate::tools::order_client::NewOrder;
 use crate::tools::trace;
@@ -14,14 +12,6 @@ const DECLINED_USER: &str = "bob";
 /// The item both demo orders buy, and how many.
 const ITEM: i64 = 2;
 const QUANTITY: i64 = 5;
-
-/// Milliseconds since the epoch (the clock Kafka's message timestamps use).
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
 
 /// Runs the demonstration; true if every invariant holds.
 pub async fn run_demo(args: &LabArgs) -> anyhow::Result<bool> {
@@ -133,34 +123,6 @@ async fn demo(lab: &mut Lab) -> anyhow::Result<bool> {
     }
 
     let books = invariants::check(&lab.stock, &lab.orders, &before).await?;
-    print!("\n{}", render_books(&books));
+    print!("\n{}", books.render());
     Ok(books.hold())
-}
-
-/// The invariant checks as ✓/✗ lines.
-pub(crate) fn render_books(books: &invariants::Books) -> String {
-    let mark = |ok: bool| if ok { "✓" } else { "✗" };
-    let final_ok = books.open == 0;
-    let mut out = String::from("Invariants\n");
-    out.push_str(&format!(
-        "  {} every order final ({} ORDER_COMPLETE, {} ORDER_CANCEL, {} open)\n",
-        mark(final_ok),
-        books.completed,
-        books.cancelled,
-        books.open
-    ));
-    out.push_str(&format!(
-        "  {} stock consistent with history, never below zero; every saga's history matches its outcome\n",
-        mark(books.violations.iter().all(|v| v.starts_with("order") && v.contains("not final")))
-    ));
-    for violation in books.violations.iter().take(20) {
-        out.push_str(&format!("      {violation}\n"));
-    }
-    if books.violations.len() > 20 {
-        out.push_str(&format!(
-            "      … and {} more\n",
-            books.violations.len() - 20
-        ));
-    }
-    out
 }

@@ -1,0 +1,49 @@
+//! `edm lab`'s flags: where the servers are (each defaulting to an embedded one), the
+//! topics' partitions, and the load run's shape.
+
+use clap::Args;
+
+use crate::config::{parse_orders_per_second, parse_property, parse_rate};
+
+/// `edm lab` flags.
+#[derive(Args, Debug, Clone)]
+pub struct LabArgs {
+    /// Kafka bootstrap servers (default: a broker embedded in this process).
+    #[arg(long, env = "EDM_BOOTSTRAP_SERVERS")]
+    pub bootstrap_servers: Option<String>,
+    /// Extra librdkafka property, `key=value` (repeatable).
+    #[arg(short = 'X', long = "kafka-property", env = "EDM_KAFKA_PROPERTIES",
+          value_delimiter = ',', value_parser = parse_property)]
+    pub properties: Vec<(String, String)>,
+    /// MySQL server, e.g. mysql://root:inventorypw@127.0.0.1:3306/inventory; the lab uses a
+    /// database of its own on it (`edm_lab_<id>`). Default: an embedded SQLite file.
+    #[arg(long, env = "EDM_MYSQL_URL")]
+    pub mysql_url: Option<String>,
+    /// DynamoDB endpoint (`aws` for real AWS); the lab uses a table of its own.
+    /// Default: an embedded SQLite file.
+    #[arg(long, env = "EDM_DYNAMODB_ENDPOINT")]
+    pub dynamodb_endpoint: Option<String>,
+    /// AWS region.
+    #[arg(long, env = "EDM_DYNAMODB_REGION", default_value = "us-east-2")]
+    pub dynamodb_region: String,
+    /// Partitions of the lab's topics.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: i32,
+    /// Load mode: place this many orders through the HTTP API and measure.
+    #[arg(long)]
+    pub orders: Option<usize>,
+    /// Load mode: most orders being placed at once (HTTP requests in flight).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Load mode: offer this many orders per second (open loop; latency then counts from
+    /// each order's scheduled time, so a service that falls behind shows it). Default: as
+    /// fast as `--concurrency` allows.
+    #[arg(long, value_parser = parse_orders_per_second)]
+    pub rate: Option<f64>,
+    /// Load mode: share of payments the gateway declines.
+    #[arg(long, default_value_t = 0.2, value_parser = parse_rate)]
+    pub decline_rate: f64,
+    /// Keep the lab's database and table afterwards (to look at them).
+    #[arg(long)]
+    pub keep: bool,
+}
