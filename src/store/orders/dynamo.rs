@@ -25,12 +25,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::{OrderStoreError, Transition, parse_outbox, updated_before, updated_now};
+use super::{OrderStoreError, Transition, dynamo_item, parse_outbox, updated_before, updated_now};
 use crate::config::DynamoArgs;
 use crate::event::{SagaEvent, Status};
 
 /// The outbox attribute: the ORDER_CREATED event until the broker has it.
-const PENDING_EVENT: &str = "pending_event";
+pub(super) const PENDING_EVENT: &str = "pending_event";
 
 /// Set (to [`OUTBOX_PENDING`]) while `pending_event` is: the hash key of the sparse index
 /// [`OUTBOX_INDEX`], which holds only the orders whose event is not sent yet, so that the
@@ -147,21 +147,10 @@ impl DynamoOrders {
 
     /// Stores a new order with status ORDER_CREATED (fails if the id is taken).
     pub async fn create(&self, event: &SagaEvent) -> Result<(), OrderStoreError> {
-        let order = &event.order;
-        let s = |value: &str| AttributeValue::S(value.to_string());
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("transaction_id", s(&event.transaction_id))
-            .item("user_id", s(&order.user_id))
-            .item("name", s(&order.name))
-            .item("addr", s(&order.addr))
-            .item("tel", s(&order.tel))
-            .item("email", s(&order.email))
-            .item("status", s(Status::OrderCreated.as_str()))
-            .item("updated", s(&updated_now()))
-            .item(PENDING_EVENT, s(&event.to_json()))
-            .item(OUTBOX, s(OUTBOX_PENDING))
+            .set_item(Some(dynamo_item::new_order(event)?))
             .condition_expression("attribute_not_exists(transaction_id)")
             .send()
             .await
@@ -188,7 +177,7 @@ impl DynamoOrders {
             .send()
             .await
             .map_err(|e| self.failure(e))?;
-        Ok(answer.item.map(shown))
+        answer.item.map(dynamo_item::shown).transpose()
     }
 
     /// Every item of the table that matches `filter` (with `:cutoff` bound to `cutoff`,
@@ -222,7 +211,11 @@ impl DynamoOrders {
 
     /// Every order in the table (a full scan: for tools and checks, not for hot paths).
     pub async fn all_orders(&self) -> Result<Vec<Map<String, Value>>, OrderStoreError> {
-        Ok(self.scan(None).await?.into_iter().map(shown).collect())
+        self.scan(None)
+            .await?
+            .into_iter()
+            .map(dynamo_item::shown)
+            .collect()
     }
 
     /// Marks the order's ORDER_CREATED event as sent (empties its outbox).
@@ -354,53 +347,5 @@ fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> String {
     match cause.to_string() {
         text if text.is_empty() => error.to_string(),
         text => text,
-    }
-}
-
-/// An order as the course's item shape shows it: without the outbox's attributes.
-fn shown(mut item: HashMap<String, AttributeValue>) -> Map<String, Value> {
-    item.remove(PENDING_EVENT);
-    item.remove(OUTBOX);
-    to_json(&item)
-}
-
-/// A DynamoDB item as plain JSON (strings, numbers, booleans, lists and maps).
-fn to_json(item: &HashMap<String, AttributeValue>) -> Map<String, Value> {
-    item.iter()
-        .map(|(name, value)| (name.clone(), attribute_to_json(value)))
-        .collect()
-}
-
-fn attribute_to_json(value: &AttributeValue) -> Value {
-    match value {
-        AttributeValue::S(s) => Value::String(s.clone()),
-        AttributeValue::N(n) => n
-            .parse::<serde_json::Number>()
-            .map(Value::Number)
-            .unwrap_or_else(|_| Value::String(n.clone())),
-        AttributeValue::Bool(b) => Value::Bool(*b),
-        AttributeValue::Null(_) => Value::Null,
-        AttributeValue::L(list) => list.iter().map(attribute_to_json).collect(),
-        AttributeValue::M(map) => Value::Object(to_json(map)),
-        AttributeValue::Ss(set) => set.iter().cloned().map(Value::String).collect(),
-        other => Value::String(format!("{other:?}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn items_become_plain_json() {
-        let mut item = HashMap::new();
-        item.insert(
-            "status".to_string(),
-            AttributeValue::S("ORDER_CREATED".into()),
-        );
-        item.insert("count".to_string(), AttributeValue::N("3".into()));
-        let json = to_json(&item);
-        assert_eq!(json["status"], "ORDER_CREATED");
-        assert_eq!(json["count"], 3);
     }
 }

@@ -8,6 +8,7 @@
 //!   transactional outbox) that is cleared once the broker has the event.
 
 mod dynamo;
+mod dynamo_item;
 mod dynamo_table;
 mod sql;
 
