@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::process::EdmProcess;
 use common::{Lab, LabConfig, Services, order_created};
 use edm::kafka::{Kafka, Record};
+use edm::services::payment_consumer::Gateway;
 use futures_util::future::join_all;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -105,7 +106,7 @@ async fn a_transactional_writers_events_reach_the_inventory_consumer_at_once() {
     let lab = Lab::start(Services {
         payment: None,
         order_consumer: false,
-        ..Services::all(true)
+        ..Services::all(Gateway::Accept)
     })
     .await;
     let topic = lab.kafka.topics.inventory.clone();

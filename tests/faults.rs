@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_strings_are_stored_and_returned_verbatim() {
-    let lab = Lab::start(Services::all(true)).await;
+    let lab = Lab::start(Services::all(Gateway::Accept)).await;
     let hostile = [
         "Robert'); DROP TABLE inventory;--",
         "\"quoted\" and 'single' and `back` \\ slash",
@@ -60,7 +60,7 @@ async fn hostile_strings_are_stored_and_returned_verbatim() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_orders_for_the_last_units_never_oversell() {
-    let lab = Lab::start(Services::all(true)).await;
+    let lab = Lab::start(Services::all(Gateway::Accept)).await;
     let initial = stock_by_item(&lab.stock).await;
     assert_eq!(initial[&5], 100);
 
@@ -330,7 +330,7 @@ async fn a_mysql_outage_mid_run_loses_and_doubles_nothing() {
     let mysql = PrivateMysql::start();
     let mut config = LabConfig::fresh();
     config.mysql.mysql_url = format!("{}/edm_{}", mysql.url(), config.id);
-    let lab = Lab::start_with(config, Services::with_gateway(Gateway::DeclineRate(0.4))).await;
+    let lab = Lab::start_with(config, Services::all(Gateway::DeclineRate(0.4))).await;
     let initial = stock_by_item(&lab.stock).await;
 
     let mut placed = Vec::new();
@@ -388,7 +388,7 @@ async fn an_order_stored_but_never_sent_is_sent_from_the_outbox() {
             resend_after: Duration::from_millis(500),
             ..OrderServiceOptions::default()
         },
-        ..Services::all(true)
+        ..Services::all(Gateway::Accept)
     };
     let lab = Lab::start_with(config, services).await;
     let stored = lab.wait_terminal(&tx, "crashed").await;
@@ -532,7 +532,7 @@ async fn two_outbox_relays_side_by_side_send_twice_and_the_stock_moves_once() {
             .is_empty()
     );
 
-    let lab = Lab::start_with(config, Services::all(true)).await;
+    let lab = Lab::start_with(config, Services::all(Gateway::Accept)).await;
     for (tx, user) in &stuck {
         let stored = lab.wait_terminal(tx, user).await;
         assert_eq!(stored["status"], "ORDER_COMPLETE", "{stored:?}");
@@ -698,7 +698,7 @@ async fn an_event_mysql_refuses_for_good_is_dead_lettered_and_its_batch_goes_on(
         sqlx::query(statement).execute(&pool).await.expect("alter");
     }
     pool.close().await;
-    let lab = Lab::start_with(config, Services::all(true)).await;
+    let lab = Lab::start_with(config, Services::all(Gateway::Accept)).await;
     let before = lab
         .stock
         .item(1)
@@ -766,7 +766,7 @@ async fn an_event_mysql_refuses_for_good_is_dead_lettered_and_its_batch_goes_on(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_update_dynamodb_refuses_for_good_is_dead_lettered() {
-    let lab = Lab::start(Services::all(true)).await;
+    let lab = Lab::start(Services::all(Gateway::Accept)).await;
     let tx = uuid::Uuid::new_v4().to_string();
     lab.orders
         .create(&order_created(&tx, "huge", 1, 1))

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::process::EdmProcess;
 use common::{Lab, LabConfig, Services};
+use edm::services::payment_consumer::Gateway;
 use edm::tools::trace;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,7 +19,7 @@ async fn a_redelivered_payment_gets_the_answer_given_the_first_time() {
         config.clone(),
         Services {
             payment: None,
-            ..Services::all(true)
+            ..Services::all(Gateway::Accept)
         },
     )
     .await;

@@ -4,12 +4,13 @@
 mod common;
 
 use common::{Lab, Services, order_body, parse, read_topic, send_json};
+use edm::services::payment_consumer::Gateway;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn successful_payment_completes_the_order() {
-    let lab = Lab::start(Services::all(true)).await;
+    let lab = Lab::start(Services::all(Gateway::Accept)).await;
     let before = lab.stock_of(2).await;
 
     let tx = lab.place("user", 2, 5).await;
@@ -71,7 +72,7 @@ async fn successful_payment_completes_the_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declined_payment_is_compensated_in_reverse_order() {
-    let lab = Lab::start(Services::all(false)).await;
+    let lab = Lab::start(Services::all(Gateway::Decline)).await;
     let before = lab.stock_of(2).await;
 
     let tx = lab.place("user", 2, 5).await;
@@ -94,7 +95,7 @@ async fn declined_payment_is_compensated_in_reverse_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_stock_and_unknown_items_cancel_without_touching_stock() {
-    let lab = Lab::start(Services::all(true)).await;
+    let lab = Lab::start(Services::all(Gateway::Accept)).await;
     let before = lab.stock_of(4).await;
 
     let too_many = lab.place("greedy", 4, i64::from(before) + 1).await;
@@ -136,7 +137,7 @@ fn python_event(tx: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_from_the_python_order_service_runs_through_edm_with_unknown_fields_kept() {
-    let lab = Lab::start(Services::all(true)).await;
+    let lab = Lab::start(Services::all(Gateway::Accept)).await;
     let before = lab.stock_of(2).await;
     let tx = uuid::Uuid::new_v4().to_string();
     let event = python_event(&tx);
@@ -177,7 +178,7 @@ async fn an_event_from_the_python_order_service_runs_through_edm_with_unknown_fi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redelivered_events_change_stock_and_history_once() {
-    let lab = Lab::start(Services::all(false)).await;
+    let lab = Lab::start(Services::all(Gateway::Decline)).await;
     let before = lab.stock_of(3).await;
     let tx = uuid::Uuid::new_v4().to_string();
     let mut event = python_event(&tx);
@@ -229,7 +230,7 @@ async fn redelivered_events_change_stock_and_history_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_messages_go_to_dead_letter_topics_and_the_saga_goes_on() {
-    let lab = Lab::start(Services::all(true)).await;
+    let lab = Lab::start(Services::all(Gateway::Accept)).await;
     let topics = lab.kafka.topics.clone();
     let poison: [(&str, Value); 3] = [
         (&topics.inventory, Value::String("{not json".into())),

@@ -5,6 +5,7 @@ mod common;
 use common::process::edm_command;
 use common::servers::free_port;
 use common::{Lab, Services};
+use edm::services::payment_consumer::Gateway;
 use edm::tools::trace;
 use serde_json::Value;
 
@@ -19,7 +20,7 @@ fn run(mut command: std::process::Command) -> (i32, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_place_get_and_trace_follow_one_saga() {
-    let lab = Lab::start(Services::all(true)).await;
+    let lab = Lab::start(Services::all(Gateway::Accept)).await;
 
     let mut place = edm_command(&lab.config);
     place.args([

@@ -12,22 +12,18 @@ mod demo;
 mod embedded;
 pub mod invariants;
 pub mod load;
+pub mod services;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use crate::config::{DynamoArgs, KafkaArgs, MysqlArgs};
 use crate::kafka::{AssignmentNotifier, Kafka};
 use crate::services::order_consumer::Finished;
 use crate::services::payment_consumer::Gateway;
-use crate::services::{
-    inventory_consumer, inventory_service, order_consumer, order_service, payment_consumer,
-};
+use crate::services::{inventory_consumer, order_consumer, payment_consumer};
 use crate::store::inventory::InventoryStore;
 use crate::store::orders::OrderStore;
 use crate::tools::order_client::OrderClient;
@@ -35,6 +31,7 @@ use crate::tools::order_client::OrderClient;
 pub use args::LabArgs;
 pub use command::command;
 pub use demo::run_demo;
+pub use services::{Selection, Services};
 
 /// Milliseconds since the epoch (the clock Kafka's message timestamps use).
 pub(crate) fn now_ms() -> i64 {
@@ -81,8 +78,7 @@ pub struct Lab {
     dir: std::path::PathBuf,
     broker: Option<embedded::EmbeddedBroker>,
     keep: bool,
-    shutdown: CancellationToken,
-    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+    services: Services,
 }
 
 impl Lab {
@@ -169,60 +165,17 @@ impl Lab {
         let stock = InventoryStore::connect(&mysql).await?;
         let orders = OrderStore::connect(&dynamo).await?;
 
-        let shutdown = CancellationToken::new();
-        let order_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let inventory_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let client = OrderClient::new(&format!("http://{}", order_listener.local_addr()?));
-        let inventory_url = format!("http://{}", inventory_listener.local_addr()?);
         let (observer, finished) = mpsc::unbounded_channel();
-
-        let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
-        // The order service and the order consumer share the lab's order store: on SQLite
-        // that is one connection, so they never wait on each other's file lock.
-        let (k, o, s) = (kafka.clone(), orders.clone(), shutdown.clone());
-        tasks.push(
-            (
-                "order-service",
-                tokio::spawn(
-                    async move {
-                        order_service::serve(order_listener, &k, o, Default::default(), s).await
-                    }
-                    .instrument(tracing::info_span!("order-service")),
-                ),
-            ),
-        );
-        let (m, s) = (mysql.clone(), shutdown.clone());
-        tasks.push((
-            "inventory-service",
-            tokio::spawn(
-                async move { inventory_service::run(inventory_listener, &m, s).await }
-                    .instrument(tracing::info_span!("inventory-service")),
-            ),
-        ));
-        let (k, st, s) = (kafka.clone(), stock.clone(), shutdown.clone());
-        tasks.push((
-            "inventory-consumer",
-            tokio::spawn(
-                async move { inventory_consumer::consume(&k, st, s).await }
-                    .instrument(tracing::info_span!("inventory-consumer")),
-            ),
-        ));
-        let (k, s) = (kafka.clone(), shutdown.clone());
-        tasks.push((
-            "payment-consumer",
-            tokio::spawn(
-                async move { payment_consumer::consume(&k, gateway, s).await }
-                    .instrument(tracing::info_span!("payment-consumer")),
-            ),
-        ));
-        let (k, o, s) = (kafka.clone(), orders.clone(), shutdown.clone());
-        tasks.push((
-            "order-consumer",
-            tokio::spawn(
-                async move { order_consumer::consume(&k, o, Some(observer), s).await }
-                    .instrument(tracing::info_span!("order-consumer")),
-            ),
-        ));
+        let services = Services::start(
+            &kafka,
+            &stock,
+            &orders,
+            Selection::all(gateway),
+            Some(observer),
+        )
+        .await?;
+        let client = OrderClient::new(&services.order_url);
+        let inventory_url = services.inventory_url.clone();
 
         // Orders placed before the consumers have joined their groups would wait for the
         // join (seconds): wait for the three groups first, so timelines show the saga.
@@ -240,9 +193,9 @@ impl Lab {
             {
                 ready.insert(group);
             }
-            let stopped = tasks.iter().find(|(_, t)| t.is_finished()).map(|(n, _)| *n);
+            let stopped = services.stopped();
             if stopped.is_some() || tokio::time::Instant::now() > deadline {
-                shutdown.cancel();
+                services.stop().await;
                 match stopped {
                     Some(name) => anyhow::bail!("{name} stopped at start; see its error above"),
                     None => {
@@ -272,8 +225,7 @@ impl Lab {
             dir,
             broker,
             keep: args.keep,
-            shutdown,
-            tasks,
+            services,
         })
     }
 
@@ -317,8 +269,8 @@ impl Lab {
 
     /// Fails if a service task has already stopped (it would never finish the sagas).
     pub fn check_services(&self) -> anyhow::Result<()> {
-        match self.tasks.iter().find(|(_, task)| task.is_finished()) {
-            Some((name, _)) => anyhow::bail!("{name} stopped; see its error above"),
+        match self.services.stopped() {
+            Some(name) => anyhow::bail!("{name} stopped; see its error above"),
             None => Ok(()),
         }
     }
@@ -326,16 +278,7 @@ impl Lab {
     /// Stops the services (Ctrl-C semantics), then drops this run's database and table
     /// unless `--keep`.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        let mut failures = Vec::new();
-        for (name, task) in self.tasks {
-            match tokio::time::timeout(Duration::from_secs(30), task).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(error))) => failures.push(format!("{name}: {error:#}")),
-                Ok(Err(join)) => failures.push(format!("{name}: {join}")),
-                Err(_) => failures.push(format!("{name}: did not stop within 30 s")),
-            }
-        }
+        let failures = self.services.stop().await;
         drop(self.broker);
         if !self.keep {
             if let Some(database) = &self.database {

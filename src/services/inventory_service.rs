@@ -37,7 +37,15 @@ pub async fn run(
     mysql: &MysqlArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let store = InventoryStore::connect(mysql).await?;
+    serve(listener, InventoryStore::connect(mysql).await?, shutdown).await
+}
+
+/// Runs the inventory service on `listener` over an open `store` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    store: InventoryStore,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     info!(
         "inventory service listening on http://{} (GET /v1/inventory, GET /v1/inventory_history)",
         listener.local_addr()?

@@ -9,19 +9,12 @@ use std::time::{Duration, Instant};
 use edm::config::{DynamoArgs, KafkaArgs, MysqlArgs};
 use edm::event::SagaEvent;
 use edm::kafka::{EventProducer, Kafka};
-use edm::services::order_service::OrderServiceOptions;
-use edm::services::payment_consumer::Gateway;
-use edm::services::{
-    inventory_consumer, inventory_service, order_consumer, order_service, payment_consumer,
-};
 use edm::setup;
 use edm::store::inventory::InventoryStore;
 use edm::store::orders::OrderStore;
 use rdkafka::Message;
 use rdkafka::consumer::Consumer;
 use serde_json::{Map, Value, json};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 /// Reads a variable set by `scripts/test-servers.sh env`.
 pub fn server_env(name: &str) -> String {
@@ -90,49 +83,9 @@ impl LabConfig {
     }
 }
 
-/// Which services a lab runs (the order and inventory services always run).
-#[derive(Clone, Debug)]
-pub struct Services {
-    /// The payment gateway (`None`: no payment consumer).
-    pub payment: Option<Gateway>,
-    /// Whether to run the inventory consumer.
-    pub inventory_consumer: bool,
-    /// Whether to run the order consumer.
-    pub order_consumer: bool,
-    /// Options of the order service.
-    pub order_options: OrderServiceOptions,
-}
-
-impl Services {
-    /// All five services with the given payment gateway answer.
-    pub fn all(payment_ok: bool) -> Self {
-        Self::with_gateway(if payment_ok {
-            Gateway::Accept
-        } else {
-            Gateway::Decline
-        })
-    }
-
-    /// All five services with the given payment gateway.
-    pub fn with_gateway(gateway: Gateway) -> Self {
-        Self {
-            payment: Some(gateway),
-            inventory_consumer: true,
-            order_consumer: true,
-            order_options: OrderServiceOptions::default(),
-        }
-    }
-
-    /// Only the two HTTP services.
-    pub fn http_only() -> Self {
-        Self {
-            payment: None,
-            inventory_consumer: false,
-            order_consumer: false,
-            order_options: OrderServiceOptions::default(),
-        }
-    }
-}
+/// Which services a lab runs (the order and inventory services always run): the lab's
+/// own selection, so tests start the services with the lab's code.
+pub use edm::lab::Selection as Services;
 
 /// A running lab.
 pub struct Lab {
@@ -152,8 +105,7 @@ pub struct Lab {
     pub producer: EventProducer,
     /// HTTP client.
     pub http: reqwest::Client,
-    shutdown: CancellationToken,
-    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+    services: edm::lab::Services,
 }
 
 pub fn init_logs() {
@@ -176,62 +128,17 @@ impl Lab {
     pub async fn start_with(config: LabConfig, services: Services) -> Lab {
         init_logs();
         config.prepare().await;
-        let shutdown = CancellationToken::new();
-        let mut tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)> = Vec::new();
-
-        let order_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let inventory_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let order_url = format!("http://{}", order_listener.local_addr().unwrap());
-        let inventory_url = format!("http://{}", inventory_listener.local_addr().unwrap());
-
-        let (k, d, s) = (
-            config.kafka.clone(),
-            config.dynamo.clone(),
-            shutdown.clone(),
-        );
-        tasks.push((
-            "order-service",
-            tokio::spawn(async move {
-                order_service::run(order_listener, &k, &d, services.order_options, s).await
-            }),
-        ));
-        let (m, s) = (config.mysql.clone(), shutdown.clone());
-        tasks.push((
-            "inventory-service",
-            tokio::spawn(async move { inventory_service::run(inventory_listener, &m, s).await }),
-        ));
-        if services.order_consumer {
-            let (k, d, s) = (
-                config.kafka.clone(),
-                config.dynamo.clone(),
-                shutdown.clone(),
-            );
-            tasks.push((
-                "order-consumer",
-                tokio::spawn(async move { order_consumer::run(&k, &d, s).await }),
-            ));
-        }
-        if services.inventory_consumer {
-            let (k, m, s) = (config.kafka.clone(), config.mysql.clone(), shutdown.clone());
-            tasks.push((
-                "inventory-consumer",
-                tokio::spawn(async move { inventory_consumer::run(&k, &m, s).await }),
-            ));
-        }
-        if let Some(ok) = services.payment {
-            let (k, s) = (config.kafka.clone(), shutdown.clone());
-            tasks.push((
-                "payment-consumer",
-                tokio::spawn(async move { payment_consumer::run(&k, ok, s).await }),
-            ));
-        }
-
         let stock = InventoryStore::connect(&config.mysql).await.expect("MySQL");
         let orders = OrderStore::connect(&config.dynamo)
             .await
             .expect("order store");
-        let kafka = Kafka::new(&config.kafka);
+        let kafka = Kafka::connect(&config.kafka).await.expect("Kafka");
         let producer = kafka.producer().expect("producer");
+        let services = edm::lab::Services::start(&kafka, &stock, &orders, services, None)
+            .await
+            .expect("services");
+        let (order_url, inventory_url) =
+            (services.order_url.clone(), services.inventory_url.clone());
         let lab = Lab {
             config,
             order_url,
@@ -241,8 +148,7 @@ impl Lab {
             kafka,
             producer,
             http: reqwest::Client::new(),
-            shutdown,
-            tasks,
+            services,
         };
         lab.wait_until_http_ready().await;
         lab
@@ -346,16 +252,8 @@ impl Lab {
 
     /// Stops every service and checks that each one exited cleanly.
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        for (name, task) in self.tasks {
-            let result = tokio::time::timeout(Duration::from_secs(30), task)
-                .await
-                .unwrap_or_else(|_| panic!("{name} did not stop within 30 s"))
-                .unwrap_or_else(|e| panic!("{name} panicked: {e}"));
-            if let Err(error) = result {
-                panic!("{name} failed: {error:#}");
-            }
-        }
+        let failures = self.services.stop().await;
+        assert!(failures.is_empty(), "services failed: {failures:?}");
         // Passed: drop this lab's database (a failed test leaves it for inspection).
         let drop = format!("DROP DATABASE IF EXISTS `edm_{}`", self.config.id);
         sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
