@@ -22,44 +22,28 @@ pub enum KafkaFailure {
     Config(KafkaError),
     /// A message was not acknowledged by the broker.
     #[error("Kafka did not acknowledge the event to `{topic}`: {detail}")]
-    NotDelivered {
-        /// The topic it was sent to.
-        topic: String,
-        /// What librdkafka said.
-        detail: KafkaError,
-    },
+    NotDelivered { topic: String, detail: KafkaError },
     /// The producer hit a fatal error (e.g. its idempotent sequence broken or the producer
     /// fenced): it can never send again, so retrying is pointless.
     #[error(
         "the Kafka producer failed for good ({reason}); it cannot send again, so edm stops: \
          start the service again (nothing is lost — what was not acknowledged is redelivered)"
     )]
-    Fatal {
-        /// What librdkafka said.
-        reason: String,
-    },
+    Fatal { reason: String },
     /// A background task of the client died.
     #[error("Kafka client task failed: {0}")]
     Task(String),
     /// Creating a topic failed.
     #[error("cannot create topic `{topic}`: {reason}")]
-    CreateTopic {
-        /// The topic.
-        topic: String,
-        /// The broker's answer.
-        reason: String,
-    },
+    CreateTopic { topic: String, reason: String },
     /// Asked for fewer partitions than a topic has.
     #[error(
         "topic `{topic}` has {current} partitions, and Kafka cannot take partitions away: \
          ask for {current} or more (or leave out --partitions)"
     )]
     Shrink {
-        /// The topic.
         topic: String,
-        /// Its partitions.
         current: usize,
-        /// The partitions asked for.
         wanted: usize,
     },
 }

@@ -45,14 +45,12 @@ pub(crate) fn now_ms() -> i64 {
 /// `fetch.wait.max.ms`.
 const FIRST_FETCH_ROUND: Duration = Duration::from_millis(500);
 
-/// What a lab run uses, in words (for its report).
+/// What a lab run uses, in words (the report's first lines, so a student sees whether it
+/// ran on embedded stores or on the course's servers).
 #[derive(Debug, Clone)]
 pub struct Servers {
-    /// The broker.
     pub kafka: String,
-    /// The stock's store.
     pub stock: String,
-    /// The orders' store.
     pub orders: String,
 }
 
@@ -62,9 +60,9 @@ pub struct Lab {
     pub id: String,
     /// Kafka of this run (with its topic prefix).
     pub kafka: Kafka,
-    /// The stock.
+    /// Shared with the services: the invariant checks read what they wrote.
     pub stock: InventoryStore,
-    /// The orders.
+    /// Shared with the services (on SQLite one connection, so no file-lock waits).
     pub orders: OrderStore,
     /// Client of the in-process order service.
     pub client: OrderClient,

@@ -21,11 +21,12 @@ use crate::store::inventory::{
 /// The original's consumer group name.
 pub const GROUP: &str = "inventory_consumer_group";
 
-/// The inventory step.
+/// Step 2 of the saga (and its compensation): reserves or gives back stock, once per
+/// saga step.
 pub struct InventoryStep {
-    /// The stock.
+    /// Stock, history and the steps already applied, changed in one transaction per batch.
     pub store: InventoryStore,
-    /// Where to send the outcome.
+    /// Where the outcome goes: `payment` when reserved, `order` when not or given back.
     pub topics: Topics,
 }
 

@@ -17,7 +17,7 @@ pub const GROUP: &str = "order_consumer_group";
 /// A saga that reached its final status (reported to an observer such as `edm lab`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finished {
-    /// The saga.
+    /// Which saga: the observer matches it with the order it placed.
     pub transaction_id: String,
     /// ORDER_COMPLETE or ORDER_CANCEL.
     pub status: Status,
@@ -29,9 +29,9 @@ pub struct Finished {
 /// (a redelivered final event): observers keep the first report.
 pub type FinishedSender = tokio::sync::mpsc::UnboundedSender<Finished>;
 
-/// The order step.
+/// Step 4 of the saga: moves the stored order to its final status, once.
 pub struct OrderStep {
-    /// The orders.
+    /// Where the order's status moves (conditionally: only forward, never twice).
     pub store: OrderStore,
     /// Where to send a late compensation.
     pub topics: Topics,

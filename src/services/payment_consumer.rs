@@ -51,13 +51,14 @@ fn unit_hash(text: &str) -> f64 {
     (hash >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// The payment step.
+/// Step 3 of the saga: asks the (simulated) gateway once per transaction.
 pub struct PaymentStep {
-    /// The simulated payment gateway.
+    /// Decides transactions not decided before.
     pub gateway: Gateway,
-    /// Where to send the outcome.
+    /// Where the outcome goes: `order` when paid, `inventory` (compensation) when declined.
     pub topics: Topics,
-    /// The answers already given.
+    /// The answers already given, so a redelivery gets the same one whatever `gateway` says
+    /// now.
     pub decisions: Decisions,
 }
 

@@ -302,10 +302,21 @@ impl InventoryStore {
 
 /// The URL without its password, for messages.
 pub fn redact(url: &str) -> String {
-    match url.rsplit_once('@') {
-        Some((_, rest)) => rest.to_string(),
-        None => url.trim_start_matches("mysql://").to_string(),
+    match url::Url::parse(url) {
+        Ok(parsed) => match (parsed.host_str(), parsed.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}{}", parsed.path()),
+            (Some(host), None) => format!("{host}{}", parsed.path()),
+            // No host and no user (`sqlite:///path`): nothing secret in it.
+            (None, _) if !url.contains('@') => url.to_string(),
+            (None, _) => after_last_at(url),
+        },
+        Err(_) => after_last_at(url),
     }
+}
+
+/// Whatever follows the last `@` of something that is no URL: never what precedes it.
+fn after_last_at(text: &str) -> String {
+    text.rsplit('@').next().unwrap_or_default().to_string()
 }
 
 #[cfg(test)]
@@ -318,5 +329,19 @@ mod tests {
             redact("mysql://root:inventorypw@127.0.0.1:3306/inventory"),
             "127.0.0.1:3306/inventory"
         );
+        // An `@` in the password (percent-encoded, as URLs require) does not leak it.
+        assert_eq!(
+            redact("mysql://root:p%40ss@db.example:3306/inventory?ssl-mode=required"),
+            "db.example:3306/inventory"
+        );
+        assert_eq!(
+            redact("mysql://root:pw@localhost/inventory"),
+            "localhost/inventory"
+        );
+        assert_eq!(
+            redact("sqlite:///tmp/lab/inventory.db"),
+            "sqlite:///tmp/lab/inventory.db"
+        );
+        assert!(!redact("root:secret@nonsense").contains("secret"));
     }
 }

@@ -22,9 +22,9 @@ const OUTCOME_PENDING: &str = "PENDING";
 pub enum StockStep<'a> {
     /// Take `quantity` of `item_id` for saga `transaction_id` (ORDER_CREATED).
     Reserve {
-        /// The saga.
+        /// With `Reserve`, the step's key in `inventory_saga_step`: a redelivery finds it.
         transaction_id: &'a str,
-        /// The item.
+        /// What to take; an id that names no item rejects the order (UNKNOWN_ITEM).
         item_id: i64,
         /// Units asked for.
         quantity: i64,
@@ -34,7 +34,7 @@ pub enum StockStep<'a> {
     /// made by another implementation of the inventory consumer is compensated too, and a
     /// rejected reservation gives nothing back.
     Release {
-        /// The saga.
+        /// Whose reservation to give back; with `Release`, the step's key.
         transaction_id: &'a str,
         /// The item named by the event.
         item_id: i64,

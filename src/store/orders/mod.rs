@@ -38,7 +38,6 @@ pub enum OrderStoreError {
     /// The table does not exist.
     #[error("DynamoDB table `{table}` does not exist at {endpoint}; run `edm setup` first")]
     NoTable {
-        /// The table name.
         table: String,
         /// The endpoint (or `aws`).
         endpoint: String,
