@@ -77,29 +77,3 @@ impl Dialect {
         }
     }
 }
-
-/// The statements of a SQL file: split on `;`, comment lines dropped.
-pub(super) fn sql_statements(sql: &'static str) -> impl Iterator<Item = &'static str> {
-    sql.split(';').map(str::trim).filter(|statement| {
-        statement
-            .lines()
-            .any(|line| !line.trim().is_empty() && !line.trim_start().starts_with("--"))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schema_splits_into_statements() {
-        let statements: Vec<_> = sql_statements(SCHEMA_SQL).collect();
-        assert_eq!(statements.len(), 3);
-        assert!(
-            statements
-                .iter()
-                .all(|s| s.contains("CREATE TABLE IF NOT EXISTS"))
-        );
-        assert_eq!(sql_statements(SEED_SQL).count(), 1);
-    }
-}

@@ -19,7 +19,6 @@ pub mod login;
 mod steps;
 
 pub use dialect::Dialect;
-use dialect::sql_statements;
 pub use steps::{StepOutcome, StockStep};
 
 /// Errors of the inventory store, with the address and a hint where that helps.
@@ -221,9 +220,10 @@ impl InventoryStore {
 
     /// Creates the tables (if missing) and the seed items (if missing).
     pub async fn apply_schema(&self) -> Result<(), InventoryError> {
-        let [schema, seed] = self.dialect.schema();
-        for statement in sql_statements(schema).chain(sql_statements(seed)) {
-            self.pool.execute(sqlx::raw_sql(statement)).await?;
+        // Each file as one multi-statement script: the server parses it, comments, quotes and
+        // all (no `;` splitting by hand).
+        for script in self.dialect.schema() {
+            self.pool.execute(sqlx::raw_sql(script)).await?;
         }
         Ok(())
     }
