@@ -376,9 +376,7 @@ async fn an_order_stored_but_never_sent_is_sent_from_the_outbox() {
     let config = LabConfig::fresh();
     config.prepare().await;
     // A previous order service stored this order, then died before sending its event.
-    let orders = edm::store::orders::OrderStore::connect(&config.dynamo)
-        .await
-        .expect("order store");
+    let orders = config.order_store().await;
     let tx = uuid::Uuid::new_v4().to_string();
     let event = order_created(&tx, "crashed", 3, 2);
     orders.create(&event).await.unwrap();
@@ -412,9 +410,7 @@ async fn the_outbox_relay_reads_an_index_of_unsent_orders_and_scans_older_tables
     };
     let config = LabConfig::fresh();
     config.prepare().await;
-    let indexed = edm::store::orders::OrderStore::connect(&config.dynamo)
-        .await
-        .expect("order store");
+    let indexed = config.order_store().await;
     assert!(indexed.outbox_indexed().await.expect("describe"));
 
     // A table as an older `edm setup` made it: keys only, no index.
@@ -498,9 +494,7 @@ async fn two_outbox_relays_side_by_side_send_twice_and_the_stock_moves_once() {
 
     let config = LabConfig::fresh();
     config.prepare().await;
-    let orders = edm::store::orders::OrderStore::connect(&config.dynamo)
-        .await
-        .expect("order store");
+    let orders = config.order_store().await;
     // Orders left in the outbox by order services that died before sending.
     let mut stuck = Vec::new();
     for n in 0..20 {

@@ -34,7 +34,7 @@ use tracing::{debug, error, info, warn};
 
 pub use backoff::Backoff;
 use delivery::{Origin, dead_letter, send_in_order};
-pub use step::{Outgoing, STEP_CONCURRENCY, SagaStep, StepError, StepResult};
+pub use step::{Outgoing, STEP_CONCURRENCY, SagaStep, StepError, StepResult, only_result};
 
 use crate::event::SagaEvent;
 use crate::kafka::{Kafka, KafkaFailure, Record};

@@ -31,6 +31,14 @@ pub enum StepError {
 /// What a step did with one event.
 pub type StepResult = Result<Vec<Outgoing>, StepError>;
 
+/// The one result of a batch of one event: how a step that works in batches answers
+/// [`SagaStep::handle`].
+pub fn only_result(mut results: Vec<StepResult>) -> StepResult {
+    results
+        .pop()
+        .unwrap_or_else(|| Err(StepError::Retry("the step had no result".into())))
+}
+
 /// One consumer's business logic: what to do with an event from its topic.
 pub trait SagaStep: Send + Sync {
     /// Applies the step to `event`; returns the events to send on.

@@ -105,10 +105,7 @@ impl InventoryStep {
 
 impl SagaStep for InventoryStep {
     async fn handle(&self, event: &SagaEvent) -> StepResult {
-        self.handle_batch(&[event])
-            .await
-            .pop()
-            .unwrap_or_else(|| Err(StepError::Retry("the step had no result".into())))
+        consumer::only_result(self.handle_batch(&[event]).await)
     }
 
     /// The whole batch's stock changes in one transaction (one commit instead of one per

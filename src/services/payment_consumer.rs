@@ -111,10 +111,7 @@ fn verdict(accepted: bool) -> &'static str {
 
 impl SagaStep for PaymentStep {
     async fn handle(&self, event: &SagaEvent) -> StepResult {
-        self.handle_batch(&[event])
-            .await
-            .pop()
-            .unwrap_or_else(|| Err(StepError::Retry("the step had no result".into())))
+        consumer::only_result(self.handle_batch(&[event]).await)
     }
 
     /// Answers the batch in its order; first, if a transaction in it has no known answer,

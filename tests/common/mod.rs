@@ -68,6 +68,13 @@ impl LabConfig {
         self.prepare_with_partitions(1).await;
     }
 
+    /// The lab's order table, opened directly (a test playing an order service).
+    pub async fn order_store(&self) -> OrderStore {
+        OrderStore::connect(&self.dynamo)
+            .await
+            .expect("order store")
+    }
+
     /// Runs `edm setup` and `edm create-topics --partitions N` for this lab.
     pub async fn prepare_with_partitions(&self, partitions: i32) {
         setup::run(&self.mysql, &self.dynamo)
