@@ -733,19 +733,8 @@ async fn an_event_mysql_refuses_for_good_is_dead_lettered_and_its_batch_goes_on(
         );
         assert_eq!(lab.history_of(tx).await, vec![-1]);
     }
-    let dead = common::read_topic(
-        &lab.kafka,
-        &Topics::dead_letter(&lab.kafka.topics.inventory),
-        1,
-    )
-    .await;
-    let (copied, headers) = &dead[0];
+    let (copied, error) = common::first_dead_letter(&lab.kafka, &lab.kafka.topics.inventory).await;
     assert_eq!(copied["transaction_id"], bad.as_str());
-    let error = headers
-        .iter()
-        .find(|(k, _)| k == "edm.error")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_default();
     assert!(error.contains("MySQL refuses"), "{error}");
     let after = lab
         .stock
@@ -773,15 +762,8 @@ async fn an_order_update_dynamodb_refuses_for_good_is_dead_lettered() {
         .send(&lab.kafka.topics.order, &cancel)
         .await
         .expect("sent");
-    let dead =
-        common::read_topic(&lab.kafka, &Topics::dead_letter(&lab.kafka.topics.order), 1).await;
-    let (copied, headers) = &dead[0];
+    let (copied, error) = common::first_dead_letter(&lab.kafka, &lab.kafka.topics.order).await;
     assert_eq!(copied["transaction_id"], tx.as_str());
-    let error = headers
-        .iter()
-        .find(|(k, _)| k == "edm.error")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or_default();
     assert!(error.contains("DynamoDB refused"), "{error}");
     // The consumer went on: a good order completes.
     let good = lab.place("after-huge", 1, 1).await;

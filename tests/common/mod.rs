@@ -279,6 +279,18 @@ pub fn order_body(user: &str, item: i64, quantity: i64) -> Value {
     })
 }
 
+/// The first dead letter of `topic` (its `.dlq`): the copied event and its `edm.error`.
+pub async fn first_dead_letter(kafka: &Kafka, topic: &str) -> (Value, String) {
+    let dead = read_topic(kafka, &edm::kafka::Topics::dead_letter(topic), 1).await;
+    let (copied, headers) = dead.into_iter().next().expect("a dead letter");
+    let error = headers
+        .into_iter()
+        .find(|(k, _)| k == "edm.error")
+        .map(|(_, v)| v)
+        .unwrap_or_default();
+    (copied, error)
+}
+
 /// Reads `count` messages of `topic` from the beginning (fresh group), as JSON values, with
 /// their headers.
 pub async fn read_topic(
