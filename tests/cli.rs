@@ -226,9 +226,9 @@ fn the_compose_stack_matches_the_defaults() {
     }));
     let clients = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/sql/03_course_clients.sql"
+        "/sql/zz-course-clients.sql"
     ))
-    .expect("sql/03_course_clients.sql");
+    .expect("sql/zz-course-clients.sql");
     assert!(clients.contains(&format!(
         "ALTER USER 'root'@'%' IDENTIFIED WITH mysql_native_password BY '{password}'"
     )));

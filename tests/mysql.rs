@@ -1,5 +1,6 @@
 //! Logging in to MySQL: over TLS when the server offers it (MySQL 8's first
-//! `caching_sha2_password` login needs TLS or RSA), and errors that say what failed.
+//! `caching_sha2_password` login needs TLS or RSA), and errors that say what failed; the
+//! schema as versioned migrations.
 
 mod common;
 
@@ -74,4 +75,55 @@ async fn a_closed_port_says_nothing_answers() {
         .to_string();
     assert!(error.contains("nothing answers as MySQL"), "{error}");
     assert!(error.contains("docker compose"), "{error}");
+}
+
+#[tokio::test]
+async fn the_schema_is_versioned_migrations_recorded_once_over_an_older_database() {
+    let database = format!(
+        "edm_schema_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mysql = MysqlArgs::new(url("root", "inventorypw", &database));
+    edm::setup::create_database(&mysql.mysql_url)
+        .await
+        .expect("database");
+    // As an older edm, or the compose stack's first start, left it: the tables and the
+    // items, no record of migrations; then the stock moved.
+    let pool = sqlx::MySqlPool::connect(&mysql.mysql_url)
+        .await
+        .expect("connect");
+    for script in [
+        include_str!("../sql/01_schema.sql"),
+        include_str!("../sql/02_seed.sql"),
+    ] {
+        sqlx::raw_sql(script)
+            .execute(&pool)
+            .await
+            .expect("older schema");
+    }
+    sqlx::query("UPDATE inventory SET quantity = 7 WHERE id = 1")
+        .execute(&pool)
+        .await
+        .expect("update");
+
+    let store = InventoryStore::connect_unchecked(&mysql)
+        .await
+        .expect("store");
+    store.apply_schema().await.expect("migrations");
+    store.apply_schema().await.expect("migrations again");
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .expect("migrations table");
+    assert_eq!(versions, vec![1, 2]);
+    let item = store.item(1).await.expect("item").expect("item 1");
+    assert_eq!(
+        item.quantity, 7,
+        "a recorded migration does not touch the data"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE `{database}`")))
+        .execute(&pool)
+        .await
+        .expect("drop");
 }

@@ -1,15 +1,17 @@
-//! The few statements in which MySQL and SQLite differ, and the schema files of each.
+//! The few statements in which MySQL and SQLite differ, and the schema migrations of each.
+
+use sqlx::migrate::Migrator;
 
 use super::{InventoryError, redact};
 
-/// The schema applied by `edm setup` (also loaded by MySQL in the compose stack).
-pub const SCHEMA_SQL: &str = include_str!("../../../sql/01_schema.sql");
-/// The course's five seed items.
-pub const SEED_SQL: &str = include_str!("../../../sql/02_seed.sql");
-/// The same schema for SQLite.
-pub const SQLITE_SCHEMA_SQL: &str = include_str!("../../../sql/sqlite/01_schema.sql");
-/// The same seed items for SQLite.
-pub const SQLITE_SEED_SQL: &str = include_str!("../../../sql/sqlite/02_seed.sql");
+/// MySQL's schema as versioned migrations: `sql/NN_name.sql`, embedded in the binary. The
+/// compose stack's MySQL also runs them at its first start (its init directory is `sql/`);
+/// they are idempotent, so `edm setup` then only records them in `_sqlx_migrations`. A
+/// schema change is a new file, never an edit of an applied one (sqlx refuses a changed
+/// checksum).
+static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("./sql");
+/// The same schema for the lab's SQLite (`sql/sqlite/`).
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./sql/sqlite");
 
 /// Which SQL database holds the stock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,10 +35,10 @@ impl Dialect {
         }
     }
 
-    pub(super) fn schema(self) -> [&'static str; 2] {
+    pub(super) fn migrations(self) -> &'static Migrator {
         match self {
-            Dialect::MySql => [SCHEMA_SQL, SEED_SQL],
-            Dialect::Sqlite => [SQLITE_SCHEMA_SQL, SQLITE_SEED_SQL],
+            Dialect::MySql => &MYSQL_MIGRATIONS,
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
         }
     }
 

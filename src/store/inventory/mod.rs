@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection};
 
 use crate::config::MysqlArgs;
 
@@ -46,6 +46,9 @@ pub enum InventoryError {
     /// A query failed.
     #[error("MySQL query failed: {0}")]
     Query(#[from] sqlx::Error),
+    /// The schema's migrations could not be applied (e.g. an applied one was edited).
+    #[error("cannot apply the schema's migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
     /// A bug: the store broke one of its own rules.
     #[error("inventory store error: {0}")]
     Internal(&'static str),
@@ -218,13 +221,11 @@ impl InventoryStore {
         Ok(())
     }
 
-    /// Creates the tables (if missing) and the seed items (if missing).
+    /// Brings the schema up to date: applies the migrations this database has not had yet
+    /// (tables and seed items; a database made before migrations existed gets them
+    /// recorded, its tables and rows untouched).
     pub async fn apply_schema(&self) -> Result<(), InventoryError> {
-        // Each file as one multi-statement script: the server parses it, comments, quotes and
-        // all (no `;` splitting by hand).
-        for script in self.dialect.schema() {
-            self.pool.execute(sqlx::raw_sql(script)).await?;
-        }
+        self.dialect.migrations().run(&self.pool).await?;
         Ok(())
     }
 
