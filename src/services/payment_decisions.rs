@@ -41,7 +41,12 @@ pub struct Decisions {
     known: Arc<Mutex<HashMap<String, bool>>>,
     /// Per partition, the offset the reader reads next.
     read_up_to: watch::Receiver<HashMap<i32, i64>>,
-    reader: Arc<SagaConsumer>,
+    /// Asks for the topic's ends. Not the reader: a broker answers one connection's
+    /// requests in order, so a ListOffsets behind the reader's waiting Fetch would wait
+    /// for it (up to `fetch.wait.max.ms`, 500 ms: measured as a 350–500 ms payment hop in
+    /// `edm lab` on edm's broker; Apache Kafka serialises a connection's requests the same
+    /// way). This client never fetches, so its connection is always free.
+    ends_client: Arc<SagaConsumer>,
     topic: String,
     partitions: Vec<i32>,
     servers: String,
@@ -84,10 +89,12 @@ impl Decisions {
         let known = Arc::new(Mutex::new(HashMap::new()));
         let (progress, read_up_to) = watch::channel(HashMap::new());
         tokio::spawn(follow(reader.clone(), known.clone(), progress, shutdown));
+        let ends_client =
+            Arc::new(kafka.reader(&format!("{topic}-ends-{}", uuid::Uuid::new_v4().simple()))?);
         let decisions = Self {
             known,
             read_up_to,
-            reader,
+            ends_client,
             topic,
             partitions,
             servers,
@@ -151,7 +158,7 @@ impl Decisions {
     /// Each partition's end (high watermark).
     async fn ends(&self) -> Result<Vec<(i32, i64)>, KafkaFailure> {
         let (reader, topic, partitions) = (
-            self.reader.clone(),
+            self.ends_client.clone(),
             self.topic.clone(),
             self.partitions.clone(),
         );
