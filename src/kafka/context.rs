@@ -40,7 +40,18 @@ impl rdkafka::ClientContext for SagaContext {
         ) {
             return;
         }
-        tracing::error!(target: "librdkafka", group = %self.group, "{error}: {reason}");
+        // A connection lost: librdkafka makes it again by itself, and a broker that stays
+        // away shows in the consumer's own errors and retries. A warning, not an error.
+        let reconnecting = matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
+        );
+        match reconnecting {
+            true => tracing::warn!(target: "librdkafka", group = %self.group, "{error}: {reason}"),
+            false => {
+                tracing::error!(target: "librdkafka", group = %self.group, "{error}: {reason}")
+            }
+        }
     }
 }
 

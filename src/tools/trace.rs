@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
@@ -97,6 +97,19 @@ pub async fn trace(kafka: &Kafka, transaction_id: &str) -> Result<Vec<TracedEven
     Ok(sorted(events.into_iter().flatten().collect()))
 }
 
+/// Whether a consumer error is one librdkafka recovers from by itself (a connection lost
+/// and made again).
+fn is_transient(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::OperationTimedOut
+        )
+    )
+}
+
 /// The events of saga `transaction_id` on every partition of `topic`, read from the start
 /// to the end each partition had when the read reached it.
 async fn read_topic(
@@ -127,7 +140,8 @@ async fn read_topic(
     }
     consumer.assign(&assignment).map_err(unreachable)?;
     // The consumer reports each partition's end as it reaches it (the high watermark of
-    // the broker's fetch answer, not the ListOffsets one, which Tansu gets wrong).
+    // the broker's fetch answer).
+    let mut last_error = None;
     while !unread.is_empty() {
         let message = match tokio::time::timeout(READ_TIMEOUT, consumer.recv()).await {
             Ok(Ok(message)) => message,
@@ -135,10 +149,20 @@ async fn read_topic(
                 unread.remove(&partition);
                 continue;
             }
+            // A connection lost (librdkafka reconnects by itself, as its docs say of these
+            // errors): keep reading; it is the answer only if nothing follows it.
+            Ok(Err(error)) if is_transient(&error) => {
+                last_error = Some(error);
+                continue;
+            }
             Ok(Err(error)) => return Err(unreachable(error)),
-            // Nothing more arrives: what is left was deleted.
-            Err(_) => break,
+            Err(_) => match last_error {
+                Some(error) => return Err(unreachable(error)),
+                // Nothing more arrives: what is left was deleted.
+                None => break,
+            },
         };
+        last_error = None;
         let payload: Value = message
             .payload()
             .and_then(|p| serde_json::from_slice(p).ok())
