@@ -17,6 +17,7 @@ pub mod event;
 pub mod http;
 pub mod kafka;
 pub mod lab;
+pub mod orchestration;
 pub mod services;
 pub mod setup;
 pub mod shutdown;

@@ -34,9 +34,10 @@ use tracing::{debug, error, info, warn};
 
 pub use backoff::Backoff;
 use delivery::{Origin, dead_letter, send_in_order};
-pub use step::{Outgoing, STEP_CONCURRENCY, SagaStep, StepError, StepResult, only_result};
+pub use step::{
+    Incoming, Outgoing, STEP_CONCURRENCY, SagaStep, StepError, StepResult, only_result,
+};
 
-use crate::event::SagaEvent;
 use crate::kafka::{Kafka, KafkaFailure, Record};
 
 /// Most messages handled as one batch.
@@ -144,9 +145,9 @@ async fn handle_batch<S: SagaStep>(
     shutdown: &CancellationToken,
 ) -> Option<Vec<Record>> {
     let origins: Vec<Origin> = batch.iter().map(Origin::of).collect();
-    let parsed: Vec<Result<SagaEvent, String>> = batch
+    let parsed: Vec<Result<S::Message, String>> = batch
         .iter()
-        .map(|m| SagaEvent::from_payload(m.payload()).map_err(|e| e.to_string()))
+        .map(|m| S::Message::parse(m.payload()))
         .collect();
     let mut outcomes: Vec<Option<Result<Vec<Outgoing>, String>>> = parsed
         .iter()
@@ -157,7 +158,7 @@ async fn handle_batch<S: SagaStep>(
         let pending: Vec<usize> = (0..batch.len())
             .filter(|&i| outcomes[i].is_none())
             .collect();
-        let events: Vec<&SagaEvent> = pending
+        let events: Vec<&S::Message> = pending
             .iter()
             .filter_map(|&i| parsed[i].as_ref().ok())
             .collect();
@@ -177,7 +178,7 @@ async fn handle_batch<S: SagaStep>(
             let delay = backoff.next_delay();
             let tx = parsed[*first]
                 .as_ref()
-                .map(|e| e.transaction_id.as_str())
+                .map(Incoming::transaction_id)
                 .unwrap_or("");
             warn!(%tx, at = %origins[*first], failed = failed.len(),
                   "step failed, retrying in {delay:?}: {problem}");

@@ -39,27 +39,50 @@ pub fn only_result(mut results: Vec<StepResult>) -> StepResult {
         .unwrap_or_else(|| Err(StepError::Retry("the step had no result".into())))
 }
 
-/// One consumer's business logic: what to do with an event from its topic.
+/// What a consumer takes from its topic: a saga event (choreography) or a command or reply
+/// (orchestration), parsed from the payload and keyed by its saga.
+pub trait Incoming: Sized + Send + Sync {
+    /// The message in `payload`, or why it is poison.
+    fn parse(payload: Option<&[u8]>) -> Result<Self, String>;
+    /// Its saga: messages of one saga are handled in their order.
+    fn transaction_id(&self) -> &str;
+}
+
+impl Incoming for SagaEvent {
+    fn parse(payload: Option<&[u8]>) -> Result<Self, String> {
+        SagaEvent::from_payload(payload).map_err(|e| e.to_string())
+    }
+
+    fn transaction_id(&self) -> &str {
+        &self.transaction_id
+    }
+}
+
+/// One consumer's business logic: what to do with a message from its topic.
 pub trait SagaStep: Send + Sync {
-    /// Applies the step to `event`; returns the events to send on.
-    fn handle(&self, event: &SagaEvent) -> impl Future<Output = StepResult> + Send;
+    /// What the step's topic carries.
+    type Message: Incoming;
+
+    /// Applies the step to `event`; returns the records to send on.
+    fn handle(&self, event: &Self::Message) -> impl Future<Output = StepResult> + Send;
 
     /// Applies the step to a batch; returns one result per event, in the same order.
     ///
     /// The default runs the events of one `transaction_id` one after the other, and up to
     /// [`STEP_CONCURRENCY`] sagas at once. After an event that must be retried, the later
     /// events of the same saga are not run (they are retried after it).
-    fn handle_batch(&self, events: &[&SagaEvent]) -> impl Future<Output = Vec<StepResult>> + Send {
+    fn handle_batch(
+        &self,
+        events: &[&Self::Message],
+    ) -> impl Future<Output = Vec<StepResult>> + Send {
         async move {
             let mut sagas: Vec<Vec<usize>> = Vec::new();
             let mut saga_of: HashMap<&str, usize> = HashMap::new();
             for (index, event) in events.iter().enumerate() {
-                let saga = *saga_of
-                    .entry(event.transaction_id.as_str())
-                    .or_insert_with(|| {
-                        sagas.push(Vec::new());
-                        sagas.len() - 1
-                    });
+                let saga = *saga_of.entry(event.transaction_id()).or_insert_with(|| {
+                    sagas.push(Vec::new());
+                    sagas.len() - 1
+                });
                 sagas[saga].push(index);
             }
             let done: Vec<Vec<(usize, StepResult)>> = futures_util::stream::iter(sagas)
@@ -107,6 +130,8 @@ mod tests {
     }
 
     impl SagaStep for Recorder {
+        type Message = SagaEvent;
+
         async fn handle(&self, event: &SagaEvent) -> StepResult {
             // Later sagas finish first, so that only per-saga order can hold.
             let delay = if event.transaction_id == "a" { 5 } else { 0 };

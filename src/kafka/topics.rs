@@ -1,5 +1,6 @@
-//! The saga's topic names: the course's three, their dead-letter topics and the payment
-//! consumer's decisions, all behind an optional prefix (so several labs share a broker).
+//! The saga's topic names: the course's three, the orchestrated saga's command and reply
+//! topics, their dead-letter topics and the payment consumer's decisions, all behind an
+//! optional prefix (so several labs share a broker).
 
 /// What a dead-letter topic's name ends with.
 const DEAD_LETTER_SUFFIX: &str = ".dlq";
@@ -15,6 +16,13 @@ pub struct Topics {
     pub payment: String,
     /// The payment consumer's answers, by transaction id (compacted: the latest per key).
     pub payment_decisions: String,
+    /// Orchestration: the orchestrator's commands to the inventory (RESERVE_STOCK,
+    /// RELEASE_STOCK).
+    pub inventory_commands: String,
+    /// Orchestration: the orchestrator's commands to the payment service (TAKE_PAYMENT).
+    pub payment_commands: String,
+    /// Orchestration: every participant's replies, for the orchestrator.
+    pub saga_replies: String,
 }
 
 impl Topics {
@@ -25,6 +33,9 @@ impl Topics {
             inventory: format!("{prefix}inventory"),
             payment: format!("{prefix}payment"),
             payment_decisions: format!("{prefix}payment.decisions"),
+            inventory_commands: format!("{prefix}inventory.commands"),
+            payment_commands: format!("{prefix}payment.commands"),
+            saga_replies: format!("{prefix}order-saga.replies"),
         }
     }
 
@@ -43,12 +54,23 @@ impl Topics {
         topic.ends_with(DEAD_LETTER_SUFFIX)
     }
 
-    /// Every topic edm uses — the three, their dead-letter topics and the payment
-    /// consumer's decisions: what `edm create-topics` creates, so that nothing waits for a
-    /// topic on a broker that creates none by itself.
+    /// The orchestrated saga's topics: commands to each participant, replies to the
+    /// orchestrator.
+    pub fn orchestration(&self) -> [&str; 3] {
+        [
+            &self.inventory_commands,
+            &self.payment_commands,
+            &self.saga_replies,
+        ]
+    }
+
+    /// Every topic edm uses — the three, the orchestration's three, their dead-letter
+    /// topics and the payment consumer's decisions: what `edm create-topics` creates, so
+    /// that nothing waits for a topic on a broker that creates none by itself.
     pub fn every_topic(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.all().iter().map(|t| t.to_string()).collect();
-        names.extend(self.all().iter().map(|t| Self::dead_letter(t)));
+        let consumed: Vec<&str> = self.all().into_iter().chain(self.orchestration()).collect();
+        let mut names: Vec<String> = consumed.iter().map(|t| t.to_string()).collect();
+        names.extend(consumed.iter().map(|t| Self::dead_letter(t)));
         names.push(self.payment_decisions.clone());
         names
     }

@@ -1,6 +1,7 @@
 //! The course's services, one module each: two HTTP services and three saga consumers.
 
 pub mod cli;
+pub mod inventory_commands;
 pub mod inventory_consumer;
 pub mod inventory_service;
 pub mod order_consumer;

@@ -53,6 +53,8 @@ impl OrderStep {
 }
 
 impl SagaStep for OrderStep {
+    type Message = SagaEvent;
+
     async fn handle(&self, event: &SagaEvent) -> Result<Vec<Outgoing>, StepError> {
         let next = match event.status {
             Status::PaymentComplete => Status::OrderComplete,

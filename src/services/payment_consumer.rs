@@ -110,6 +110,8 @@ fn verdict(accepted: bool) -> &'static str {
 }
 
 impl SagaStep for PaymentStep {
+    type Message = SagaEvent;
+
     async fn handle(&self, event: &SagaEvent) -> StepResult {
         consumer::only_result(self.handle_batch(&[event]).await)
     }

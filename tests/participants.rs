@@ -1,0 +1,125 @@
+//! Orchestration's participants against the real servers: the inventory answers the
+//! orchestrator's commands with replies, through the same store steps as the events, so a
+//! redelivered command changes nothing and gets the same reply.
+
+mod common;
+
+use common::{Lab, Services, order_body};
+use edm::consumer::Incoming;
+use edm::kafka::Record;
+use edm::orchestration::messages::{Command, CommandKind, Reply, ReplyKind};
+use edm::services::payment_consumer::Gateway;
+use serde_json::json;
+
+fn command(kind: CommandKind, tx: &str, item: i64, quantity: i64) -> Command {
+    let mut raw = order_body("orchestrated", item, quantity);
+    raw["command"] = json!(kind);
+    raw["transaction_id"] = json!(tx);
+    Command::parse(Some(raw.to_string().as_bytes())).expect("command")
+}
+
+async fn send(lab: &Lab, commands: &[Command]) {
+    let records: Vec<Record> = commands
+        .iter()
+        .map(|c| Record {
+            topic: lab.kafka.topics.inventory_commands.clone(),
+            key: Some(c.transaction_id.clone()),
+            payload: c.to_payload(),
+            headers: Vec::new(),
+        })
+        .collect();
+    assert!(
+        lab.producer
+            .send_all(&records)
+            .await
+            .iter()
+            .all(Result::is_ok)
+    );
+}
+
+async fn replies(lab: &Lab, count: usize) -> Vec<Reply> {
+    common::read_topic(&lab.kafka, &lab.kafka.topics.saga_replies, count)
+        .await
+        .into_iter()
+        .map(|(value, _)| Reply::parse(Some(value.to_string().as_bytes())).expect("a reply"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inventory_answers_commands_once_whatever_is_redelivered() {
+    let lab = Lab::start(Services::all(Gateway::Accept)).await;
+    let before = lab
+        .stock
+        .item(2)
+        .await
+        .expect("item")
+        .expect("item 2")
+        .quantity;
+    let (paid, rolled_back, too_many, unknown) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    let reserve = |tx: &str, item, quantity| command(CommandKind::ReserveStock, tx, item, quantity);
+    send(
+        &lab,
+        &[
+            reserve(&paid, 2, 3),
+            reserve(&rolled_back, 2, 4),
+            reserve(&too_many, 2, 10_000),
+            reserve(&unknown, 999, 1),
+            // Redelivered: the same reply, stock unchanged.
+            reserve(&paid, 2, 3),
+            // The compensation of the second saga, and the same again.
+            command(CommandKind::ReleaseStock, &rolled_back, 2, 4),
+            command(CommandKind::ReleaseStock, &rolled_back, 2, 4),
+        ],
+    )
+    .await;
+
+    let got = replies(&lab, 7).await;
+    let kinds: Vec<(String, ReplyKind)> = got
+        .iter()
+        .map(|r| (r.transaction_id.clone(), r.reply))
+        .collect();
+    let price = 30_000; // item 2, the cap
+    assert_eq!(got[0].total_price, Some(3 * price));
+    assert_eq!(got[4], got[0], "a redelivered command gets the first reply");
+    assert_eq!(
+        kinds,
+        vec![
+            (paid.clone(), ReplyKind::StockReserved),
+            (rolled_back.clone(), ReplyKind::StockReserved),
+            (too_many.clone(), ReplyKind::StockRejected),
+            (unknown.clone(), ReplyKind::StockRejected),
+            (paid.clone(), ReplyKind::StockReserved),
+            (rolled_back.clone(), ReplyKind::StockReleased),
+            (rolled_back.clone(), ReplyKind::StockReleased),
+        ]
+    );
+    assert_eq!(got[2].reason.as_deref(), Some("OUT_OF_STOCK"));
+    assert_eq!(got[3].reason.as_deref(), Some("UNKNOWN_ITEM"));
+    assert_eq!((got[5].released, got[6].released), (Some(4), Some(4)));
+
+    // The books: one reservation kept, one given back, nothing for the rejected.
+    assert_eq!(lab.history_of(&paid).await, vec![-3]);
+    assert_eq!(lab.history_of(&rolled_back).await, vec![-4, 4]);
+    assert!(lab.history_of(&too_many).await.is_empty());
+    let after = lab
+        .stock
+        .item(2)
+        .await
+        .expect("item")
+        .expect("item 2")
+        .quantity;
+    assert_eq!(before - after, 3);
+
+    // A command for another participant is poison: dead-lettered, the loop goes on.
+    send(&lab, &[command(CommandKind::TakePayment, &paid, 2, 3)]).await;
+    let (copied, error) =
+        common::first_dead_letter(&lab.kafka, &lab.kafka.topics.inventory_commands).await;
+    assert_eq!(copied["command"], "TAKE_PAYMENT");
+    assert!(error.contains("not TAKE_PAYMENT"), "{error}");
+    lab.stop().await;
+}
