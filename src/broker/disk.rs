@@ -24,7 +24,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::batch;
-use super::groups::{Committed, OffsetCommit};
+use super::committed::{Committed, OffsetCommit};
 use super::log::PartitionLog;
 
 /// A topic as `topics.json` lists it.

@@ -24,6 +24,7 @@
 //! sessions. Data lives as long as the process, or on disk with `--data-dir` ([`disk`]).
 
 mod batch;
+mod committed;
 mod disk;
 mod groups;
 mod handle;

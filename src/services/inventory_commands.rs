@@ -6,7 +6,7 @@
 
 use tracing::info;
 
-use super::inventory_consumer::apply_in_order;
+use super::inventory_steps::apply_in_order;
 use crate::consumer::{self, SagaStep, StepError, StepResult};
 use crate::kafka::{Record, Topics};
 use crate::orchestration::messages::{Command, CommandKind, Reply, ReplyKind};

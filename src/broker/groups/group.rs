@@ -24,7 +24,9 @@ use tokio::sync::oneshot;
 mod protocol;
 mod rebalance;
 
-pub use protocol::{Answer, Committed, GroupState, JoinRequest, JoinResult, SyncResult};
+pub use protocol::{Answer, GroupState, JoinRequest, JoinResult, SyncResult};
+
+use super::Committed;
 
 #[derive(Debug)]
 pub(super) struct Member {

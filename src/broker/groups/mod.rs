@@ -17,7 +17,7 @@ use kafka_protocol::ResponseError;
 
 use super::disk::Disk;
 
-pub use group::{Answer, Committed, Group, GroupState, JoinRequest, JoinResult, SyncResult};
+pub use group::{Answer, Group, GroupState, JoinRequest, JoinResult, SyncResult};
 
 /// How often sessions and rebalance deadlines are checked.
 pub const TICK: Duration = Duration::from_millis(100);
@@ -27,8 +27,7 @@ pub const TICK: Duration = Duration::from_millis(100);
 pub const SESSION_TIMEOUTS: std::ops::RangeInclusive<Duration> =
     Duration::from_secs(6)..=Duration::from_secs(1800);
 
-/// An offset to commit: topic, partition and what is stored.
-pub type OffsetCommit = ((String, i32), Committed);
+pub use super::committed::{Committed, OffsetCommit};
 
 /// A member as DescribeGroups shows it.
 #[derive(Debug, Clone)]

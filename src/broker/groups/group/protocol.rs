@@ -95,14 +95,3 @@ pub enum Answer<T> {
     /// Comes later (the sender is dropped if the member is removed meanwhile).
     Later(oneshot::Receiver<T>),
 }
-
-/// A committed offset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Committed {
-    /// The next offset to read.
-    pub offset: i64,
-    /// The leader epoch it was read in.
-    pub leader_epoch: i32,
-    /// What the client stored with it.
-    pub metadata: Option<String>,
-}
