@@ -1,6 +1,7 @@
-//! Orchestration's participants against the real servers: the inventory answers the
-//! orchestrator's commands with replies, through the same store steps as the events, so a
-//! redelivered command changes nothing and gets the same reply.
+//! Orchestration's participants against the real servers: the inventory and the payment
+//! service answer the orchestrator's commands with replies, through the same store steps
+//! and the same memory of decisions as the events, so a redelivered command changes nothing
+//! and gets the same reply.
 
 mod common;
 
@@ -12,17 +13,25 @@ use edm::services::payment_consumer::Gateway;
 use serde_json::json;
 
 fn command(kind: CommandKind, tx: &str, item: i64, quantity: i64) -> Command {
-    let mut raw = order_body("orchestrated", item, quantity);
+    command_of("orchestrated", kind, tx, item, quantity)
+}
+
+fn command_of(user: &str, kind: CommandKind, tx: &str, item: i64, quantity: i64) -> Command {
+    let mut raw = order_body(user, item, quantity);
     raw["command"] = json!(kind);
     raw["transaction_id"] = json!(tx);
     Command::parse(Some(raw.to_string().as_bytes())).expect("command")
 }
 
 async fn send(lab: &Lab, commands: &[Command]) {
+    send_to(lab, &lab.kafka.topics.inventory_commands, commands).await
+}
+
+async fn send_to(lab: &Lab, topic: &str, commands: &[Command]) {
     let records: Vec<Record> = commands
         .iter()
         .map(|c| Record {
-            topic: lab.kafka.topics.inventory_commands.clone(),
+            topic: topic.to_string(),
             key: Some(c.transaction_id.clone()),
             payload: c.to_payload(),
             headers: Vec::new(),
@@ -121,5 +130,61 @@ async fn the_inventory_answers_commands_once_whatever_is_redelivered() {
         common::first_dead_letter(&lab.kafka, &lab.kafka.topics.inventory_commands).await;
     assert_eq!(copied["command"], "TAKE_PAYMENT");
     assert!(error.contains("not TAKE_PAYMENT"), "{error}");
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_payment_answers_each_transaction_once_whoever_asks_again() {
+    let lab = Lab::start(Services::all(Gateway::DeclineUser("bob".into()))).await;
+    let (alice, bob) = (
+        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::new_v4().to_string(),
+    );
+    let take = |user: &str, tx: &str| {
+        let mut command = command_of(user, CommandKind::TakePayment, tx, 2, 5);
+        command.total_price = Some(150_000);
+        command
+    };
+    send_to(
+        &lab,
+        &lab.kafka.topics.payment_commands,
+        &[
+            take("alice", &alice),
+            take("bob", &bob),
+            // Asked again for alice's transaction, now in bob's name (whom the gateway
+            // declines): the first answer stands.
+            take("bob", &alice),
+        ],
+    )
+    .await;
+    let got = replies(&lab, 3).await;
+    let answers: Vec<(String, ReplyKind, Option<String>)> = got
+        .into_iter()
+        .map(|r| (r.transaction_id, r.reply, r.reason))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            (alice.clone(), ReplyKind::PaymentApproved, None),
+            (
+                bob.clone(),
+                ReplyKind::PaymentDeclined,
+                Some("PAYMENT_DECLINED".into())
+            ),
+            (alice.clone(), ReplyKind::PaymentApproved, None),
+        ]
+    );
+    // One decision per transaction is kept, shared with the event loop.
+    let decisions = common::read_topic(&lab.kafka, &lab.kafka.topics.payment_decisions, 2).await;
+    let decided: Vec<(&str, bool)> = decisions
+        .iter()
+        .map(|(d, _)| {
+            (
+                d["transaction_id"].as_str().unwrap_or(""),
+                d["accepted"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(decided, vec![(alice.as_str(), true), (bob.as_str(), false)]);
     lab.stop().await;
 }

@@ -3,8 +3,9 @@
 //! "Orchestration" section for the topics and messages). Choreography — events, each
 //! service reacting to the last — stays the default and the course's.
 //!
-//! Landed so far: the messages, and the inventory consumer as a participant (it answers
-//! RESERVE_STOCK and RELEASE_STOCK with the same store, idempotency and books as the
-//! events). The payment participant, the orchestrator and its timeouts come next.
+//! Landed so far: the messages, and both participants, which answer commands with the
+//! same stores, idempotency and books as the events: the inventory (RESERVE_STOCK,
+//! RELEASE_STOCK) and the payment service (TAKE_PAYMENT). The orchestrator and its
+//! timeouts come next.
 
 pub mod messages;

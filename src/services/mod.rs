@@ -7,5 +7,7 @@ pub mod inventory_service;
 mod inventory_steps;
 pub mod order_consumer;
 pub mod order_service;
+pub mod payment_commands;
 pub mod payment_consumer;
 pub mod payment_decisions;
+pub mod payment_gateway;

@@ -8,48 +8,16 @@
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use super::payment_commands::{COMMAND_GROUP, PaymentCommandStep};
 use super::payment_decisions::Decisions;
+pub use super::payment_gateway::Gateway;
 use crate::config::KafkaArgs;
 use crate::consumer::{self, SagaStep, StepError, StepResult};
 use crate::event::{SagaEvent, Status, reason};
-use crate::kafka::{Kafka, Record, Topics};
+use crate::kafka::{Kafka, KafkaFailure, Record, Topics};
 
 /// The original's consumer group name.
 pub const GROUP: &str = "payment_consumer_group";
-
-/// The simulated payment gateway.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Gateway {
-    /// Accepts every payment (`--pg-ok true`).
-    Accept,
-    /// Declines every payment (`--pg-ok false`).
-    Decline,
-    /// Declines this fraction of transactions (`--decline-rate 0.3`), chosen by a hash of
-    /// the transaction id, so the same transaction always gets the same answer.
-    DeclineRate(f64),
-    /// Declines the payments of one customer (`edm lab` shows a rollback this way).
-    DeclineUser(String),
-}
-
-impl Gateway {
-    /// Whether the gateway accepts the payment of saga `transaction_id` by `user_id`.
-    pub fn accepts(&self, transaction_id: &str, user_id: &str) -> bool {
-        match self {
-            Gateway::Accept => true,
-            Gateway::Decline => false,
-            Gateway::DeclineRate(rate) => unit_hash(transaction_id) >= *rate,
-            Gateway::DeclineUser(declined) => user_id != declined,
-        }
-    }
-}
-
-/// A stable hash of `text` mapped to [0, 1) (64-bit FNV-1a).
-fn unit_hash(text: &str) -> f64 {
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    });
-    (hash >> 11) as f64 / (1u64 << 53) as f64
-}
 
 /// Step 3 of the saga: asks the (simulated) gateway once per transaction.
 pub struct PaymentStep {
@@ -73,22 +41,10 @@ impl PaymentStep {
         }
         let tx = &event.transaction_id;
         let total = event.total_price();
-        let mut outgoing = Vec::with_capacity(2);
-        let accepted = match self.decisions.answer(tx) {
-            Some(given) => {
-                let now = self.gateway.accepts(tx, &event.order.user_id);
-                if now != given {
-                    info!(%tx, "INVENTORY_RESERVED again: the gateway would now say {}, but this transaction was {} before — the first answer stands",
-                          verdict(now), verdict(given));
-                }
-                given
-            }
-            None => {
-                let accepted = self.gateway.accepts(tx, &event.order.user_id);
-                outgoing.push(self.decisions.remember(tx, accepted));
-                accepted
-            }
-        };
+        let (accepted, decision) = self
+            .decisions
+            .decide(&self.gateway, tx, &event.order.user_id);
+        let mut outgoing: Vec<Record> = decision.into_iter().collect();
         if accepted {
             info!(%tx, total_price = total, "INVENTORY_RESERVED → payment accepted → PAYMENT_COMPLETE to `{}`", self.topics.order);
             outgoing.push(Record::event(
@@ -105,10 +61,6 @@ impl PaymentStep {
     }
 }
 
-fn verdict(accepted: bool) -> &'static str {
-    if accepted { "accepted" } else { "declined" }
-}
-
 impl SagaStep for PaymentStep {
     type Message = SagaEvent;
 
@@ -119,11 +71,8 @@ impl SagaStep for PaymentStep {
     /// Answers the batch in its order; first, if a transaction in it has no known answer,
     /// reads every decision made so far (another instance may just have made it).
     async fn handle_batch(&self, events: &[&SagaEvent]) -> Vec<StepResult> {
-        if events
-            .iter()
-            .any(|e| self.decisions.answer(&e.transaction_id).is_none())
-            && let Err(error) = self.decisions.catch_up().await
-        {
+        let transactions = events.iter().map(|e| e.transaction_id.as_str());
+        if let Err(error) = self.decisions.know(transactions).await {
             return events
                 .iter()
                 .map(|_| Err(StepError::Retry(error.to_string())))
@@ -154,43 +103,51 @@ pub async fn consume(
         known_decisions = decisions.len(),
         "payment consumer started"
     );
-    let step = PaymentStep {
+    let events = PaymentStep {
+        gateway: gateway.clone(),
+        topics: kafka.topics.clone(),
+        decisions: decisions.clone(),
+    };
+    let commands = PaymentCommandStep {
         gateway,
         topics: kafka.topics.clone(),
         decisions,
     };
-    let topic = kafka.topics.payment.clone();
-    consumer::run(kafka, &kafka.group(GROUP), &topic, step, shutdown).await?;
+    let topics = &kafka.topics;
+    // Two loops, one per style, one memory of answers; if one stops on an error, the
+    // other stops too.
+    let stop = shutdown.child_token();
+    let stopping = |result: Result<(), KafkaFailure>| {
+        stop.cancel();
+        result
+    };
+    let (events, commands) = tokio::join!(
+        async {
+            stopping(
+                consumer::run(
+                    kafka,
+                    &kafka.group(GROUP),
+                    &topics.payment,
+                    events,
+                    stop.clone(),
+                )
+                .await,
+            )
+        },
+        async {
+            stopping(
+                consumer::run(
+                    kafka,
+                    &kafka.group(COMMAND_GROUP),
+                    &topics.payment_commands,
+                    commands,
+                    stop.clone(),
+                )
+                .await,
+            )
+        },
+    );
+    events?;
+    commands?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decline_rate_is_stable_and_about_right() {
-        let gateway = Gateway::DeclineRate(0.3);
-        let ids: Vec<String> = (0..10_000).map(|i| format!("tx-{i}")).collect();
-        let declined = ids.iter().filter(|id| !gateway.accepts(id, "u")).count();
-        assert!(
-            (2_700..3_300).contains(&declined),
-            "{declined} of 10000 declined"
-        );
-        for id in &ids[..100] {
-            assert_eq!(gateway.accepts(id, "u"), gateway.accepts(id, "v"));
-        }
-        assert!(ids.iter().all(|id| Gateway::Accept.accepts(id, "u")));
-        assert!(ids.iter().all(|id| !Gateway::Decline.accepts(id, "u")));
-        assert!(
-            ids.iter()
-                .all(|id| Gateway::DeclineRate(0.0).accepts(id, "u"))
-        );
-        assert!(
-            ids.iter()
-                .all(|id| !Gateway::DeclineRate(1.0).accepts(id, "u"))
-        );
-        let bob = Gateway::DeclineUser("bob".into());
-        assert!(bob.accepts("t", "alice") && !bob.accepts("t", "bob"));
-    }
 }

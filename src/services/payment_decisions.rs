@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::payment_gateway::Gateway;
 use crate::kafka::{Kafka, KafkaFailure, Record, SagaConsumer};
 
 /// How long catching up with the decisions may take before the batch is retried.
@@ -36,7 +37,9 @@ struct Decision {
     decided_at: String,
 }
 
-/// Every decision made so far, and how far the topic has been read.
+/// Every decision made so far, and how far the topic has been read. Clones share it (the
+/// payment consumer's event and command loops keep one memory).
+#[derive(Clone)]
 pub struct Decisions {
     known: Arc<Mutex<HashMap<String, bool>>>,
     /// Per partition, the offset the reader reads next.
@@ -135,6 +138,44 @@ impl Decisions {
             key: Some(transaction_id.to_string()),
             payload: serde_json::to_vec(&decision).unwrap_or_default(),
             headers: Vec::new(),
+        }
+    }
+
+    /// The answer for `transaction_id` by `user_id`: the one already given, if any (logged
+    /// when `gateway` would now say otherwise), else `gateway`'s, with the record that
+    /// keeps it — to be sent with its outcome.
+    pub fn decide(
+        &self,
+        gateway: &Gateway,
+        transaction_id: &str,
+        user_id: &str,
+    ) -> (bool, Option<Record>) {
+        let verdict = |accepted: bool| if accepted { "accepted" } else { "declined" };
+        match self.answer(transaction_id) {
+            Some(given) => {
+                let now = gateway.accepts(transaction_id, user_id);
+                if now != given {
+                    tracing::info!(tx = %transaction_id, "asked again: the gateway would now say {}, but this transaction was {} before — the first answer stands",
+                                   verdict(now), verdict(given));
+                }
+                (given, None)
+            }
+            None => {
+                let accepted = gateway.accepts(transaction_id, user_id);
+                (accepted, Some(self.remember(transaction_id, accepted)))
+            }
+        }
+    }
+
+    /// Reads every decision made so far if one of `transaction_ids` has no known answer
+    /// (another instance may just have made it: the event moved with a rebalance).
+    pub async fn know<'a>(
+        &self,
+        mut transaction_ids: impl Iterator<Item = &'a str>,
+    ) -> Result<(), KafkaFailure> {
+        match transaction_ids.any(|tx| self.answer(tx).is_none()) {
+            true => self.catch_up().await,
+            false => Ok(()),
         }
     }
 
