@@ -43,6 +43,59 @@ use crate::kafka::{Kafka, KafkaFailure, Record};
 /// Most messages handled as one batch.
 pub const MAX_BATCH: usize = 500;
 
+/// Where a loop reads and what it does: consumer group (already prefixed), topic, step.
+pub struct Loop<'a, S> {
+    /// The consumer group, already prefixed (`Kafka::group`).
+    pub group: String,
+    /// The topic it reads.
+    pub topic: &'a str,
+    /// What it does with each message.
+    pub step: S,
+}
+
+/// Runs a service's two loops side by side — its events (choreography) and its commands
+/// (orchestration) — until `shutdown`. If one stops on an error, the other is stopped too,
+/// so the service exits with it.
+pub async fn run_both<A: SagaStep, B: SagaStep>(
+    kafka: &Kafka,
+    events: Loop<'_, A>,
+    commands: Loop<'_, B>,
+    shutdown: CancellationToken,
+) -> Result<(), KafkaFailure> {
+    let stop = shutdown.child_token();
+    let stopping = |result: Result<(), KafkaFailure>| {
+        stop.cancel();
+        result
+    };
+    let (events, commands) = tokio::join!(
+        async {
+            stopping(
+                run(
+                    kafka,
+                    &events.group,
+                    events.topic,
+                    events.step,
+                    stop.clone(),
+                )
+                .await,
+            )
+        },
+        async {
+            stopping(
+                run(
+                    kafka,
+                    &commands.group,
+                    commands.topic,
+                    commands.step,
+                    stop.clone(),
+                )
+                .await,
+            )
+        },
+    );
+    events.and(commands)
+}
+
 /// Runs `step` on every event of `topic` in consumer group `group` until `shutdown`.
 pub async fn run<S: SagaStep>(
     kafka: &Kafka,

@@ -11,9 +11,9 @@ use tracing::info;
 use super::inventory_commands::{COMMAND_GROUP, InventoryCommandStep};
 use super::inventory_steps::apply_in_order;
 use crate::config::{KafkaArgs, MysqlArgs};
-use crate::consumer::{self, Outgoing, SagaStep, StepError, StepResult};
+use crate::consumer::{self, Loop, Outgoing, SagaStep, StepError, StepResult};
 use crate::event::{SagaEvent, Status};
-use crate::kafka::{Kafka, KafkaFailure, Record, Topics};
+use crate::kafka::{Kafka, Record, Topics};
 use crate::store::inventory::{
     Applied, InventoryStore, Release, Reservation, StepOutcome, StockStep,
 };
@@ -148,39 +148,16 @@ pub async fn consume(
     };
     info!("inventory consumer started (events and the orchestrator's commands)");
     let topics = &kafka.topics;
-    // Two loops, one per style; if one stops on an error, the other stops too.
-    let stop = shutdown.child_token();
-    let stopping = |result: Result<(), KafkaFailure>| {
-        stop.cancel();
-        result
+    let events = Loop {
+        group: kafka.group(GROUP),
+        topic: &topics.inventory,
+        step: events,
     };
-    let (events, commands) = tokio::join!(
-        async {
-            stopping(
-                consumer::run(
-                    kafka,
-                    &kafka.group(GROUP),
-                    &topics.inventory,
-                    events,
-                    stop.clone(),
-                )
-                .await,
-            )
-        },
-        async {
-            stopping(
-                consumer::run(
-                    kafka,
-                    &kafka.group(COMMAND_GROUP),
-                    &topics.inventory_commands,
-                    commands,
-                    stop.clone(),
-                )
-                .await,
-            )
-        },
-    );
-    events?;
-    commands?;
+    let commands = Loop {
+        group: kafka.group(COMMAND_GROUP),
+        topic: &topics.inventory_commands,
+        step: commands,
+    };
+    consumer::run_both(kafka, events, commands, shutdown).await?;
     Ok(())
 }

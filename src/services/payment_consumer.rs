@@ -12,9 +12,9 @@ use super::payment_commands::{COMMAND_GROUP, PaymentCommandStep};
 use super::payment_decisions::Decisions;
 pub use super::payment_gateway::Gateway;
 use crate::config::KafkaArgs;
-use crate::consumer::{self, SagaStep, StepError, StepResult};
+use crate::consumer::{self, Loop, SagaStep, StepError, StepResult};
 use crate::event::{SagaEvent, Status, reason};
-use crate::kafka::{Kafka, KafkaFailure, Record, Topics};
+use crate::kafka::{Kafka, Record, Topics};
 
 /// The original's consumer group name.
 pub const GROUP: &str = "payment_consumer_group";
@@ -114,40 +114,17 @@ pub async fn consume(
         decisions,
     };
     let topics = &kafka.topics;
-    // Two loops, one per style, one memory of answers; if one stops on an error, the
-    // other stops too.
-    let stop = shutdown.child_token();
-    let stopping = |result: Result<(), KafkaFailure>| {
-        stop.cancel();
-        result
+    let events = Loop {
+        group: kafka.group(GROUP),
+        topic: &topics.payment,
+        step: events,
     };
-    let (events, commands) = tokio::join!(
-        async {
-            stopping(
-                consumer::run(
-                    kafka,
-                    &kafka.group(GROUP),
-                    &topics.payment,
-                    events,
-                    stop.clone(),
-                )
-                .await,
-            )
-        },
-        async {
-            stopping(
-                consumer::run(
-                    kafka,
-                    &kafka.group(COMMAND_GROUP),
-                    &topics.payment_commands,
-                    commands,
-                    stop.clone(),
-                )
-                .await,
-            )
-        },
-    );
-    events?;
-    commands?;
+    let commands = Loop {
+        group: kafka.group(COMMAND_GROUP),
+        topic: &topics.payment_commands,
+        step: commands,
+    };
+    // One memory of answers for both loops (`decisions`, cloned).
+    consumer::run_both(kafka, events, commands, shutdown).await?;
     Ok(())
 }
