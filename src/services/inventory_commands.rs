@@ -29,22 +29,10 @@ pub struct InventoryCommandStep {
 impl InventoryCommandStep {
     /// The stock change a command asks for, or why the inventory cannot take it.
     fn stock_step(command: &Command) -> Result<StockStep<'_>, StepError> {
-        let (transaction_id, item_id, quantity) = (
-            command.transaction_id.as_str(),
-            command.inventory.id,
-            command.inventory.quantity,
-        );
+        let tx = &command.transaction_id;
         match command.command {
-            CommandKind::ReserveStock => Ok(StockStep::Reserve {
-                transaction_id,
-                item_id,
-                quantity,
-            }),
-            CommandKind::ReleaseStock => Ok(StockStep::Release {
-                transaction_id,
-                item_id,
-                quantity,
-            }),
+            CommandKind::ReserveStock => Ok(StockStep::reserve(tx, &command.inventory)),
+            CommandKind::ReleaseStock => Ok(StockStep::release(tx, &command.inventory)),
             CommandKind::TakePayment => Err(StepError::Poison(
                 "the inventory answers RESERVE_STOCK and RELEASE_STOCK, not TAKE_PAYMENT".into(),
             )),

@@ -33,22 +33,10 @@ pub struct InventoryStep {
 impl InventoryStep {
     /// The stock change an event asks for, or why this consumer cannot handle it.
     fn stock_step(event: &SagaEvent) -> Result<StockStep<'_>, StepError> {
-        let (transaction_id, item_id, quantity) = (
-            event.transaction_id.as_str(),
-            event.inventory.id,
-            event.inventory.quantity,
-        );
+        let tx = &event.transaction_id;
         match event.status {
-            Status::OrderCreated => Ok(StockStep::Reserve {
-                transaction_id,
-                item_id,
-                quantity,
-            }),
-            Status::OrderCancel => Ok(StockStep::Release {
-                transaction_id,
-                item_id,
-                quantity,
-            }),
+            Status::OrderCreated => Ok(StockStep::reserve(tx, &event.inventory)),
+            Status::OrderCancel => Ok(StockStep::release(tx, &event.inventory)),
             other => Err(StepError::Poison(format!(
                 "the inventory consumer handles ORDER_CREATED and ORDER_CANCEL, not {other}"
             ))),

@@ -8,7 +8,7 @@
 use sqlx::{Any, Transaction};
 
 use super::{Applied, Dialect, InventoryError, InventoryStore, Release, Reservation};
-use crate::event::reason;
+use crate::event::{ItemRequest, reason};
 
 const STEP_RESERVE: &str = "RESERVE";
 const STEP_RELEASE: &str = "RELEASE";
@@ -44,6 +44,24 @@ pub enum StockStep<'a> {
 }
 
 impl<'a> StockStep<'a> {
+    /// Take `item`'s units for saga `transaction_id` (ORDER_CREATED, RESERVE_STOCK).
+    pub fn reserve(transaction_id: &'a str, item: &ItemRequest) -> Self {
+        StockStep::Reserve {
+            transaction_id,
+            item_id: item.id,
+            quantity: item.quantity,
+        }
+    }
+
+    /// Give back what saga `transaction_id` holds of `item` (ORDER_CANCEL, RELEASE_STOCK).
+    pub fn release(transaction_id: &'a str, item: &ItemRequest) -> Self {
+        StockStep::Release {
+            transaction_id,
+            item_id: item.id,
+            quantity: item.quantity,
+        }
+    }
+
     /// The saga the step belongs to.
     pub fn transaction_id(&self) -> &'a str {
         match self {
