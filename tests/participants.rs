@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Lab, Services, order_body};
+use common::{Lab, Services, order_body, stock_by_item};
 use edm::consumer::Incoming;
 use edm::kafka::Record;
 use edm::orchestration::messages::{Command, CommandKind, Reply, ReplyKind};
@@ -37,13 +37,7 @@ async fn send_to(lab: &Lab, topic: &str, commands: &[Command]) {
             headers: Vec::new(),
         })
         .collect();
-    assert!(
-        lab.producer
-            .send_all(&records)
-            .await
-            .iter()
-            .all(Result::is_ok)
-    );
+    lab.send_all(&records).await;
 }
 
 async fn replies(lab: &Lab, count: usize) -> Vec<Reply> {
@@ -57,13 +51,7 @@ async fn replies(lab: &Lab, count: usize) -> Vec<Reply> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inventory_answers_commands_once_whatever_is_redelivered() {
     let lab = Lab::start(Services::all(Gateway::Accept)).await;
-    let before = lab
-        .stock
-        .item(2)
-        .await
-        .expect("item")
-        .expect("item 2")
-        .quantity;
+    let before = stock_by_item(&lab.stock).await[&2];
     let (paid, rolled_back, too_many, unknown) = (
         uuid::Uuid::new_v4().to_string(),
         uuid::Uuid::new_v4().to_string(),
@@ -115,13 +103,7 @@ async fn the_inventory_answers_commands_once_whatever_is_redelivered() {
     assert_eq!(lab.history_of(&paid).await, vec![-3]);
     assert_eq!(lab.history_of(&rolled_back).await, vec![-4, 4]);
     assert!(lab.history_of(&too_many).await.is_empty());
-    let after = lab
-        .stock
-        .item(2)
-        .await
-        .expect("item")
-        .expect("item 2")
-        .quantity;
+    let after = stock_by_item(&lab.stock).await[&2];
     assert_eq!(before - after, 3);
 
     // A command for another participant is poison: dead-lettered, the loop goes on.

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use edm::kafka::{EventProducer, Kafka};
+use edm::kafka::{EventProducer, Kafka, Record};
 use edm::store::inventory::InventoryStore;
 use edm::store::orders::OrderStore;
 use serde_json::{Map, Value};
@@ -154,6 +154,13 @@ impl Lab {
             .expect("MySQL")
             .expect("item")
             .quantity
+    }
+
+    /// Sends `records` pipelined (one batch for a consumer that is waiting) and asserts
+    /// that the broker acknowledged every one.
+    pub async fn send_all(&self, records: &[Record]) {
+        let results = self.producer.send_all(records).await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
     }
 
     /// History quantities of one saga, oldest first.
