@@ -4,10 +4,15 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{LabConfig, order_created, read_topic};
 use edm::kafka::{BrokerKind, Kafka, Record};
+
+/// Held by every test here: one of them measures its producer's CPU, and a producer made by
+/// another test at the same moment would be counted with it.
+static MEASURING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Events of `sagas` sagas, `steps` events each, interleaved as a consumer batch would send
 /// them (saga 0 step 0, saga 1 step 0, …, saga 0 step 1, …).
@@ -27,6 +32,7 @@ fn interleaved(topic: &str, sagas: usize, steps: usize) -> Vec<Record> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_sends_are_all_stored_in_order_per_saga() {
+    let _alone = MEASURING.lock().await;
     let config = LabConfig::fresh();
     config.prepare().await;
     let kafka = Kafka::new(&config.kafka);
@@ -74,6 +80,7 @@ async fn pipelined_sends_are_all_stored_in_order_per_saga() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_producer_tells_when_it_has_its_producer_id_on_edms_broker() {
+    let _alone = MEASURING.lock().await;
     let config = LabConfig::fresh();
     config.prepare().await;
     let kafka = Kafka::connect(&config.kafka).await.expect("broker answers");
@@ -113,11 +120,12 @@ async fn a_producer_tells_when_it_has_its_producer_id_on_edms_broker() {
     assert!(!producer.wait_ready(Duration::from_millis(10)).await);
 }
 
-/// CPU time (ns) of this process's threads whose name starts with `prefix`, from
-/// /proc/self/task/*/schedstat (exact, unlike the clock ticks of /proc/*/stat).
-fn cpu_of_threads(prefix: &str) -> u64 {
+/// CPU time (ns) per thread of this process whose name starts with `prefix`, by thread id,
+/// from /proc/self/task/*/schedstat (exact, unlike the clock ticks of /proc/*/stat). By id,
+/// because threads of other producers come and go while a test measures.
+fn cpu_of_threads(prefix: &str) -> HashMap<String, u64> {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
+        return HashMap::new();
     };
     tasks
         .flatten()
@@ -125,14 +133,20 @@ fn cpu_of_threads(prefix: &str) -> u64 {
             std::fs::read_to_string(task.path().join("comm"))
                 .is_ok_and(|name| name.starts_with(prefix))
         })
-        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            let ns = stat.split_whitespace().next()?.parse::<u64>().ok()?;
+            Some((task.file_name().to_string_lossy().into_owned(), ns))
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_producer_costs_no_cpu() {
+    // The other tests here run producers too; their threads must not be counted.
+    let _alone = MEASURING.lock().await;
     let config = LabConfig::fresh();
+    let others = cpu_of_threads("producer");
     let producer = Kafka::new(&config.kafka).producer().expect("producer");
     let results = producer
         .send_all(&interleaved(
@@ -142,9 +156,15 @@ async fn an_idle_producer_costs_no_cpu() {
         ))
         .await;
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let before = cpu_of_threads("producer");
+    let mut before = cpu_of_threads("producer");
+    before.retain(|thread, _| !others.contains_key(thread));
+    assert!(!before.is_empty(), "the producer has an event thread");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let used = cpu_of_threads("producer") - before;
+    let after = cpu_of_threads("producer");
+    let used: u64 = before
+        .iter()
+        .map(|(thread, ns)| after.get(thread).map_or(0, |now| now.saturating_sub(*ns)))
+        .sum();
     // rust-rdkafka's own polling thread spun ~16 ms in 2 s here; a thread that sleeps until
     // librdkafka has an event uses next to nothing.
     assert!(
