@@ -6,8 +6,8 @@ use clap::{Parser, Subcommand};
 use edm::broker::BrokerConfig;
 use edm::lab::LabArgs;
 use edm::services::cli::{
-    InventoryConsumerArgs, InventoryServiceArgs, OrderConsumerArgs, OrderServiceArgs,
-    PaymentConsumerArgs,
+    InventoryConsumerArgs, InventoryServiceArgs, OrchestratorArgs, OrderConsumerArgs,
+    OrderServiceArgs, PaymentConsumerArgs,
 };
 use edm::setup::SetupArgs;
 use edm::tools::create_topics::CreateTopicsArgs;
@@ -35,6 +35,9 @@ pub enum Command {
     Setup(SetupArgs),
     /// HTTP order service: POST /v1/order, GET /v1/order?transaction_id=…&user_id=…
     OrderService(OrderServiceArgs),
+    /// Orchestration (`order-service --saga orchestration`): drives each saga by commands
+    /// and replies, compensates, ends stuck sagas after --step-timeout.
+    Orchestrator(OrchestratorArgs),
     /// Saga step 4: records PAYMENT_COMPLETE / ORDER_CANCEL on the stored order.
     OrderConsumer(OrderConsumerArgs),
     /// Saga step 2: reserves stock on ORDER_CREATED, gives it back on ORDER_CANCEL.

@@ -26,6 +26,7 @@ async fn main() -> ExitCode {
         Command::Setup(args) => setup::command(args).await,
         Command::OrderService(args) => service::order_service(args).await,
         Command::OrderConsumer(args) => service::order_consumer(args).await,
+        Command::Orchestrator(args) => service::orchestrator(args).await,
         Command::InventoryConsumer(args) => service::inventory_consumer(args).await,
         Command::InventoryService(args) => service::inventory_service(args).await,
         Command::PaymentConsumer(args) => service::payment_consumer(args).await,

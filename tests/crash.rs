@@ -1,5 +1,6 @@
-//! Crashes: the consumers run as separate `edm` processes; one is killed with SIGKILL in
-//! the middle of a few hundred orders and started again. The books must still be exact,
+//! Crashes: the consumers (or, orchestrated, the orchestrator) run as separate `edm`
+//! processes; one is killed with SIGKILL in the middle of a few hundred orders and started
+//! again. The books must still be exact,
 //! and SIGTERM must stop every process cleanly with exit code 0.
 
 mod common;
@@ -14,17 +15,24 @@ const ORDERS: usize = 300;
 const IN_FLIGHT: usize = 8;
 const KILL_AFTER: usize = 100;
 
-async fn crash_and_restart(victim: &str) {
+async fn crash_and_restart(victim: &str, saga: &str) {
     init_logs();
     let config = LabConfig::fresh();
     config.prepare().await;
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut processes = vec![
-        EdmProcess::spawn(&config, "order-service", &["--listen", &listen]),
+        EdmProcess::spawn(
+            &config,
+            "order-service",
+            &["--listen", &listen, "--saga", saga],
+        ),
         EdmProcess::spawn(&config, "inventory-consumer", &[]),
         EdmProcess::spawn(&config, "payment-consumer", &["--decline-rate", "0.3"]),
-        EdmProcess::spawn(&config, "order-consumer", &[]),
+        match saga {
+            "orchestration" => EdmProcess::spawn(&config, "orchestrator", &[]),
+            _ => EdmProcess::spawn(&config, "order-consumer", &[]),
+        },
     ];
     let stack = Stack::attach(&config, port).await;
 
@@ -78,10 +86,15 @@ async fn crash_and_restart(victim: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_inventory_consumer_mid_run_loses_and_doubles_nothing() {
-    crash_and_restart("inventory-consumer").await;
+    crash_and_restart("inventory-consumer", "choreography").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_order_consumer_mid_run_loses_and_doubles_nothing() {
-    crash_and_restart("order-consumer").await;
+    crash_and_restart("order-consumer", "choreography").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_orchestrator_mid_run_loses_and_doubles_nothing() {
+    crash_and_restart("orchestrator", "orchestration").await;
 }

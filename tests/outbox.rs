@@ -25,6 +25,7 @@ async fn an_order_kafka_does_not_acknowledge_is_accepted_and_sent_once_kafka_is_
         order_options: OrderServiceOptions {
             delivery_timeout: Duration::from_secs(2),
             resend_after: Duration::from_secs(1),
+            ..OrderServiceOptions::default()
         },
         ..Services::http_only()
     };

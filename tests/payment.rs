@@ -38,7 +38,8 @@ async fn a_redelivered_payment_gets_the_answer_given_the_first_time() {
         .into_iter()
         .find(|e| e.status == "INVENTORY_RESERVED")
         .expect("the saga's INVENTORY_RESERVED");
-    let again = common::read_topic(&lab.kafka, &reserved.topic, (reserved.offset + 1) as usize)
+    let (_, offset) = reserved.position.expect("found on a topic");
+    let again = common::read_topic(&lab.kafka, &reserved.topic, (offset + 1) as usize)
         .await
         .pop()
         .expect("the event")

@@ -1,9 +1,32 @@
 //! `edm lab`'s flags: where the servers are (each defaulting to an embedded one), the
 //! topics' partitions, and the load run's shape.
 
+use std::time::Duration;
+
 use clap::Args;
 
-use crate::config::{parse_orders_per_second, parse_property, parse_rate};
+use crate::config::{parse_orders_per_second, parse_property, parse_rate, parse_seconds};
+use crate::orchestration::SagaStyle;
+
+/// Which SAGA styles a lab run shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LabSagas {
+    Choreography,
+    Orchestration,
+    /// Each style in turn, with the same orders, then the two side by side.
+    Both,
+}
+
+impl LabSagas {
+    /// The styles to run, in order.
+    pub fn styles(self) -> Vec<SagaStyle> {
+        match self {
+            LabSagas::Choreography => vec![SagaStyle::Choreography],
+            LabSagas::Orchestration => vec![SagaStyle::Orchestration],
+            LabSagas::Both => vec![SagaStyle::Choreography, SagaStyle::Orchestration],
+        }
+    }
+}
 
 /// `edm lab` flags.
 #[derive(Args, Debug, Clone)]
@@ -43,6 +66,13 @@ pub struct LabArgs {
     /// Load mode: share of payments the gateway declines.
     #[arg(long, default_value_t = 0.2, value_parser = parse_rate)]
     pub decline_rate: f64,
+    /// The SAGA style: choreography (events, the course's), orchestration (commands from
+    /// an orchestrator), or both — the same orders through each, side by side.
+    #[arg(long, value_enum, default_value_t = LabSagas::Choreography)]
+    pub saga: LabSagas,
+    /// Seconds an orchestrated saga's step may wait for its reply (see `edm orchestrator`).
+    #[arg(long, default_value = "5", value_parser = parse_seconds)]
+    pub step_timeout: Duration,
     /// Keep the lab's database and table afterwards (to look at them).
     #[arg(long)]
     pub keep: bool,

@@ -11,14 +11,20 @@ pub async fn command(args: LabArgs) -> anyhow::Result<()> {
                 Some(rate) => format!("offered at {rate} orders/s"),
                 None => "as fast as they are accepted".to_string(),
             };
-            println!(
-                "edm lab load: {orders} orders {pace}, at most {} being placed at once, \
-                 decline rate {:.2}",
-                args.concurrency, args.decline_rate
-            );
-            let report = super::load::run_load(&args, orders).await?;
-            print!("{}", report.render());
-            report.books.hold()
+            let mut hold = true;
+            for style in args.saga.styles() {
+                println!(
+                    "edm lab load ({}): {orders} orders {pace}, at most {} being placed at \
+                     once, decline rate {:.2}",
+                    style.as_str(),
+                    args.concurrency,
+                    args.decline_rate
+                );
+                let report = super::load::run_load(&args, orders, style).await?;
+                print!("{}", report.render());
+                hold &= report.books.hold();
+            }
+            hold
         }
         None => super::run_demo(&args).await?,
     };

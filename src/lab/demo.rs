@@ -1,8 +1,10 @@
-//! The lab's demonstration: one successful saga and one rolled back, shown step by step.
+//! The lab's demonstration: one successful saga and one rolled back, shown step by step —
+//! in one SAGA style, or in both with the same orders and a side-by-side comparison.
 
 use serde_json::Value;
 
 use super::{Lab, LabArgs, invariants, now_ms};
+use crate::orchestration::SagaStyle;
 use crate::services::payment_consumer::Gateway;
 use crate::tools::order_client::NewOrder;
 use crate::tools::trace;
@@ -13,15 +15,49 @@ const DECLINED_USER: &str = "bob";
 const ITEM: i64 = 2;
 const QUANTITY: i64 = 5;
 
-/// Runs the demonstration; true if every invariant holds.
-pub async fn run_demo(args: &LabArgs) -> anyhow::Result<bool> {
-    let mut lab = Lab::start(args, Gateway::DeclineUser(DECLINED_USER.into())).await?;
-    let shown = demo(&mut lab).await;
-    let stopped = lab.stop().await;
-    let ok = shown?;
-    stopped?;
-    Ok(ok)
+/// What one style's demonstration showed, for the comparison.
+pub struct Shown {
+    pub style: SagaStyle,
+    /// Per demo saga: messages on the topics, and ms from the POST to the final status.
+    pub sagas: Vec<(usize, Option<i64>)>,
+    pub hold: bool,
 }
+
+/// Runs the demonstration in each style `args` asks for; true if every invariant holds.
+pub async fn run_demo(args: &LabArgs) -> anyhow::Result<bool> {
+    let mut shown = Vec::new();
+    for style in args.saga.styles() {
+        let mut lab = Lab::start(args, Gateway::DeclineUser(DECLINED_USER.into()), style).await?;
+        let result = demo(&mut lab, style).await;
+        let stopped = lab.stop().await;
+        shown.push(result?);
+        stopped?;
+    }
+    if shown.len() > 1 {
+        print!("{}", super::compare::render(&shown, &story_names()));
+    }
+    Ok(shown.iter().all(|s| s.hold))
+}
+
+/// The demo sagas' one-line stories.
+fn story_names() -> Vec<String> {
+    SAGAS
+        .iter()
+        .map(|(user, story)| match story.split_once(':') {
+            Some((what, _)) => format!("{user}, {what}"),
+            None => user.to_string(),
+        })
+        .collect()
+}
+
+/// The demo's customers and what happens to their orders.
+const SAGAS: [(&str, &str); 2] = [
+    ("alice", "payment accepted: the saga completes"),
+    (
+        DECLINED_USER,
+        "payment declined: compensation in reverse order",
+    ),
+];
 
 fn order(user: &str) -> NewOrder {
     NewOrder {
@@ -35,27 +71,25 @@ fn order(user: &str) -> NewOrder {
     }
 }
 
-async fn demo(lab: &mut Lab) -> anyhow::Result<bool> {
+async fn demo(lab: &mut Lab, style: SagaStyle) -> anyhow::Result<Shown> {
     println!(
-        "edm lab {}: the course's SAGA, all five services in this process",
-        lab.id
+        "edm lab {}: the course's SAGA by {}, all services in this process",
+        lab.id,
+        style.as_str()
     );
     println!("  {}", lab.servers.kafka);
     println!("  stock in {}", lab.servers.stock);
     println!("  orders in {}", lab.servers.orders);
-    println!("  topics {}", lab.kafka.topics.all().join(", "));
+    let topics = match style {
+        SagaStyle::Choreography => lab.kafka.topics.all(),
+        SagaStyle::Orchestration => lab.kafka.topics.orchestration(),
+    };
+    println!("  topics {}", topics.join(", "));
     println!("  the payment gateway declines every payment of user `{DECLINED_USER}`\n");
     let before = lab.stock_by_item().await?;
 
-    let sagas = [
-        ("alice", "payment accepted: the saga completes"),
-        (
-            DECLINED_USER,
-            "payment declined: compensation in reverse order",
-        ),
-    ];
     let mut placed = Vec::new();
-    for (user, _) in &sagas {
+    for (user, _) in &SAGAS {
         let at = now_ms();
         let tx = lab.client.place(&order(user)).await?.transaction_id;
         placed.push((tx, at));
@@ -64,29 +98,42 @@ async fn demo(lab: &mut Lab) -> anyhow::Result<bool> {
     let transactions: Vec<String> = placed.iter().map(|(tx, _)| tx.clone()).collect();
     let finished = lab.wait_final(&transactions).await?;
 
-    for (n, ((user, story), (tx, at))) in sagas.iter().zip(&placed).enumerate() {
+    let mut sagas = Vec::new();
+    for (n, ((user, story), (tx, at))) in SAGAS.iter().zip(&placed).enumerate() {
         println!("{}) {user} orders {QUANTITY} × item {ITEM}: {story}", n + 1);
         println!("   transaction_id {tx}");
-        let events = trace::trace(&lab.kafka, tx).await?;
+        let messages = trace::trace(&lab.kafka, tx).await?;
+        let states = match lab.orders.saga(tx).await? {
+            Some(saga) => trace::saga_states(&saga),
+            None => Vec::new(),
+        };
+        let count = messages.len();
+        let events = trace::sorted(messages.into_iter().chain(states).collect());
         print!("{}", trace::render_timeline(&events, Some(*at)));
+        let latency = finished.get(tx).map(|(_, when)| when - at);
         if let Some((done, when)) = finished.get(tx) {
             let reason = done
                 .reason
                 .as_deref()
                 .map(|r| format!("  reason={r}"))
                 .unwrap_or_default();
+            let by = match style {
+                SagaStyle::Choreography => "order-consumer",
+                SagaStyle::Orchestration => "orchestrator",
+            };
             println!(
-                "  {:>+7} ms  {:<20} {:<width$} by order-consumer{reason}\n",
+                "  {:>+7} ms  {:<22} {:<width$} by {by}{reason}\n",
                 when - at,
                 done.status.as_str(),
                 "(stored)",
                 width = trace::topic_width(&events),
             );
         }
+        sagas.push((count, latency));
     }
 
     println!("Orders");
-    for ((user, _), (tx, _)) in sagas.iter().zip(&placed) {
+    for ((user, _), (tx, _)) in SAGAS.iter().zip(&placed) {
         let stored = lab.orders.get(tx, user).await?.unwrap_or_default();
         let text = |key: &str| {
             stored
@@ -124,5 +171,9 @@ async fn demo(lab: &mut Lab) -> anyhow::Result<bool> {
 
     let books = invariants::check(&lab.stock, &lab.orders, &before).await?;
     print!("\n{}", books.render());
-    Ok(books.hold())
+    Ok(Shown {
+        style,
+        sagas,
+        hold: books.hold(),
+    })
 }

@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 
 use super::{Lab, LabArgs, invariants};
 use crate::event::Status;
+use crate::orchestration::SagaStyle;
 use crate::services::payment_consumer::Gateway;
 use crate::tools::order_client::NewOrder;
 
@@ -82,9 +83,14 @@ impl LoadReport {
     }
 }
 
-/// Runs the load mode with `args.orders` orders; the report says whether the books hold.
-pub async fn run_load(args: &LabArgs, orders: usize) -> anyhow::Result<LoadReport> {
-    let mut lab = Lab::start(args, Gateway::DeclineRate(args.decline_rate)).await?;
+/// Runs the load mode with `orders` orders started in `style`; the report says whether the
+/// books hold.
+pub async fn run_load(
+    args: &LabArgs,
+    orders: usize,
+    style: SagaStyle,
+) -> anyhow::Result<LoadReport> {
+    let mut lab = Lab::start(args, Gateway::DeclineRate(args.decline_rate), style).await?;
     let measured = drive(&mut lab, orders, args.concurrency.max(1), args.rate).await;
     let stopped = lab.stop().await;
     let report = measured?;

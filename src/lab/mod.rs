@@ -8,6 +8,7 @@
 
 mod args;
 mod command;
+mod compare;
 mod demo;
 mod embedded;
 pub mod invariants;
@@ -21,14 +22,18 @@ use tokio::sync::mpsc;
 
 use crate::config::{DynamoArgs, KafkaArgs, MysqlArgs};
 use crate::kafka::{AssignmentNotifier, Kafka};
+use crate::orchestration::SagaStyle;
 use crate::services::order_consumer::Finished;
 use crate::services::payment_consumer::Gateway;
-use crate::services::{inventory_consumer, order_consumer, payment_consumer};
+use crate::services::{
+    inventory_commands, inventory_consumer, orchestrator, order_consumer, payment_commands,
+    payment_consumer,
+};
 use crate::store::inventory::InventoryStore;
 use crate::store::orders::OrderStore;
 use crate::tools::order_client::OrderClient;
 
-pub use args::LabArgs;
+pub use args::{LabArgs, LabSagas};
 pub use command::command;
 pub use demo::run_demo;
 pub use services::{Selection, Services};
@@ -80,8 +85,9 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// Creates this run's topics, database and table, and starts the services.
-    pub async fn start(args: &LabArgs, gateway: Gateway) -> anyhow::Result<Lab> {
+    /// Creates this run's topics, database and table, and starts the services, the order
+    /// service starting its sagas in `style`.
+    pub async fn start(args: &LabArgs, gateway: Gateway, style: SagaStyle) -> anyhow::Result<Lab> {
         let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
         let dir = embedded::data_dir(&id);
         if args.mysql_url.is_none() || args.dynamodb_endpoint.is_none() {
@@ -151,11 +157,19 @@ impl Lab {
         kafka
             .ensure_topics(&topics, Some(args.partitions), 1)
             .await?;
-        for (group, topic) in [
-            (inventory_consumer::GROUP, &kafka.topics.inventory),
-            (payment_consumer::GROUP, &kafka.topics.payment),
-            (order_consumer::GROUP, &kafka.topics.order),
-        ] {
+        let topics = &kafka.topics;
+        let groups = [
+            (inventory_consumer::GROUP, &topics.inventory),
+            (payment_consumer::GROUP, &topics.payment),
+            (order_consumer::GROUP, &topics.order),
+            (
+                inventory_commands::COMMAND_GROUP,
+                &topics.inventory_commands,
+            ),
+            (payment_commands::COMMAND_GROUP, &topics.payment_commands),
+            (orchestrator::GROUP, &topics.saga_replies),
+        ];
+        for (group, topic) in groups {
             kafka
                 .commit_start(&kafka.group(group), topic, args.partitions)
                 .await?;
@@ -168,7 +182,10 @@ impl Lab {
             &kafka,
             &stock,
             &orders,
-            Selection::all(gateway),
+            Selection {
+                orchestrator: Some(args.step_timeout),
+                ..Selection::all(gateway).with_saga(style)
+            },
             Some(observer),
         )
         .await?;
@@ -176,14 +193,9 @@ impl Lab {
         let inventory_url = services.inventory_url.clone();
 
         // Orders placed before the consumers have joined their groups would wait for the
-        // join (seconds): wait for the three groups first, so timelines show the saga.
+        // join (seconds): wait for every group first, so timelines show the saga.
         let mut ready = std::collections::HashSet::new();
-        let groups = [
-            inventory_consumer::GROUP,
-            payment_consumer::GROUP,
-            order_consumer::GROUP,
-        ]
-        .map(|g| kafka.group(g));
+        let groups = groups.map(|(g, _)| kafka.group(g));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while !groups.iter().all(|g| ready.contains(g)) {
             if let Ok(Some(group)) =

@@ -11,11 +11,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::kafka::Kafka;
+use crate::orchestration::SagaStyle;
 use crate::services::order_consumer::FinishedSender;
 use crate::services::order_service::OrderServiceOptions;
 use crate::services::payment_consumer::Gateway;
 use crate::services::{
-    inventory_consumer, inventory_service, order_consumer, order_service, payment_consumer,
+    inventory_consumer, inventory_service, orchestrator, order_consumer, order_service,
+    payment_consumer,
 };
 use crate::store::inventory::InventoryStore;
 use crate::store::orders::OrderStore;
@@ -30,7 +32,9 @@ pub struct Selection {
     pub inventory_consumer: bool,
     /// Whether the order consumer runs.
     pub order_consumer: bool,
-    /// The order service's timeouts.
+    /// The orchestrator's step timeout (`None`: no orchestrator).
+    pub orchestrator: Option<Duration>,
+    /// The order service's timeouts and SAGA style.
     pub order_options: OrderServiceOptions,
 }
 
@@ -41,8 +45,15 @@ impl Selection {
             payment: Some(gateway),
             inventory_consumer: true,
             order_consumer: true,
+            orchestrator: Some(orchestrator::DEFAULT_STEP_TIMEOUT),
             order_options: OrderServiceOptions::default(),
         }
+    }
+
+    /// The same, with new orders started in `style`.
+    pub fn with_saga(mut self, style: SagaStyle) -> Self {
+        self.order_options.saga = style;
+        self
     }
 
     /// Only the two HTTP services.
@@ -51,6 +62,7 @@ impl Selection {
             payment: None,
             inventory_consumer: false,
             order_consumer: false,
+            orchestrator: None,
             order_options: OrderServiceOptions::default(),
         }
     }
@@ -71,8 +83,8 @@ pub struct Services {
 
 impl Services {
     /// Starts `selection` on `kafka` over the shared stores (on SQLite one connection
-    /// each, so the services never wait on each other's file lock); the order consumer
-    /// tells `observer` of every saga that ends.
+    /// each, so the services never wait on each other's file lock); the order consumer and
+    /// the orchestrator tell `observer` of every saga they end.
     pub async fn start(
         kafka: &Kafka,
         stock: &InventoryStore,
@@ -118,6 +130,20 @@ impl Services {
                 "payment-consumer",
                 tracing::info_span!("payment-consumer"),
                 async move { payment_consumer::consume(&k, gateway, s).await }.boxed(),
+            );
+        }
+        if let Some(step_timeout) = selection.orchestrator {
+            let (k, o, s, seen) = (
+                kafka.clone(),
+                orders.clone(),
+                shutdown.clone(),
+                observer.clone(),
+            );
+            spawn(
+                "orchestrator",
+                tracing::info_span!("orchestrator"),
+                async move { orchestrator::orchestrate(&k, o, step_timeout, seen, s).await }
+                    .boxed(),
             );
         }
         if selection.order_consumer {

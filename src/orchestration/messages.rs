@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::consumer::Incoming;
 use crate::event::{ItemRequest, OrderDetails, validate_transaction_id, validate_user_id};
+use crate::kafka::{Record, Topics};
 
 /// What the orchestrator asks a participant to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +22,22 @@ pub enum CommandKind {
     ReleaseStock,
     /// Charge the order's total price (`payment.commands`).
     TakePayment,
+    /// Void the saga's payment, or refund it if it was taken (`payment.commands`): the
+    /// compensation of a TAKE_PAYMENT that got no answer in time, since it may have
+    /// happened all the same (or will, once the payment service is back).
+    CancelPayment,
+}
+
+impl CommandKind {
+    /// Its wire spelling, e.g. `RESERVE_STOCK`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandKind::ReserveStock => "RESERVE_STOCK",
+            CommandKind::ReleaseStock => "RELEASE_STOCK",
+            CommandKind::TakePayment => "TAKE_PAYMENT",
+            CommandKind::CancelPayment => "CANCEL_PAYMENT",
+        }
+    }
 }
 
 /// A command: what to do, for which saga, about which order.
@@ -49,6 +66,22 @@ pub enum ReplyKind {
     PaymentApproved,
     /// Not charged (`reason`: PAYMENT_DECLINED).
     PaymentDeclined,
+    /// The payment is void (`refunded`: whether it had been taken and is now given back).
+    PaymentCancelled,
+}
+
+impl ReplyKind {
+    /// Its wire spelling, e.g. `STOCK_RESERVED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyKind::StockReserved => "STOCK_RESERVED",
+            ReplyKind::StockRejected => "STOCK_REJECTED",
+            ReplyKind::StockReleased => "STOCK_RELEASED",
+            ReplyKind::PaymentApproved => "PAYMENT_APPROVED",
+            ReplyKind::PaymentDeclined => "PAYMENT_DECLINED",
+            ReplyKind::PaymentCancelled => "PAYMENT_CANCELLED",
+        }
+    }
 }
 
 /// A participant's answer to one command.
@@ -62,6 +95,8 @@ pub struct Reply {
     pub total_price: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded: Option<bool>,
 }
 
 impl Reply {
@@ -73,6 +108,7 @@ impl Reply {
             reason: None,
             total_price: None,
             released: None,
+            refunded: None,
         }
     }
 
@@ -84,6 +120,20 @@ impl Reply {
 }
 
 impl Command {
+    /// The command as a record to its participant's topic, keyed by its saga.
+    pub fn record(&self, topics: &Topics) -> Record {
+        let topic = match self.command {
+            CommandKind::ReserveStock | CommandKind::ReleaseStock => &topics.inventory_commands,
+            CommandKind::TakePayment | CommandKind::CancelPayment => &topics.payment_commands,
+        };
+        Record {
+            topic: topic.clone(),
+            key: Some(self.transaction_id.clone()),
+            payload: self.to_payload(),
+            headers: Vec::new(),
+        }
+    }
+
     /// Its JSON wire form.
     pub fn to_payload(&self) -> Vec<u8> {
         // Strings, numbers and JSON values only: serialising cannot fail.

@@ -9,9 +9,11 @@ use tracing::Instrument;
 use super::order_service::OrderServiceOptions;
 use super::payment_consumer::Gateway;
 use super::{
-    inventory_consumer, inventory_service, order_consumer, order_service, payment_consumer,
+    inventory_consumer, inventory_service, orchestrator, order_consumer, order_service,
+    payment_consumer,
 };
 use crate::config::{DynamoArgs, KafkaArgs, MysqlArgs, parse_bool_flag, parse_rate, parse_seconds};
+use crate::orchestration::SagaStyle;
 use crate::{http, shutdown};
 
 /// `edm order-service` flags.
@@ -32,6 +34,10 @@ pub struct OrderServiceArgs {
     /// down, or the service stopped in between) has it sent from the outbox.
     #[arg(long, default_value = "30", value_parser = parse_seconds)]
     pub resend_after: Duration,
+    /// The SAGA style of new orders: events (the course's) or commands from
+    /// `edm orchestrator`.
+    #[arg(long, value_enum, env = "EDM_SAGA", default_value_t = SagaStyle::Choreography)]
+    pub saga: SagaStyle,
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
@@ -44,6 +50,7 @@ pub async fn order_service(args: OrderServiceArgs) -> anyhow::Result<()> {
     let options = OrderServiceOptions {
         delivery_timeout: args.delivery_timeout,
         resend_after: args.resend_after,
+        saga: args.saga,
     };
     order_service::run(
         listener,
@@ -53,6 +60,31 @@ pub async fn order_service(args: OrderServiceArgs) -> anyhow::Result<()> {
         shutdown::on_signal(),
     )
     .instrument(tracing::info_span!("order-service"))
+    .await
+}
+
+/// `edm orchestrator` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OrchestratorArgs {
+    /// Seconds a saga step may wait for its reply; then its command is sent once more, and
+    /// after a second wait the saga is compensated (reason TIMEOUT).
+    #[arg(long, default_value = "5", value_parser = parse_seconds)]
+    pub step_timeout: Duration,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub dynamo: DynamoArgs,
+}
+
+/// `edm orchestrator`.
+pub async fn orchestrator(args: OrchestratorArgs) -> anyhow::Result<()> {
+    orchestrator::run(
+        &args.kafka,
+        &args.dynamo,
+        args.step_timeout,
+        shutdown::on_signal(),
+    )
+    .instrument(tracing::info_span!("orchestrator"))
     .await
 }
 

@@ -33,9 +33,10 @@ impl InventoryCommandStep {
         match command.command {
             CommandKind::ReserveStock => Ok(StockStep::reserve(tx, &command.inventory)),
             CommandKind::ReleaseStock => Ok(StockStep::release(tx, &command.inventory)),
-            CommandKind::TakePayment => Err(StepError::Poison(
-                "the inventory answers RESERVE_STOCK and RELEASE_STOCK, not TAKE_PAYMENT".into(),
-            )),
+            other => Err(StepError::Poison(format!(
+                "the inventory answers RESERVE_STOCK and RELEASE_STOCK, not {}",
+                other.as_str()
+            ))),
         }
     }
 

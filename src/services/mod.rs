@@ -5,6 +5,7 @@ pub mod inventory_commands;
 pub mod inventory_consumer;
 pub mod inventory_service;
 mod inventory_steps;
+pub mod orchestrator;
 pub mod order_consumer;
 pub mod order_service;
 pub mod payment_commands;

@@ -25,7 +25,9 @@ use tracing::{Instrument, error, info, warn};
 use crate::config::{DynamoArgs, KafkaArgs};
 use crate::event::{ItemRequest, OrderDetails, SagaEvent, Status, validate_user_id};
 use crate::http::{self, ApiError};
-use crate::kafka::{EventProducer, Kafka, Record, Topics};
+use crate::kafka::{EventProducer, Kafka, KafkaFailure, Record, Topics};
+use crate::orchestration::SagaStyle;
+use crate::orchestration::saga;
 use crate::store::orders::{OrderStore, OrderStoreError};
 
 /// Largest accepted request body.
@@ -63,23 +65,26 @@ pub struct OrderService {
     store: OrderStore,
     producer: EventProducer,
     topics: Topics,
+    saga: SagaStyle,
     /// Cancelled when the producer has failed fatally: the service stops (non-zero exit).
     stop: CancellationToken,
 }
 
 impl OrderService {
-    /// A service over `store` that sends events with `producer` to `topics`, and cancels
-    /// `stop` if the producer fails for good.
+    /// A service over `store` that starts `saga`s, sends with `producer` to `topics`, and
+    /// cancels `stop` if the producer fails for good.
     pub fn new(
         store: OrderStore,
         producer: EventProducer,
         topics: Topics,
+        saga: SagaStyle,
         stop: CancellationToken,
     ) -> Self {
         Self {
             store,
             producer,
             topics,
+            saga,
             stop,
         }
     }
@@ -133,39 +138,89 @@ async fn place_order(
         reason: None,
         extra,
     };
+    let (outcome, answer) = match service.saga {
+        SagaStyle::Choreography => choreographed(&service, &event).await?,
+        SagaStyle::Orchestration => orchestrated(&service, &event).await?,
+    };
     let tx = &event.transaction_id;
-    let user = &event.order.user_id;
-
-    service.store.create(&event).await?;
-    let mut answer = json!({
-        "status": Status::OrderCreated.as_str(),
-        "user_id": user,
-        "transaction_id": tx,
-    });
-    if let Err(failure) = service
-        .producer
-        .send(&service.topics.inventory, &event)
-        .await
-    {
-        // The order is stored with its event in the outbox, and the broker may even have
-        // the event already (a late acknowledgement): the order goes on either way, so
-        // the answer says so (202) instead of "not placed".
-        warn!(%tx, %failure, "order stored, ORDER_CREATED not acknowledged yet: the outbox relay sends it once Kafka answers");
-        stop_if_dead(&service.producer, &service.stop);
-        answer["event"] = json!(PENDING);
-        answer["detail"] = json!(format!(
-            "the order is stored, but {failure}; the order service sends it from its outbox once Kafka answers"
-        ));
-        return Ok((StatusCode::ACCEPTED, Json(answer)));
+    match outcome {
+        Ok(sent) => {
+            info!(%tx, user = event.order.user_id, item = event.inventory.id, quantity = event.inventory.quantity,
+                  "POST /v1/order → order stored (ORDER_CREATED) → {sent}");
+            Ok((StatusCode::OK, Json(answer)))
+        }
+        Err(failure) => {
+            // The order is stored with its first message in an outbox, and the broker may
+            // even have it already (a late acknowledgement): the order goes on either way,
+            // so the answer says so (202) instead of "not placed".
+            warn!(%tx, %failure, "order stored, its first message not acknowledged yet: it is sent from the outbox once Kafka answers");
+            stop_if_dead(&service.producer, &service.stop);
+            let mut answer = answer;
+            answer["event"] = json!(PENDING);
+            answer["detail"] = json!(format!(
+                "the order is stored, but {failure}; its first message is sent from the outbox once Kafka answers"
+            ));
+            Ok((StatusCode::ACCEPTED, Json(answer)))
+        }
     }
-    if let Err(error) = service.store.mark_sent(tx, user).await {
+}
+
+/// What a POST answers once the order is stored, and whether its first message was sent
+/// (what was sent, in words) or not yet.
+type Placed = (Result<String, KafkaFailure>, Value);
+
+fn stored_answer(event: &SagaEvent) -> Value {
+    json!({
+        "status": Status::OrderCreated.as_str(),
+        "user_id": event.order.user_id,
+        "transaction_id": event.transaction_id,
+    })
+}
+
+/// Choreography: the order with ORDER_CREATED in its outbox; the event to `inventory`.
+async fn choreographed(service: &OrderService, event: &SagaEvent) -> Result<Placed, ApiError> {
+    service.store.create(event).await?;
+    let topic = &service.topics.inventory;
+    if let Err(failure) = service.producer.send(topic, event).await {
+        return Ok((Err(failure), stored_answer(event)));
+    }
+    let tx = &event.transaction_id;
+    if let Err(error) = service.store.mark_sent(tx, &event.order.user_id).await {
         // The event is out; the outbox copy will be sent once more later (harmless: every
         // step is idempotent).
         warn!(%tx, %error, "ORDER_CREATED sent but its outbox copy could not be cleared");
     }
-    info!(%tx, user, item = event.inventory.id, quantity = event.inventory.quantity,
-          "POST /v1/order → order stored (ORDER_CREATED) → ORDER_CREATED to `{}`", service.topics.inventory);
-    Ok((StatusCode::OK, Json(answer)))
+    Ok((
+        Ok(format!("ORDER_CREATED to `{topic}`")),
+        stored_answer(event),
+    ))
+}
+
+/// Orchestration: the order and its saga (RESERVE_STOCK in the saga's outbox) in one
+/// write; the command to `inventory.commands`. An unsent command is sent again by the
+/// orchestrator when the step times out.
+async fn orchestrated(service: &OrderService, event: &SagaEvent) -> Result<Placed, ApiError> {
+    let start = saga::start(event);
+    service.store.create_saga(event, &start).await?;
+    let records: Vec<Record> = start
+        .commands
+        .iter()
+        .map(|c| c.record(&service.topics))
+        .collect();
+    let sent = service.producer.send_all(&records).await;
+    let mut answer = stored_answer(event);
+    answer["saga"] = json!(SagaStyle::Orchestration.as_str());
+    if let Some(failure) = sent.into_iter().find_map(Result::err) {
+        return Ok((Err(failure), answer));
+    }
+    Ok((
+        Ok(format!(
+            "saga {} → RESERVE_STOCK to `{}`",
+            start.to.as_str(),
+            service.topics.inventory_commands
+        )),
+        answer,
+    ))
 }
 
 #[tracing::instrument(name = "order-service", skip_all)]
@@ -279,6 +334,8 @@ pub struct OrderServiceOptions {
     pub delivery_timeout: Duration,
     /// Age after which an order's unsent ORDER_CREATED is sent by the outbox relay.
     pub resend_after: Duration,
+    /// Which SAGA style a new order starts.
+    pub saga: SagaStyle,
 }
 
 impl Default for OrderServiceOptions {
@@ -286,6 +343,7 @@ impl Default for OrderServiceOptions {
         Self {
             delivery_timeout: Duration::from_secs(5),
             resend_after: Duration::from_secs(30),
+            saga: SagaStyle::Choreography,
         }
     }
 }
@@ -336,6 +394,7 @@ pub async fn serve(
         store,
         producer.clone(),
         kafka.topics.clone(),
+        options.saga,
         stop.clone(),
     ));
     info!(

@@ -1,6 +1,6 @@
 //! The payment consumer as a participant of an orchestrated saga: TAKE_PAYMENT from
 //! `payment.commands`, answered PAYMENT_APPROVED or PAYMENT_DECLINED on
-//! `order-saga.replies`. The answer comes from the same memory of decisions as the events'
+//! `order-saga.replies`, and its compensation CANCEL_PAYMENT, answered PAYMENT_CANCELLED. The answer comes from the same memory of decisions as the events'
 //! ([`Decisions`]), so a redelivered command — or one for a transaction an event already
 //! decided — gets the answer given the first time.
 
@@ -28,13 +28,8 @@ pub struct PaymentCommandStep {
 }
 
 impl PaymentCommandStep {
-    fn answer(&self, command: &Command) -> StepResult {
-        if command.command != CommandKind::TakePayment {
-            return Err(StepError::Poison(format!(
-                "the payment consumer answers TAKE_PAYMENT, not {:?}",
-                command.command
-            )));
-        }
+    /// TAKE_PAYMENT: the gateway's answer, or the one given before.
+    fn take(&self, command: &Command) -> (Reply, Option<Record>) {
         let tx = &command.transaction_id;
         let (accepted, decision) = self
             .decisions
@@ -50,6 +45,43 @@ impl PaymentCommandStep {
                     reason: Some(reason::PAYMENT_DECLINED.to_string()),
                     ..Reply::to(ReplyKind::PaymentDeclined, tx)
                 }
+            }
+        };
+        (reply, decision)
+    }
+
+    /// CANCEL_PAYMENT: a payment taken is refunded; one not decided yet is decided
+    /// "declined" now, so that a TAKE_PAYMENT still on its way is declined too. The reply
+    /// follows from the decision, so a redelivered cancel gets the same one.
+    fn cancel(&self, command: &Command) -> (Reply, Option<Record>) {
+        let tx = &command.transaction_id;
+        let (refunded, decision) = match self.decisions.answer(tx) {
+            Some(accepted) => (accepted, None),
+            None => (false, Some(self.decisions.remember(tx, false))),
+        };
+        match refunded {
+            true => {
+                info!(%tx, "CANCEL_PAYMENT → the payment taken is refunded → PAYMENT_CANCELLED")
+            }
+            false => info!(%tx, "CANCEL_PAYMENT → no payment taken (now void) → PAYMENT_CANCELLED"),
+        }
+        let reply = Reply {
+            refunded: Some(refunded),
+            ..Reply::to(ReplyKind::PaymentCancelled, tx)
+        };
+        (reply, decision)
+    }
+
+    fn answer(&self, command: &Command) -> StepResult {
+        let tx = &command.transaction_id;
+        let (reply, decision) = match command.command {
+            CommandKind::TakePayment => self.take(command),
+            CommandKind::CancelPayment => self.cancel(command),
+            other => {
+                return Err(StepError::Poison(format!(
+                    "the payment consumer answers TAKE_PAYMENT and CANCEL_PAYMENT, not {}",
+                    other.as_str()
+                )));
             }
         };
         let mut outgoing: Vec<Record> = decision.into_iter().collect();

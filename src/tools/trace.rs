@@ -1,4 +1,6 @@
-//! `edm trace <transaction_id>`: one saga's events, read back from the topics in order.
+//! `edm trace <transaction_id>`: one saga's messages, read back from the topics in order —
+//! the choreography's events, or the orchestration's commands and replies together with
+//! the orchestrator's state changes, read from the saga's order.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -8,8 +10,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
-use crate::config::KafkaArgs;
+use crate::config::{DynamoArgs, KafkaArgs};
 use crate::kafka::{Kafka, KafkaFailure, Topics};
+use crate::orchestration::saga::{HistoryEntry, Saga};
+use crate::store::orders::{OrderStore, OrderStoreError, UPDATED_FORMAT};
 
 /// `edm trace` arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -18,22 +22,66 @@ pub struct TraceArgs {
     pub transaction_id: String,
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    /// Where the orders are: an orchestrated saga's state changes are read from its order.
+    #[command(flatten)]
+    pub dynamo: DynamoArgs,
 }
 
 /// `edm trace`: prints the saga's timeline; fails if no topic has an event of it.
 pub async fn command(args: TraceArgs) -> anyhow::Result<()> {
     let kafka = Kafka::new(&args.kafka);
     let transaction_id = &args.transaction_id;
-    let events = trace(&kafka, transaction_id).await?;
+    let mut events = trace(&kafka, transaction_id).await?;
     if events.is_empty() {
         anyhow::bail!(
-            "no events of saga {transaction_id} on {}",
+            "no messages of saga {transaction_id} on {}",
             kafka.topics.all().join(", ")
         );
     }
-    println!("saga {transaction_id}: {} events", events.len());
+    let messages = events.len();
+    match orchestrator_states(&args.dynamo, transaction_id).await {
+        Ok(states) => events = sorted(events.into_iter().chain(states).collect()),
+        Err(error) => println!("(the orchestrator's state changes are not shown: {error})"),
+    }
+    println!("saga {transaction_id}: {messages} messages");
     print!("{}", render_timeline(&events, None));
     Ok(())
+}
+
+/// The orchestrator's state changes of saga `transaction_id` (none for a choreographed
+/// saga), from its order.
+async fn orchestrator_states(
+    dynamo: &DynamoArgs,
+    transaction_id: &str,
+) -> Result<Vec<TracedEvent>, OrderStoreError> {
+    let store = OrderStore::connect(dynamo).await?;
+    Ok(store
+        .saga(transaction_id)
+        .await?
+        .map(|saga| saga_states(&saga))
+        .unwrap_or_default())
+}
+
+/// Where the orchestrator's state changes are shown to come from.
+pub const ORDER_STORE: &str = "(order store)";
+
+/// A saga's state changes as timeline rows.
+pub fn saga_states(saga: &Saga) -> Vec<TracedEvent> {
+    saga.history
+        .iter()
+        .filter_map(|entry| HistoryEntry::parse(entry))
+        .map(|entry| TracedEvent {
+            topic: ORDER_STORE.to_string(),
+            position: None,
+            timestamp_ms: chrono::DateTime::parse_from_str(&entry.at, UPDATED_FORMAT)
+                .ok()
+                .map(|at| at.timestamp_millis()),
+            status: format!("saga {}", entry.state),
+            reason: Some(entry.cause).filter(|cause| cause != "ORDER_CREATED"),
+            total_price: None,
+            sent_by: "orchestrator",
+        })
+        .collect()
 }
 
 /// How long to wait for the next message before giving up on a topic.
@@ -42,17 +90,16 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// One event of a saga as found on a topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TracedEvent {
-    /// Topic it was found on.
+    /// Topic it was found on ([`ORDER_STORE`] for an orchestrator's state change).
     pub topic: String,
-    /// Partition.
-    pub partition: i32,
-    /// Offset.
-    pub offset: i64,
+    /// Partition and offset; `None` for a state change.
+    pub position: Option<(i32, i64)>,
     /// Broker timestamp (ms since the epoch), if any.
     pub timestamp_ms: Option<i64>,
-    /// The event's `status` (or `?` if unreadable).
+    /// The event's `status`, the command's or reply's name, or the saga's new state (`?`
+    /// if unreadable).
     pub status: String,
-    /// The event's `reason`, if any.
+    /// The `reason`, if any (for a state change: its cause).
     pub reason: Option<String>,
     /// `payment.total_price`, if any.
     pub total_price: Option<i64>,
@@ -64,6 +111,11 @@ pub struct TracedEvent {
 pub fn sender_of(topics: &Topics, topic: &str, status: &str, reason: Option<&str>) -> &'static str {
     match (topic, status) {
         (t, _) if Topics::is_dead_letter(t) => "dead letter",
+        // The order service sends a saga's first command; the orchestrator only its retry.
+        (t, "RESERVE_STOCK") if t == topics.inventory_commands => "order-service",
+        (t, _) if t == topics.inventory_commands || t == topics.payment_commands => "orchestrator",
+        (t, s) if t == topics.saga_replies && s.starts_with("STOCK_") => "inventory-consumer",
+        (t, s) if t == topics.saga_replies && s.starts_with("PAYMENT_") => "payment-consumer",
         (t, "ORDER_CREATED") if t == topics.inventory => "order-service",
         (t, "INVENTORY_RESERVED") if t == topics.payment => "inventory-consumer",
         (t, "PAYMENT_COMPLETE") if t == topics.order => "payment-consumer",
@@ -85,8 +137,14 @@ pub async fn trace(kafka: &Kafka, transaction_id: &str) -> Result<Vec<TracedEven
         .into_iter()
         .map(|t| t.name)
         .collect();
-    let mut wanted: Vec<String> = kafka.topics.all().iter().map(|t| t.to_string()).collect();
-    wanted.extend(kafka.topics.all().iter().map(|t| Topics::dead_letter(t)));
+    let saga_topics: Vec<&str> = kafka
+        .topics
+        .all()
+        .into_iter()
+        .chain(kafka.topics.orchestration())
+        .collect();
+    let mut wanted: Vec<String> = saga_topics.iter().map(|t| t.to_string()).collect();
+    wanted.extend(saga_topics.iter().map(|t| Topics::dead_letter(t)));
     wanted.retain(|t| existing.contains(t));
 
     let group = format!("edm-trace-{}", uuid::Uuid::new_v4().simple());
@@ -173,15 +231,20 @@ async fn read_topic(
         if payload["transaction_id"] != transaction_id && !keyed {
             continue;
         }
-        let status = payload["status"].as_str().unwrap_or("?").to_string();
+        let status = ["status", "command", "reply"]
+            .iter()
+            .find_map(|name| payload[name].as_str())
+            .unwrap_or("?")
+            .to_string();
         let reason = payload["reason"].as_str().map(str::to_string);
         events.push(TracedEvent {
             sent_by: sender_of(&kafka.topics, topic, &status, reason.as_deref()),
             topic: topic.to_string(),
-            partition: message.partition(),
-            offset: message.offset(),
+            position: Some((message.partition(), message.offset())),
             timestamp_ms: message.timestamp().to_millis(),
-            total_price: payload["payment"]["total_price"].as_i64(),
+            total_price: payload["payment"]["total_price"]
+                .as_i64()
+                .or(payload["total_price"].as_i64()),
             status,
             reason,
         });
@@ -189,9 +252,16 @@ async fn read_topic(
     Ok(events)
 }
 
-/// Events oldest first (by broker timestamp, then offset).
-fn sorted(mut events: Vec<TracedEvent>) -> Vec<TracedEvent> {
-    events.sort_by_key(|e| (e.timestamp_ms.unwrap_or(i64::MAX), e.offset));
+/// Oldest first: by timestamp, then cause before effect, then by offset.
+pub fn sorted(mut events: Vec<TracedEvent>) -> Vec<TracedEvent> {
+    // Within one millisecond: a reply, then the state change it causes, then the commands
+    // that change sends.
+    let rank = |e: &TracedEvent| match (e.position, e.sent_by) {
+        (None, _) => 1,
+        (Some(_), "orchestrator" | "order-service") => 2,
+        (Some(_), _) => 0,
+    };
+    events.sort_by_key(|e| (e.timestamp_ms.unwrap_or(i64::MAX), rank(e), e.position));
     events
 }
 
@@ -209,13 +279,21 @@ pub fn render_timeline(events: &[TracedEvent], start_ms: Option<i64>) -> String 
         if let Some(price) = event.total_price {
             detail.push_str(&format!("  total_price={price}"));
         }
-        if let Some(reason) = &event.reason {
-            detail.push_str(&format!("  reason={reason}"));
+        match (&event.reason, event.position) {
+            (Some(cause), None) => detail.push_str(&format!("  on {cause}")),
+            (Some(reason), Some(_)) => detail.push_str(&format!("  reason={reason}")),
+            (None, _) => {}
         }
-        out.push_str(&format!(
-            "  {at}  {:<20} {:<width$} by {:<18} ({}@{}){detail}\n",
-            event.status, event.topic, event.sent_by, event.partition, event.offset
-        ));
+        let position = event
+            .position
+            .map(|(partition, offset)| format!("({partition}@{offset})"))
+            .unwrap_or_default();
+        let line = format!(
+            "  {at}  {:<22} {:<width$} by {:<18} {position}{detail}",
+            event.status, event.topic, event.sent_by
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }
@@ -260,6 +338,22 @@ mod tests {
         assert_eq!(
             sender_of(&topics, "inventory.dlq", "?", None),
             "dead letter"
+        );
+        assert_eq!(
+            sender_of(&topics, "inventory.commands", "RESERVE_STOCK", None),
+            "order-service"
+        );
+        assert_eq!(
+            sender_of(&topics, "payment.commands", "CANCEL_PAYMENT", None),
+            "orchestrator"
+        );
+        assert_eq!(
+            sender_of(&topics, "order-saga.replies", "STOCK_RELEASED", None),
+            "inventory-consumer"
+        );
+        assert_eq!(
+            sender_of(&topics, "order-saga.replies", "PAYMENT_DECLINED", None),
+            "payment-consumer"
         );
     }
 }

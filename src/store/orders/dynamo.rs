@@ -37,6 +37,9 @@ pub(super) const PENDING_EVENT: &str = "pending_event";
 /// outbox relay queries a handful of items instead of scanning the table.
 pub(super) const OUTBOX: &str = "outbox";
 pub(super) const OUTBOX_PENDING: &str = "pending";
+/// The `outbox` of an orchestrated saga in flight (its commands are in `saga_commands`):
+/// the orchestrator finds the sagas whose step timed out through the same sparse index.
+pub(super) const OUTBOX_SAGA: &str = "saga";
 /// The sparse index of unsent orders: hash key `outbox`, range key `updated`.
 pub(super) const OUTBOX_INDEX: &str = "outbox_pending";
 
@@ -182,7 +185,7 @@ impl DynamoOrders {
 
     /// Every item of the table that matches `filter` (with `:cutoff` bound to `cutoff`,
     /// if given), all pages of the scan.
-    async fn scan(
+    pub(super) async fn scan(
         &self,
         filter: Option<(&str, &str)>,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, OrderStoreError> {
@@ -246,7 +249,7 @@ impl DynamoOrders {
     pub async fn pending_events(&self, age: Duration) -> Result<Vec<SagaEvent>, OrderStoreError> {
         let cutoff = updated_before(age);
         let items = match self.has_outbox_index().await? {
-            true => self.query_outbox(&cutoff).await?,
+            true => self.query_outbox(OUTBOX_PENDING, &cutoff).await?,
             false => {
                 let filter = "attribute_exists(pending_event) AND updated < :cutoff";
                 self.scan(Some((filter, &cutoff))).await?
@@ -260,9 +263,11 @@ impl DynamoOrders {
         )))
     }
 
-    /// The unsent orders last updated before `cutoff`, from the sparse index.
-    async fn query_outbox(
+    /// The orders whose `outbox` is `kind` (unsent events, or sagas in flight), last
+    /// updated before `cutoff`, from the sparse index.
+    pub(super) async fn query_outbox(
         &self,
+        kind: &str,
         cutoff: &str,
     ) -> Result<Vec<HashMap<String, AttributeValue>>, OrderStoreError> {
         let mut items = Vec::new();
@@ -275,7 +280,7 @@ impl DynamoOrders {
                 .index_name(OUTBOX_INDEX)
                 .key_condition_expression("#o = :pending AND updated < :cutoff")
                 .expression_attribute_names("#o", OUTBOX)
-                .expression_attribute_values(":pending", AttributeValue::S(OUTBOX_PENDING.into()))
+                .expression_attribute_values(":pending", AttributeValue::S(kind.into()))
                 .expression_attribute_values(":cutoff", AttributeValue::S(cutoff.to_string()))
                 .set_exclusive_start_key(start_key)
                 .send()

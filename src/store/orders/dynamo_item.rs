@@ -50,13 +50,14 @@ pub(super) fn new_order(
     serde_dynamo::to_item(item).map_err(|e| OrderStoreError::Request(e.to_string()))
 }
 
-/// An order as the course's item shape shows it (plain JSON), without the outbox's
-/// attributes.
+/// An order as the course's item shape shows it (plain JSON), without the outboxes'
+/// attributes (an orchestrated order shows its `saga_state` and `saga_history`).
 pub(super) fn shown(
     mut item: HashMap<String, AttributeValue>,
 ) -> Result<Map<String, Value>, OrderStoreError> {
     item.remove(PENDING_EVENT);
     item.remove(OUTBOX);
+    item.remove("saga_commands");
     serde_dynamo::from_item(item)
         .map_err(|e| OrderStoreError::Request(format!("an order item that is not plain JSON: {e}")))
 }

@@ -5,12 +5,16 @@
 //!
 //! - status only moves forward (ORDER_CREATED → ORDER_COMPLETE | ORDER_CANCEL), never twice;
 //! - a new order is written together with its ORDER_CREATED event (`pending_event`, a
-//!   transactional outbox) that is cleared once the broker has the event.
+//!   transactional outbox) that is cleared once the broker has the event;
+//! - an orchestrated order carries its saga (`saga_state`, the current step's commands as
+//!   its outbox, its history), moved by conditional writes (`dynamo_saga`, `sql_saga`).
 
 mod dynamo;
 mod dynamo_item;
+mod dynamo_saga;
 mod dynamo_table;
 mod sql;
+mod sql_saga;
 
 use std::time::Duration;
 
@@ -18,6 +22,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{DynamoArgs, START_HINT};
 use crate::event::{SagaEvent, Status};
+use crate::orchestration::saga::{Move, Saga};
 
 pub use dynamo::DynamoOrders;
 pub use sql::SqlOrders;
@@ -169,6 +174,33 @@ impl OrderStore {
     /// Stores a new order with status ORDER_CREATED and its event in the outbox.
     pub async fn create(&self, event: &SagaEvent) -> Result<(), OrderStoreError> {
         delegate!(self.create(event))
+    }
+
+    /// Stores a new order with status ORDER_CREATED and its orchestrated saga at `start`,
+    /// whose commands are the saga's outbox.
+    pub async fn create_saga(
+        &self,
+        event: &SagaEvent,
+        start: &Move,
+    ) -> Result<(), OrderStoreError> {
+        delegate!(self.create_saga(event, start))
+    }
+
+    /// The orchestrated saga `transaction_id`, or `None` if there is none.
+    pub async fn saga(&self, transaction_id: &str) -> Result<Option<Saga>, OrderStoreError> {
+        delegate!(self.saga(transaction_id))
+    }
+
+    /// Moves `saga` by `step` — state, outbox, history and, when final, the order's
+    /// status, in one conditional write — unless something moved it since it was read
+    /// (false: read it again).
+    pub async fn advance(&self, saga: &Saga, step: &Move) -> Result<bool, OrderStoreError> {
+        delegate!(self.advance(saga, step))
+    }
+
+    /// Orchestrated sagas in flight whose current step began more than `age` ago.
+    pub async fn stalled_sagas(&self, age: Duration) -> Result<Vec<Saga>, OrderStoreError> {
+        delegate!(self.stalled_sagas(age))
     }
 
     /// The stored order's attributes, or `None` if there is no such order.

@@ -9,26 +9,11 @@ use sqlx::{AnyPool, Row};
 use super::{OrderStoreError, Transition, parse_outbox, updated_before, updated_now};
 use crate::event::{SagaEvent, Status};
 
-const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS orders (
-    transaction_id TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    addr TEXT NOT NULL,
-    tel TEXT NOT NULL,
-    email TEXT NOT NULL,
-    status TEXT NOT NULL,
-    updated TEXT NOT NULL,
-    reason TEXT NULL,
-    pending_event TEXT NULL,
-    PRIMARY KEY (transaction_id, user_id)
-)";
+/// The table's schema as versioned migrations (`sql/orders/NN_name.sql`), embedded.
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./sql/orders");
 
-/// The unsent orders only (a partial index), so that the outbox relay reads a handful of
-/// rows, not the table.
-const CREATE_OUTBOX_INDEX: &str =
-    "CREATE INDEX IF NOT EXISTS orders_unsent ON orders (updated) WHERE pending_event IS NOT NULL";
-
-const COLUMNS: &str = "transaction_id, user_id, name, addr, tel, email, status, updated, reason";
+/// The columns an order shows (as the DynamoDB item's attributes).
+const COLUMNS: &str = "transaction_id, user_id, name, addr, tel, email, status, updated, reason, saga_state, saga_history";
 
 /// Orders in a SQL database.
 #[derive(Debug, Clone)]
@@ -58,7 +43,11 @@ impl SqlOrders {
         "orders"
     }
 
-    fn failed(&self, error: sqlx::Error) -> OrderStoreError {
+    pub(super) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub(super) fn failed(&self, error: sqlx::Error) -> OrderStoreError {
         OrderStoreError::Request(format!("{}: {error}", self.url))
     }
 
@@ -79,24 +68,27 @@ impl SqlOrders {
         }
     }
 
-    /// Creates the table if it is missing; true if it was created.
+    /// Creates the table, or brings its schema up to date; true if it was created.
     pub async fn ensure_table(&self) -> Result<bool, OrderStoreError> {
         let existed = self.check_table().await.is_ok();
-        for statement in [CREATE_TABLE, CREATE_OUTBOX_INDEX] {
+        MIGRATIONS
+            .run(&self.pool)
+            .await
+            .map_err(|e| OrderStoreError::Request(format!("{}: {e}", self.url)))?;
+        Ok(!existed)
+    }
+
+    /// Drops the table, and the record of its migrations with it.
+    pub async fn delete_table(&self) -> Result<(), OrderStoreError> {
+        for statement in [
+            "DROP TABLE IF EXISTS orders",
+            "DROP TABLE IF EXISTS _sqlx_migrations",
+        ] {
             sqlx::query(statement)
                 .execute(&self.pool)
                 .await
                 .map_err(|e| self.failed(e))?;
         }
-        Ok(!existed)
-    }
-
-    /// Drops the table.
-    pub async fn delete_table(&self) -> Result<(), OrderStoreError> {
-        sqlx::query("DROP TABLE IF EXISTS orders")
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.failed(e))?;
         Ok(())
     }
 
@@ -128,10 +120,9 @@ impl SqlOrders {
         transaction_id: &str,
         user_id: &str,
     ) -> Result<Option<Map<String, Value>>, OrderStoreError> {
-        let row = sqlx::query(
-            "SELECT transaction_id, user_id, name, addr, tel, email, status, updated, reason \
-             FROM orders WHERE transaction_id = ? AND user_id = ?",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM orders WHERE transaction_id = ? AND user_id = ?"
+        )))
         .bind(transaction_id)
         .bind(user_id)
         .fetch_optional(&self.pool)
@@ -144,13 +135,10 @@ impl SqlOrders {
 
     /// Every order.
     pub async fn all_orders(&self) -> Result<Vec<Map<String, Value>>, OrderStoreError> {
-        let rows = sqlx::query(
-            "SELECT transaction_id, user_id, name, addr, tel, email, status, updated, reason \
-             FROM orders",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.failed(e))?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM orders")))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.failed(e))?;
         rows.iter()
             .map(to_json)
             .collect::<Result<_, _>>()
@@ -215,14 +203,18 @@ impl SqlOrders {
     }
 }
 
-/// A row as the same JSON object DynamoDB returns (no `reason` unless set).
+/// A row as the same JSON object DynamoDB returns (no `reason` unless set; the saga's
+/// history as a list).
 fn to_json(row: &sqlx::any::AnyRow) -> Result<Map<String, Value>, sqlx::Error> {
     let mut order = Map::new();
     for column in COLUMNS.split(", ") {
         let value: Option<String> = row.try_get(column)?;
-        if let Some(value) = value {
-            order.insert(column.to_string(), Value::String(value));
-        }
+        let value = match (column, value) {
+            (_, None) => continue,
+            ("saga_history", Some(raw)) => serde_json::from_str(&raw).unwrap_or(Value::String(raw)),
+            (_, Some(text)) => Value::String(text),
+        };
+        order.insert(column.to_string(), value);
     }
     Ok(order)
 }

@@ -1,0 +1,127 @@
+//! `edm lab --saga both`: the two styles' runs of the same orders, side by side — what a
+//! student compares: messages and latency per saga, where the saga's state lives, who
+//! decides, how it is compensated, what ends a stuck saga, and the same invariants.
+
+use super::demo::Shown;
+use crate::orchestration::SagaStyle;
+
+/// Where each style keeps a saga's state, who moves it on, how it is undone, and what
+/// happens when a participant is silent: the facts of this implementation.
+fn traits(style: SagaStyle) -> [(&'static str, &'static str); 4] {
+    match style {
+        SagaStyle::Choreography => [
+            (
+                "saga state lives in",
+                "the last event; each service's own rows",
+            ),
+            ("next step decided by", "each service, on the event before"),
+            ("compensation", "payment emits ORDER_CANCEL; stock back"),
+            ("a silent participant", "the saga waits until it is back"),
+        ],
+        SagaStyle::Orchestration => [
+            (
+                "saga state lives in",
+                "the order: saga_state, history, outbox",
+            ),
+            ("next step decided by", "the orchestrator, on each reply"),
+            ("compensation", "orchestrator sends RELEASE_STOCK"),
+            ("a silent participant", "retry, then compensate (TIMEOUT)"),
+        ],
+    }
+}
+
+/// The comparison table of `shown` (one entry per style, same demo orders `stories`).
+pub fn render(shown: &[Shown], stories: &[String]) -> String {
+    const LABEL: usize = 30;
+    const COLUMN: usize = 42;
+    let mut out = String::from("\nSide by side: the same orders, both SAGA styles\n");
+    let mut row = |label: &str, cells: Vec<String>| {
+        out.push_str(&format!("  {label:<LABEL$}"));
+        for cell in cells {
+            out.push_str(&format!(" {cell:<COLUMN$}"));
+        }
+        let end = out.trim_end_matches(' ').len();
+        out.truncate(end);
+        out.push('\n');
+    };
+    row(
+        "",
+        shown.iter().map(|s| s.style.as_str().to_string()).collect(),
+    );
+    for (n, story) in stories.iter().enumerate() {
+        row(&format!("{}) {story}", n + 1), Vec::new());
+        let messages = shown
+            .iter()
+            .map(|s| s.sagas.get(n).map_or("?".into(), |(m, _)| format!("{m}")))
+            .collect();
+        row("   messages on the topics", messages);
+        let latency = shown
+            .iter()
+            .map(|s| match s.sagas.get(n) {
+                Some((_, Some(ms))) => format!("{ms} ms"),
+                _ => "?".into(),
+            })
+            .collect();
+        row("   POST → final status", latency);
+    }
+    for (i, (label, _)) in traits(SagaStyle::Choreography).iter().enumerate() {
+        row(
+            label,
+            shown
+                .iter()
+                .map(|s| traits(s.style)[i].1.to_string())
+                .collect(),
+        );
+    }
+    let verdict = |hold: bool| match hold {
+        true => "✓ hold".to_string(),
+        false => "✗ broken".to_string(),
+    };
+    row(
+        "invariants",
+        shown.iter().map(|s| verdict(s.hold)).collect(),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_style_gets_a_column_with_its_figures() {
+        let shown = [
+            Shown {
+                style: SagaStyle::Choreography,
+                sagas: vec![(3, Some(5)), (4, Some(7))],
+                hold: true,
+            },
+            Shown {
+                style: SagaStyle::Orchestration,
+                sagas: vec![(4, Some(6)), (6, None)],
+                hold: false,
+            },
+        ];
+        let table = render(&shown, &["alice: ok".into(), "bob: declined".into()]);
+        let line = |start: &str| {
+            table
+                .lines()
+                .filter(|l| l.trim_start().starts_with(start))
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            line("messages"),
+            ["messages on the topics 3 4", "messages on the topics 4 6"]
+        );
+        assert_eq!(
+            line("POST"),
+            [
+                "POST → final status 5 ms 6 ms",
+                "POST → final status 7 ms ?"
+            ]
+        );
+        assert_eq!(line("invariants"), ["invariants ✓ hold ✗ broken"]);
+        assert!(table.contains("choreography") && table.contains("orchestration"));
+    }
+}

@@ -1,0 +1,228 @@
+//! The saga orchestrator (`edm orchestrator`, group `order_saga_orchestrator`): the
+//! course's second SAGA style. The order service starts each saga (the order and its saga
+//! in one write, RESERVE_STOCK in its outbox); the orchestrator takes the participants'
+//! replies from `order-saga.replies`, moves the saga (state and next commands in one
+//! conditional write on the order — the outbox), then sends the commands, and finally sets
+//! the order ORDER_COMPLETE or ORDER_CANCEL itself. A reply that does not fit the saga's
+//! state (redelivered, or late after a timeout) changes nothing.
+//!
+//! Beside the reply loop, a watch finds the sagas whose step got no reply within
+//! `--step-timeout` and applies the timeout policy of [`crate::orchestration::saga`].
+//! Killed at any point, it resumes: a move is stored before its commands are sent, and a
+//! step whose commands were lost times out and sends them again.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, warn};
+
+use super::order_consumer::{Finished, FinishedSender};
+use crate::config::{DynamoArgs, KafkaArgs};
+use crate::consumer::{self, SagaStep, StepError, StepResult};
+use crate::kafka::{EventProducer, Kafka, Record, Topics};
+use crate::orchestration::messages::Reply;
+use crate::orchestration::saga::{Move, Saga};
+use crate::store::orders::{OrderStore, OrderStoreError};
+
+/// The orchestrator's consumer group.
+pub const GROUP: &str = "order_saga_orchestrator";
+
+/// The default `--step-timeout`: longer than any step takes on a healthy stack (a few
+/// milliseconds), short enough that a student sees a stuck saga end.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a saga is read again when something else moved it between the read and the
+/// write (a timeout racing a reply) before the reply is retried later.
+const MOVE_ATTEMPTS: usize = 3;
+
+/// What the orchestrator shares between its reply loop and its timeout watch.
+#[derive(Clone)]
+pub struct Orchestrator {
+    /// Where the sagas live, with their orders.
+    pub store: OrderStore,
+    pub topics: Topics,
+    /// Told about every saga this orchestrator ends (how `edm lab` learns of it).
+    pub observer: Option<FinishedSender>,
+}
+
+fn store_error(error: OrderStoreError) -> StepError {
+    match error {
+        // The same write will always be refused: dead-letter the reply with the reason.
+        OrderStoreError::Rejected(_) => StepError::Poison(error.to_string()),
+        _ => StepError::Retry(error.to_string()),
+    }
+}
+
+impl Orchestrator {
+    /// Stores `step` of `saga`; its commands as records to send, or `None` if something
+    /// moved the saga first.
+    async fn apply(
+        &self,
+        saga: &Saga,
+        step: &Move,
+    ) -> Result<Option<Vec<Record>>, OrderStoreError> {
+        if !self.store.advance(saga, step).await? {
+            return Ok(None);
+        }
+        let tx = &saga.transaction_id;
+        let sent: Vec<&str> = step.commands.iter().map(|c| c.command.as_str()).collect();
+        let reason = step.reason.as_deref();
+        match step.to.final_status() {
+            Some(status) => {
+                info!(%tx, reason, "{} → saga {} → order is now {status}", step.cause, step.to.as_str());
+                if let Some(observer) = &self.observer {
+                    let _ = observer.send(Finished {
+                        transaction_id: tx.clone(),
+                        status,
+                        reason: step.reason.clone(),
+                    });
+                }
+            }
+            None => {
+                info!(%tx, reason, "{} → saga {} → {}", step.cause, step.to.as_str(), sent.join(" + "))
+            }
+        }
+        Ok(Some(
+            step.commands
+                .iter()
+                .map(|c| c.record(&self.topics))
+                .collect(),
+        ))
+    }
+
+    /// Applies the timeout policy to every saga whose step is older than `step_timeout`,
+    /// and sends what it decides; returns how many sagas moved.
+    async fn time_out_stalled(&self, producer: &EventProducer, step_timeout: Duration) -> usize {
+        let stalled = match self.store.stalled_sagas(step_timeout).await {
+            Ok(stalled) => stalled,
+            Err(error) => {
+                warn!(%error, "cannot read the sagas in flight; will retry");
+                return 0;
+            }
+        };
+        let mut moved = 0;
+        for saga in stalled {
+            let Some(step) = saga.on_timeout() else {
+                continue;
+            };
+            let tx = &saga.transaction_id;
+            warn!(%tx, timeouts = step.timeouts, "no reply to {} within {step_timeout:?} in {}",
+                  saga.commands.iter().map(|c| c.command.as_str()).collect::<Vec<_>>().join(" + "),
+                  saga.state.as_str());
+            match self.apply(&saga, &step).await {
+                Ok(Some(records)) => {
+                    moved += 1;
+                    for failure in producer
+                        .send_all(&records)
+                        .await
+                        .into_iter()
+                        .flat_map(Result::err)
+                    {
+                        warn!(%tx, %failure, "command not sent; it is sent again at the step's next timeout");
+                    }
+                }
+                Ok(None) => {} // a reply came first
+                Err(error) => warn!(%tx, %error, "cannot store the timeout's move; will retry"),
+            }
+        }
+        moved
+    }
+
+    /// Runs [`Self::time_out_stalled`] every fraction of `step_timeout` until `shutdown`.
+    async fn watch_timeouts(
+        self,
+        kafka: Kafka,
+        step_timeout: Duration,
+        shutdown: CancellationToken,
+    ) {
+        let producer = match kafka.producer() {
+            Ok(producer) => producer,
+            Err(error) => {
+                warn!(%error, "no producer for the timeout watch: stuck sagas will not end");
+                return;
+            }
+        };
+        let period = (step_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        loop {
+            self.time_out_stalled(&producer, step_timeout).await;
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(period) => {}
+            }
+        }
+        producer.flush(Duration::from_secs(5));
+    }
+}
+
+impl SagaStep for Orchestrator {
+    type Message = Reply;
+
+    async fn handle(&self, reply: &Reply) -> StepResult {
+        let tx = &reply.transaction_id;
+        for _ in 0..MOVE_ATTEMPTS {
+            let Some(saga) = self.store.saga(tx).await.map_err(store_error)? else {
+                return Err(StepError::Poison(format!(
+                    "no orchestrated saga {tx} in table `{}`",
+                    self.store.table()
+                )));
+            };
+            let Some(step) = saga.on_reply(reply) else {
+                info!(%tx, "{} → saga stays {} (a redelivered or late reply changes nothing)",
+                      reply.reply.as_str(), saga.state.as_str());
+                return Ok(Vec::new());
+            };
+            if let Some(records) = self.apply(&saga, &step).await.map_err(store_error)? {
+                return Ok(records);
+            }
+        }
+        Err(StepError::Retry(format!(
+            "saga {tx} moved under every attempt to apply {}",
+            reply.reply.as_str()
+        )))
+    }
+}
+
+/// Runs the orchestrator until `shutdown` (`edm orchestrator`).
+pub async fn run(
+    kafka: &KafkaArgs,
+    dynamo: &DynamoArgs,
+    step_timeout: Duration,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let store = OrderStore::connect(dynamo).await?;
+    store.check_table().await?;
+    let kafka = Kafka::connect(kafka).await?;
+    orchestrate(&kafka, store, step_timeout, None, shutdown).await
+}
+
+/// Runs the orchestrator on `kafka` over an open `store` until `shutdown`, reporting the
+/// sagas it ends to `observer` (how `edm lab` runs it).
+pub async fn orchestrate(
+    kafka: &Kafka,
+    store: OrderStore,
+    step_timeout: Duration,
+    observer: Option<FinishedSender>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    store.check_table().await?;
+    info!(table = store.table(), ?step_timeout, "orchestrator started");
+    let orchestrator = Orchestrator {
+        store,
+        topics: kafka.topics.clone(),
+        observer,
+    };
+    let stop_watch = shutdown.child_token();
+    let watch = tokio::spawn(
+        orchestrator
+            .clone()
+            .watch_timeouts(kafka.clone(), step_timeout, stop_watch.clone())
+            .in_current_span(),
+    );
+    let replies = kafka.topics.saga_replies.clone();
+    let result = consumer::run(kafka, &kafka.group(GROUP), &replies, orchestrator, shutdown).await;
+    stop_watch.cancel();
+    if let Err(error) = watch.await {
+        warn!(%error, "the timeout watch failed");
+    }
+    Ok(result?)
+}
