@@ -14,11 +14,16 @@ fn lab(args: &[&str]) -> (i32, String, String) {
 
 /// `edm lab` with nothing configured: embedded broker and stores.
 fn embedded_lab(args: &[&str]) -> (i32, String, String) {
+    run(&mut embedded_lab_command(args))
+}
+
+fn embedded_lab_command(args: &[&str]) -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_edm"));
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("EDM_")) {
         command.env_remove(name);
     }
-    run(command.arg("lab").args(args))
+    command.arg("lab").args(args);
+    command
 }
 
 fn run(command: &mut std::process::Command) -> (i32, String, String) {
@@ -94,6 +99,90 @@ fn the_lab_runs_with_nothing_configured() {
     assert!(stdout.contains("stock in embedded SQLite"), "{stdout}");
     assert!(stdout.contains("orders in embedded SQLite"), "{stdout}");
     check_demo(code, &stdout, &stderr);
+}
+
+#[test]
+fn the_lab_runs_both_saga_styles_side_by_side() {
+    // With librdkafka's warnings shown: the services stop without a request timing out.
+    let (code, stdout, stderr) =
+        run(embedded_lab_command(&["--saga", "both"]).env("RUST_LOG", "warn"));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    // Seen before the consumers closed off the runtime's threads: the embedded broker,
+    // on the same threads, could not answer their LeaveGroup for 5 s.
+    assert!(!stderr.contains("Timed out"), "{stderr}");
+    let (choreographed, orchestrated) = stdout
+        .split_once("the course's SAGA by orchestration")
+        .expect("an orchestrated run after the choreographed one");
+    check_demo(code, choreographed, &stderr);
+    let (alice, rest) = orchestrated.split_once("2) bob").expect("two sagas");
+    let commands_and_replies = |timeline: &str| -> Vec<String> {
+        steps(timeline)
+            .into_iter()
+            .filter(|s| *s != "saga")
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        commands_and_replies(alice),
+        [
+            "RESERVE_STOCK",
+            "STOCK_RESERVED",
+            "TAKE_PAYMENT",
+            "PAYMENT_APPROVED",
+            "ORDER_COMPLETE"
+        ],
+        "{stdout}"
+    );
+    let (bob, comparison) = rest.split_once("Side by side").expect("the comparison");
+    assert_eq!(
+        commands_and_replies(bob.split("Orders").next().unwrap_or_default()),
+        [
+            "RESERVE_STOCK",
+            "STOCK_RESERVED",
+            "TAKE_PAYMENT",
+            "PAYMENT_DECLINED",
+            "RELEASE_STOCK",
+            "STOCK_RELEASED",
+            "ORDER_CANCEL"
+        ],
+        "{stdout}"
+    );
+    assert!(bob.contains("saga RELEASING_STOCK"), "{stdout}");
+    assert!(
+        bob.contains("Inventory item 2: 100 before, 95 after"),
+        "{stdout}"
+    );
+    assert_eq!(bob.matches("  ✓ ").count(), 2, "{stdout}");
+    let row = |label: &str| {
+        comparison
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    // Choreography: 3 events for a completed saga, 4 for a rolled-back one; orchestration:
+    // 2 commands and 2 replies, and 3 + 3.
+    let messages: Vec<&str> = comparison
+        .lines()
+        .filter(|l| l.trim_start().starts_with("messages"))
+        .collect();
+    assert_eq!(messages.len(), 2, "{comparison}");
+    assert!(
+        messages[0]
+            .split_whitespace()
+            .eq("messages on the topics 3 4".split(' '))
+    );
+    assert!(
+        messages[1]
+            .split_whitespace()
+            .eq("messages on the topics 4 6".split(' '))
+    );
+    assert_eq!(
+        row("invariants"),
+        "invariants ✓ hold ✓ hold",
+        "{comparison}"
+    );
+    assert!(!stdout.contains('✗'));
 }
 
 fn check_load(code: i32, stdout: &str, stderr: &str, orders: usize) {

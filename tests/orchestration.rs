@@ -94,6 +94,42 @@ async fn orchestrated_sagas_keep_the_books_exact_and_compensate_in_reverse_order
     }
     assert_eq!(lab.stock_of(2).await, before - 3);
 
+    // `edm trace` shows the commands, the replies and the orchestrator's state changes.
+    let output = common::process::edm_command(&lab.config)
+        .args(["trace", &declined])
+        .output()
+        .expect("edm trace");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let rows: Vec<String> = stdout
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.get(2) {
+                Some(&"saga") => format!("saga {}", words[3]),
+                _ => words.get(2).unwrap_or(&"").to_string(),
+            }
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "saga RESERVING_STOCK",
+            "RESERVE_STOCK",
+            "STOCK_RESERVED",
+            "saga TAKING_PAYMENT",
+            "TAKE_PAYMENT",
+            "PAYMENT_DECLINED",
+            "saga RELEASING_STOCK",
+            "RELEASE_STOCK",
+            "STOCK_RELEASED",
+            "saga CANCELLED"
+        ],
+        "{stdout}"
+    );
+    assert!(stdout.contains("by orchestrator"), "{stdout}");
+
     // Redelivered replies — each saga's again, and answers that no longer fit — change
     // nothing.
     let again = |kind, tx: &str| Reply {

@@ -175,17 +175,28 @@ pub async fn run<S: SagaStep>(
     }
 
     info!(topic, group, "stopping: committing offsets and flushing");
-    // Commits the stored offsets only: events fully handled.
-    if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
-        // NoOffset just means nothing was consumed since the last commit.
-        if !matches!(
-            error.rdkafka_error_code(),
-            Some(rdkafka::types::RDKafkaErrorCode::NoOffset)
-        ) {
-            warn!(%error, "final offset commit failed; uncommitted events will be redelivered");
+    // librdkafka's final commit, flush and close (LeaveGroup) block their thread for up to
+    // seconds: off the runtime's workers, or an embedded broker on the same runtime could
+    // not answer them (seen: every `edm lab` took 5 s per pair of consumers to stop).
+    let span = tracing::Span::current();
+    let teardown = tokio::task::spawn_blocking(move || {
+        let _service = span.enter();
+        // Commits the stored offsets only: events fully handled.
+        if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+            // NoOffset just means nothing was consumed since the last commit.
+            if !matches!(
+                error.rdkafka_error_code(),
+                Some(rdkafka::types::RDKafkaErrorCode::NoOffset)
+            ) {
+                warn!(%error, "final offset commit failed; uncommitted events will be redelivered");
+            }
         }
+        producer.flush(Duration::from_secs(5));
+        drop(consumer);
+    });
+    if let Err(error) = teardown.await {
+        warn!(%error, "the consumer's teardown failed");
     }
-    producer.flush(Duration::from_secs(5));
     stopped_by.map_or(Ok(()), Err)
 }
 
