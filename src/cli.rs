@@ -40,11 +40,13 @@ pub enum Command {
     Orchestrator(OrchestratorArgs),
     /// Saga step 4: records PAYMENT_COMPLETE / ORDER_CANCEL on the stored order.
     OrderConsumer(OrderConsumerArgs),
-    /// Saga step 2: reserves stock on ORDER_CREATED, gives it back on ORDER_CANCEL.
+    /// Saga step 2: reserves stock on ORDER_CREATED, gives it back on ORDER_CANCEL (and
+    /// answers the orchestrator's RESERVE_STOCK / RELEASE_STOCK).
     InventoryConsumer(InventoryConsumerArgs),
     /// HTTP inventory service (read-only): GET /v1/inventory, GET /v1/inventory_history
     InventoryService(InventoryServiceArgs),
-    /// Saga step 3: a simulated payment gateway that accepts (true) or declines (false).
+    /// Saga step 3: a simulated payment gateway that accepts (true) or declines (false)
+    /// (and answers the orchestrator's TAKE_PAYMENT / CANCEL_PAYMENT).
     PaymentConsumer(PaymentConsumerArgs),
     /// The whole exercise in one process: a successful and a declined saga, their
     /// timelines, the final rows and the invariant checks; `--orders N` for a load run.
