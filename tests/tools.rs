@@ -113,7 +113,7 @@ async fn order_place_get_and_trace_follow_one_saga() {
     missing.args(["trace", "00000000-0000-0000-0000-000000000000"]);
     let (code, _, stderr) = run(missing);
     assert_eq!(code, 1);
-    assert!(stderr.contains("no events"), "{stderr}");
+    assert!(stderr.contains("no messages of saga"), "{stderr}");
     lab.stop().await;
 }
 

@@ -33,9 +33,14 @@ pub async fn command(args: TraceArgs) -> anyhow::Result<()> {
     let transaction_id = &args.transaction_id;
     let mut events = trace(&kafka, transaction_id).await?;
     if events.is_empty() {
+        let topics = kafka
+            .topics
+            .all()
+            .into_iter()
+            .chain(kafka.topics.orchestration());
         anyhow::bail!(
             "no messages of saga {transaction_id} on {}",
-            kafka.topics.all().join(", ")
+            topics.collect::<Vec<_>>().join(", ")
         );
     }
     let messages = events.len();

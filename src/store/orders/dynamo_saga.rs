@@ -26,6 +26,20 @@ pub(super) fn commands_json(commands: &[Command]) -> String {
     serde_json::to_string(commands).unwrap_or_else(|_| "[]".into())
 }
 
+/// The stored commands (none once the saga is final); `None`, logged, if unreadable.
+pub(super) fn parse_commands(raw: Option<String>) -> Option<Vec<Command>> {
+    let Some(raw) = raw else {
+        return Some(Vec::new());
+    };
+    match serde_json::from_str(&raw) {
+        Ok(commands) => Some(commands),
+        Err(error) => {
+            tracing::error!(%error, raw, "unreadable saga commands skipped");
+            None
+        }
+    }
+}
+
 /// The saga stored on `item`, if it has one; an unreadable one is logged and skipped.
 fn saga_of(item: &HashMap<String, AttributeValue>) -> Option<Saga> {
     let string = |name: &str| match item.get(name) {
@@ -33,16 +47,7 @@ fn saga_of(item: &HashMap<String, AttributeValue>) -> Option<Saga> {
         _ => None,
     };
     let state = SagaState::parse(&string("saga_state")?)?;
-    let commands = match string("saga_commands") {
-        Some(raw) => match serde_json::from_str(&raw) {
-            Ok(commands) => commands,
-            Err(error) => {
-                tracing::error!(%error, raw, "unreadable saga commands skipped");
-                return None;
-            }
-        },
-        None => Vec::new(),
-    };
+    let commands = parse_commands(string("saga_commands"))?;
     let timeouts = match item.get("saga_timeouts") {
         Some(AttributeValue::N(n)) => n.parse().unwrap_or_default(),
         _ => 0,

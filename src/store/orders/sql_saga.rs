@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::Row;
 
-use super::dynamo_saga::commands_json;
+use super::dynamo_saga::{commands_json, parse_commands};
 use super::sql::SqlOrders;
 use super::{OrderStoreError, updated_before, updated_now};
 use crate::event::{SagaEvent, Status};
@@ -20,16 +20,7 @@ const SAGA_COLUMNS: &str = "transaction_id, user_id, saga_state, saga_commands, 
 fn saga_of(row: &sqlx::any::AnyRow) -> Option<Saga> {
     let text = |column: &str| row.try_get::<Option<String>, _>(column).ok().flatten();
     let state = SagaState::parse(&text("saga_state")?)?;
-    let commands = match text("saga_commands") {
-        Some(raw) => match serde_json::from_str(&raw) {
-            Ok(commands) => commands,
-            Err(error) => {
-                tracing::error!(%error, raw, "unreadable saga commands skipped");
-                return None;
-            }
-        },
-        None => Vec::new(),
-    };
+    let commands = parse_commands(text("saga_commands"))?;
     let timeouts: i64 = row.try_get("saga_timeouts").unwrap_or_default();
     Some(Saga {
         transaction_id: text("transaction_id")?,
