@@ -147,12 +147,7 @@ async fn orchestrated_sagas_keep_the_books_exact_and_compensate_in_reverse_order
     ];
     let records: Vec<Record> = replies
         .iter()
-        .map(|reply| Record {
-            topic: lab.kafka.topics.saga_replies.clone(),
-            key: Some(reply.transaction_id.clone()),
-            payload: reply.to_payload(),
-            headers: Vec::new(),
-        })
+        .map(|reply| reply.record(&lab.kafka.topics))
         .collect();
     let histories = [
         saga(&lab, &paid).await.history,

@@ -112,6 +112,16 @@ impl Reply {
         }
     }
 
+    /// The reply as a record to the orchestrator's topic, keyed by its saga.
+    pub fn record(&self, topics: &Topics) -> Record {
+        Record {
+            topic: topics.saga_replies.clone(),
+            key: Some(self.transaction_id.clone()),
+            payload: self.to_payload(),
+            headers: Vec::new(),
+        }
+    }
+
     /// Its JSON wire form.
     pub fn to_payload(&self) -> Vec<u8> {
         // Strings and numbers only: serialising cannot fail.

@@ -83,12 +83,7 @@ impl InventoryCommandStep {
                 }
             }
         };
-        Record {
-            topic: self.topics.saga_replies.clone(),
-            key: Some(tx.clone()),
-            payload: reply.to_payload(),
-            headers: Vec::new(),
-        }
+        reply.record(&self.topics)
     }
 }
 

@@ -73,7 +73,6 @@ impl PaymentCommandStep {
     }
 
     fn answer(&self, command: &Command) -> StepResult {
-        let tx = &command.transaction_id;
         let (reply, decision) = match command.command {
             CommandKind::TakePayment => self.take(command),
             CommandKind::CancelPayment => self.cancel(command),
@@ -85,12 +84,7 @@ impl PaymentCommandStep {
             }
         };
         let mut outgoing: Vec<Record> = decision.into_iter().collect();
-        outgoing.push(Record {
-            topic: self.topics.saga_replies.clone(),
-            key: Some(tx.clone()),
-            payload: reply.to_payload(),
-            headers: Vec::new(),
-        });
+        outgoing.push(reply.record(&self.topics));
         Ok(outgoing)
     }
 }
