@@ -6,8 +6,10 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use sqlx::{AnyPool, Row};
 
+use super::dynamo_saga::commands_json;
 use super::{OrderStoreError, Transition, parse_outbox, updated_before, updated_now};
 use crate::event::{SagaEvent, Status};
+use crate::orchestration::saga::Move;
 
 /// The table's schema as versioned migrations (`sql/orders/NN_name.sql`), embedded.
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./sql/orders");
@@ -94,10 +96,23 @@ impl SqlOrders {
 
     /// Stores a new order with status ORDER_CREATED and its event in the outbox.
     pub async fn create(&self, event: &SagaEvent) -> Result<(), OrderStoreError> {
+        self.insert(event, Some(event.to_json()), None).await
+    }
+
+    /// Inserts a new ORDER_CREATED order with its choreography outbox (`pending_event`)
+    /// or its orchestrated saga at `start` (whose commands are the saga's outbox).
+    pub(super) async fn insert(
+        &self,
+        event: &SagaEvent,
+        pending_event: Option<String>,
+        start: Option<&Move>,
+    ) -> Result<(), OrderStoreError> {
         let order = &event.order;
+        let updated = updated_now();
         sqlx::query(
             "INSERT INTO orders (transaction_id, user_id, name, addr, tel, email, status, \
-             updated, pending_event) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             updated, pending_event, saga_state, saga_commands, saga_history) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&event.transaction_id)
         .bind(&order.user_id)
@@ -106,8 +121,11 @@ impl SqlOrders {
         .bind(&order.tel)
         .bind(&order.email)
         .bind(Status::OrderCreated.as_str())
-        .bind(updated_now())
-        .bind(event.to_json())
+        .bind(&updated)
+        .bind(pending_event)
+        .bind(start.map(|start| start.to.as_str()))
+        .bind(start.map(|start| commands_json(&start.commands)))
+        .bind(start.map(|start| serde_json::json!([start.history_entry(&updated)]).to_string()))
         .execute(&self.pool)
         .await
         .map_err(|e| self.failed(e))?;

@@ -43,29 +43,7 @@ impl SqlOrders {
         event: &SagaEvent,
         start: &Move,
     ) -> Result<(), OrderStoreError> {
-        let order = &event.order;
-        let updated = updated_now();
-        let history = serde_json::json!([start.history_entry(&updated)]).to_string();
-        sqlx::query(
-            "INSERT INTO orders (transaction_id, user_id, name, addr, tel, email, status, \
-             updated, saga_state, saga_commands, saga_timeouts, saga_history) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
-        )
-        .bind(&event.transaction_id)
-        .bind(&order.user_id)
-        .bind(&order.name)
-        .bind(&order.addr)
-        .bind(&order.tel)
-        .bind(&order.email)
-        .bind(Status::OrderCreated.as_str())
-        .bind(updated)
-        .bind(start.to.as_str())
-        .bind(commands_json(&start.commands))
-        .bind(history)
-        .execute(self.pool())
-        .await
-        .map_err(|e| self.failed(e))?;
-        Ok(())
+        self.insert(event, None, Some(start)).await
     }
 
     /// The saga `transaction_id`, or `None` if no order of it has a saga.
