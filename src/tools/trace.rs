@@ -11,6 +11,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
 use crate::config::{DynamoArgs, KafkaArgs};
+use crate::event::Status;
 use crate::kafka::{Kafka, KafkaFailure, Topics};
 use crate::orchestration::saga::{HistoryEntry, Saga};
 use crate::store::orders::{OrderStore, OrderStoreError, UPDATED_FORMAT};
@@ -70,21 +71,29 @@ async fn orchestrator_states(
 /// Where the orchestrator's state changes are shown to come from.
 pub const ORDER_STORE: &str = "(order store)";
 
-/// A saga's state changes as timeline rows.
+/// A saga's state changes as timeline rows. The first is the order service's (it stores
+/// the order with its saga); every later one is the orchestrator's.
 pub fn saga_states(saga: &Saga) -> Vec<TracedEvent> {
     saga.history
         .iter()
         .filter_map(|entry| HistoryEntry::parse(entry))
-        .map(|entry| TracedEvent {
-            topic: ORDER_STORE.to_string(),
-            position: None,
-            timestamp_ms: chrono::DateTime::parse_from_str(&entry.at, UPDATED_FORMAT)
-                .ok()
-                .map(|at| at.timestamp_millis()),
-            status: format!("saga {}", entry.state),
-            reason: Some(entry.cause).filter(|cause| cause != "ORDER_CREATED"),
-            total_price: None,
-            sent_by: "orchestrator",
+        .map(|entry| {
+            let started = entry.cause == Status::OrderCreated.as_str();
+            TracedEvent {
+                topic: ORDER_STORE.to_string(),
+                position: None,
+                timestamp_ms: chrono::DateTime::parse_from_str(&entry.at, UPDATED_FORMAT)
+                    .ok()
+                    .map(|at| at.timestamp_millis()),
+                status: format!("saga {}", entry.state),
+                reason: Some(entry.cause).filter(|_| !started),
+                total_price: None,
+                sent_by: if started {
+                    "order-service"
+                } else {
+                    "orchestrator"
+                },
+            }
         })
         .collect()
 }
@@ -359,6 +368,44 @@ mod tests {
         assert_eq!(
             sender_of(&topics, "order-saga.replies", "PAYMENT_DECLINED", None),
             "payment-consumer"
+        );
+    }
+
+    #[test]
+    fn a_sagas_first_state_is_the_order_services_and_the_rest_the_orchestrators() {
+        let saga = Saga {
+            transaction_id: "t-1".into(),
+            user_id: "u".into(),
+            state: crate::orchestration::saga::SagaState::Complete,
+            commands: Vec::new(),
+            timeouts: 0,
+            reason: None,
+            updated: String::new(),
+            history: vec![
+                "2026-11-30T12:00:00.001000+0000 RESERVING_STOCK ORDER_CREATED".into(),
+                "2026-11-30T12:00:00.002000+0000 TAKING_PAYMENT STOCK_RESERVED".into(),
+                "2026-11-30T12:00:00.003000+0000 COMPLETE PAYMENT_APPROVED".into(),
+            ],
+        };
+        let rows: Vec<(String, Option<String>, &str)> = saga_states(&saga)
+            .into_iter()
+            .map(|row| (row.status, row.reason, row.sent_by))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("saga RESERVING_STOCK".into(), None, "order-service"),
+                (
+                    "saga TAKING_PAYMENT".into(),
+                    Some("STOCK_RESERVED".into()),
+                    "orchestrator"
+                ),
+                (
+                    "saga COMPLETE".into(),
+                    Some("PAYMENT_APPROVED".into()),
+                    "orchestrator"
+                ),
+            ]
         );
     }
 }
