@@ -219,7 +219,7 @@ async fn the_outbox_relay_reads_an_index_of_unsent_orders_and_scans_older_tables
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_outbox_relays_side_by_side_send_twice_and_the_stock_moves_once() {
-    use edm::services::order_service::send_pending;
+    use edm::services::outbox_relay::send_pending;
 
     let config = LabConfig::fresh();
     config.prepare().await;

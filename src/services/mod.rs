@@ -8,6 +8,7 @@ mod inventory_steps;
 pub mod orchestrator;
 pub mod order_consumer;
 pub mod order_service;
+pub mod outbox_relay;
 pub mod payment_commands;
 pub mod payment_consumer;
 pub mod payment_decisions;

@@ -22,13 +22,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, warn};
 
+use super::outbox_relay;
 use crate::config::{DynamoArgs, KafkaArgs};
 use crate::event::{ItemRequest, OrderDetails, SagaEvent, Status, validate_user_id};
 use crate::http::{self, ApiError};
 use crate::kafka::{EventProducer, Kafka, KafkaFailure, Record, Topics};
 use crate::orchestration::SagaStyle;
 use crate::orchestration::saga;
-use crate::store::orders::{OrderStore, OrderStoreError};
+use crate::store::orders::OrderStore;
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 128 * 1024;
@@ -92,7 +93,7 @@ impl OrderService {
 
 /// Cancels `stop` (logging why) if `producer` has failed fatally: it can never send again,
 /// so the service must end rather than take orders it cannot pass on.
-fn stop_if_dead(producer: &EventProducer, stop: &CancellationToken) {
+pub(super) fn stop_if_dead(producer: &EventProducer, stop: &CancellationToken) {
     if let Some(fatal) = producer.fatal_error() {
         if !stop.is_cancelled() {
             error!("{fatal}");
@@ -245,92 +246,11 @@ async fn get_order(
     }
 }
 
-/// How many outbox events the relay has in flight at once (sends pipelined, then as many
-/// concurrent `mark_sent` writes).
-const RELAY_BATCH: usize = 256;
-
-/// Sends the outbox's ORDER_CREATED events of orders older than `resend_after` (left by
-/// an order service that stopped between storing an order and sending its event, or whose
-/// send Kafka did not acknowledge in time); returns how many were sent.
-///
-/// Several order services may run this side by side on one table: each may send the same
-/// event, which is harmless, because every step downstream is idempotent per transaction
-/// (the inventory keys its history by transaction id, the payment answer is kept per
-/// transaction, the order's status only moves forward).
-pub async fn send_pending(
-    store: &OrderStore,
-    producer: &EventProducer,
-    topics: &Topics,
-    resend_after: Duration,
-) -> Result<usize, OrderStoreError> {
-    let pending = store.pending_events(resend_after).await?;
-    let mut sent = 0;
-    for events in pending.chunks(RELAY_BATCH) {
-        let records: Vec<Record> = events
-            .iter()
-            .map(|event| Record::event(&topics.inventory, event))
-            .collect();
-        let results = producer.send_all(&records).await;
-        let mut delivered = Vec::with_capacity(events.len());
-        for (event, result) in events.iter().zip(results) {
-            match result {
-                Ok(()) => delivered.push(event),
-                Err(error) => {
-                    let tx = &event.transaction_id;
-                    warn!(%tx, %error, "outbox: ORDER_CREATED still not sent; will retry");
-                }
-            }
-        }
-        let clearing = delivered
-            .into_iter()
-            .map(|event| clear_outbox(store, event, topics));
-        let marked = futures_util::future::join_all(clearing).await;
-        sent += marked.into_iter().filter(|cleared| *cleared).count();
-    }
-    Ok(sent)
-}
-
-/// Empties the outbox of an order whose event the broker has; false (logged) if that
-/// failed, so the event will be sent again, harmlessly.
-async fn clear_outbox(store: &OrderStore, event: &SagaEvent, topics: &Topics) -> bool {
-    let tx = &event.transaction_id;
-    match store.mark_sent(tx, &event.order.user_id).await {
-        Ok(()) => {
-            info!(%tx, "outbox: ORDER_CREATED sent to `{}`", topics.inventory);
-            true
-        }
-        Err(error) => {
-            warn!(%tx, %error, "outbox: ORDER_CREATED sent, but its outbox copy could not be cleared (it will be sent again, harmlessly)");
-            false
-        }
-    }
-}
-
-/// Runs [`send_pending`] now and then every `resend_after / 2` until `shutdown`.
-async fn outbox_relay(
-    store: OrderStore,
-    producer: EventProducer,
-    topics: Topics,
-    resend_after: Duration,
-    shutdown: CancellationToken,
-) {
-    let period = (resend_after / 2).max(Duration::from_millis(200));
-    loop {
-        if let Err(error) = send_pending(&store, &producer, &topics, resend_after).await {
-            warn!(%error, "outbox: cannot read pending events; will retry");
-        }
-        stop_if_dead(&producer, &shutdown);
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(period) => {}
-        }
-    }
-}
-
 /// Settings of the order service beyond the servers'.
 #[derive(Debug, Clone, Copy)]
 pub struct OrderServiceOptions {
-    /// How long a POST waits for the broker before answering 503.
+    /// How long a POST waits for the broker's acknowledgement before answering 202
+    /// (stored, event pending in the outbox).
     pub delivery_timeout: Duration,
     /// Age after which an order's unsent ORDER_CREATED is sent by the outbox relay.
     pub resend_after: Duration,
@@ -381,7 +301,7 @@ pub async fn serve(
     // Stops on `shutdown`, or early when the producer has failed for good.
     let stop = shutdown.child_token();
     let relay = tokio::spawn(
-        outbox_relay(
+        outbox_relay::run(
             store.clone(),
             producer.clone(),
             kafka.topics.clone(),
