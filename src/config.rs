@@ -30,11 +30,16 @@ pub struct KafkaArgs {
     pub topic_prefix: String,
 
     /// Extra librdkafka property, `key=value`; repeat the flag for more. In the environment
-    /// variable, separate several with commas.
+    /// variable, separate several with commas. A value may hold commas itself
+    /// (`debug=consumer,cgrp`).
     #[arg(short = 'X', long = "kafka-property", env = "EDM_KAFKA_PROPERTIES",
-          value_delimiter = ',', value_parser = parse_property)]
-    pub properties: Vec<(String, String)>,
+          value_parser = parse_properties)]
+    pub properties: Vec<PropertyList>,
 }
+
+/// The librdkafka properties of one `-X` (or of `EDM_KAFKA_PROPERTIES`), in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyList(pub Vec<(String, String)>);
 
 impl KafkaArgs {
     /// Settings for the given broker address with the course's topic names.
@@ -44,6 +49,17 @@ impl KafkaArgs {
             topic_prefix: String::new(),
             properties: Vec::new(),
         }
+    }
+
+    /// Every `-X` property, in the order given.
+    pub fn kafka_properties(&self) -> impl Iterator<Item = &(String, String)> {
+        self.properties.iter().flat_map(|list| &list.0)
+    }
+
+    /// Adds `key=value`, as `-X key=value` does.
+    pub fn set_property(&mut self, key: &str, value: &str) {
+        self.properties
+            .push(PropertyList(vec![(key.to_string(), value.to_string())]));
     }
 }
 
@@ -133,6 +149,30 @@ const SAFETY_PROPERTIES: [(&str, &str); 4] = [
     ),
 ];
 
+/// Parses `key=value[,key=value…]`: the properties of one `-X`, or of
+/// `EDM_KAFKA_PROPERTIES`. A comma starts a new property only where `key=` follows it, so
+/// that librdkafka's list values (`debug=consumer,cgrp`) stay whole.
+pub fn parse_properties(raw: &str) -> Result<PropertyList, String> {
+    let mut pieces: Vec<String> = Vec::new();
+    for piece in raw.split(',').filter(|piece| !piece.trim().is_empty()) {
+        match pieces.last_mut() {
+            Some(last) if !piece.contains('=') => {
+                last.push(',');
+                last.push_str(piece);
+            }
+            _ => pieces.push(piece.to_string()),
+        }
+    }
+    if pieces.is_empty() {
+        return parse_property(raw).map(|pair| PropertyList(vec![pair]));
+    }
+    pieces
+        .iter()
+        .map(|piece| parse_property(piece))
+        .collect::<Result<_, _>>()
+        .map(PropertyList)
+}
+
 /// Parses a `key=value` librdkafka property; refuses the ones edm's guarantees rest on.
 pub fn parse_property(raw: &str) -> Result<(String, String), String> {
     let (key, value) = match raw.split_once('=') {
@@ -213,6 +253,27 @@ mod tests {
                 "{key}: {refused:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_comma_starts_a_property_only_where_a_key_follows() {
+        let pairs = |raw: &str| parse_properties(raw).map(|list| list.0);
+        assert_eq!(
+            pairs("debug=consumer,cgrp,fetch"),
+            Ok(vec![("debug".into(), "consumer,cgrp,fetch".into())])
+        );
+        assert_eq!(
+            pairs("session.timeout.ms=6000,debug=broker,topic,linger.ms=1"),
+            Ok(vec![
+                ("session.timeout.ms".into(), "6000".into()),
+                ("debug".into(), "broker,topic".into()),
+                ("linger.ms".into(), "1".into()),
+            ])
+        );
+        assert!(pairs("no-equals-sign,a=b").is_err());
+        assert!(pairs("a=b,enable.auto.commit=true").is_err());
+        assert!(pairs("").is_err());
+        assert_eq!(pairs("a=1,"), Ok(vec![("a".into(), "1".into())]));
     }
 
     #[test]

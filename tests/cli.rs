@@ -147,6 +147,21 @@ fn bad_kafka_properties_are_rejected_at_parse_time() {
     );
 }
 
+#[test]
+fn a_kafka_property_may_hold_a_list() {
+    // librdkafka's list values (`debug=broker,topic`) are one property, not two; what
+    // follows is the unreachable broker's error (1), not a parse error (2).
+    let servers = format!("127.0.0.1:{}", closed_port());
+    let output = edm(&[
+        "create-topics",
+        "--bootstrap-servers",
+        &servers,
+        "-X",
+        "debug=broker,topic",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+}
+
 fn compose() -> Value {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

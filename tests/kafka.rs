@@ -101,9 +101,7 @@ async fn a_producer_tells_when_it_has_its_producer_id_on_edms_broker() {
 
     // Statistics are how it knows: without them it never tells.
     let mut silent = config.kafka.clone();
-    silent
-        .properties
-        .push(("statistics.interval.ms".into(), "0".into()));
+    silent.set_property("statistics.interval.ms", "0");
     let producer = Kafka::connect(&silent)
         .await
         .expect("broker answers")

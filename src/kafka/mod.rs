@@ -119,7 +119,7 @@ impl Kafka {
     }
 
     fn with_user_properties(&self, mut config: ClientConfig, role: Role) -> ClientConfig {
-        for (key, value) in &self.args.properties {
+        for (key, value) in self.args.kafka_properties() {
             if role.accepts(key) {
                 config.set(key, value);
             }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::config::{parse_orders_per_second, parse_property, parse_rate, parse_seconds};
+use crate::config::{
+    PropertyList, parse_orders_per_second, parse_properties, parse_rate, parse_seconds,
+};
 use crate::orchestration::SagaStyle;
 
 /// Which SAGA styles a lab run shows.
@@ -34,10 +36,10 @@ pub struct LabArgs {
     /// Kafka bootstrap servers (default: a broker embedded in this process).
     #[arg(long, env = "EDM_BOOTSTRAP_SERVERS")]
     pub bootstrap_servers: Option<String>,
-    /// Extra librdkafka property, `key=value` (repeatable).
+    /// Extra librdkafka property, `key=value` (repeatable; a value may hold commas).
     #[arg(short = 'X', long = "kafka-property", env = "EDM_KAFKA_PROPERTIES",
-          value_delimiter = ',', value_parser = parse_property)]
-    pub properties: Vec<(String, String)>,
+          value_parser = parse_properties)]
+    pub properties: Vec<PropertyList>,
     /// MySQL server, e.g. mysql://root:inventorypw@127.0.0.1:3306/inventory; the lab uses a
     /// database of its own on it (`edm_lab_<id>`). Default: an embedded SQLite file.
     #[arg(long, env = "EDM_MYSQL_URL")]

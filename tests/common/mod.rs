@@ -45,10 +45,8 @@ impl LabConfig {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let mut kafka = KafkaArgs::new(server_env("EDM_TEST_BOOTSTRAP_SERVERS"));
         kafka.topic_prefix = format!("t{id}-");
-        kafka.properties = vec![
-            ("session.timeout.ms".into(), "6000".into()),
-            ("heartbeat.interval.ms".into(), "1000".into()),
-        ];
+        kafka.set_property("session.timeout.ms", "6000");
+        kafka.set_property("heartbeat.interval.ms", "1000");
         let mysql = MysqlArgs::new(format!(
             "{}/edm_{id}",
             server_env("EDM_TEST_MYSQL_URL").trim_end_matches('/')

@@ -147,8 +147,7 @@ impl Drop for EdmProcess {
 pub fn edm_command(config: &LabConfig) -> Command {
     let properties: Vec<String> = config
         .kafka
-        .properties
-        .iter()
+        .kafka_properties()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     let mut command = Command::new(env!("CARGO_BIN_EXE_edm"));
