@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::config::{DynamoArgs, KafkaArgs};
 use crate::event::Status;
-use crate::kafka::{Kafka, KafkaFailure, Topics};
+use crate::kafka::{Kafka, KafkaFailure, SagaConsumer, Topics};
 use crate::orchestration::saga::{HistoryEntry, Saga};
 use crate::store::orders::{OrderStore, OrderStoreError, UPDATED_FORMAT};
 
@@ -190,7 +190,20 @@ async fn read_topic(
     topic: &str,
     transaction_id: &str,
 ) -> Result<Vec<TracedEvent>, KafkaFailure> {
-    let consumer = kafka.reader(group)?;
+    let consumer = kafka.one_pass_reader(group)?;
+    let events = read_with(&consumer, kafka, topic, transaction_id).await;
+    // A consumer's close blocks (~100 ms: librdkafka's group handle winds down on its own
+    // timer); off the runtime's threads, the topics' readers close side by side.
+    let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    events
+}
+
+async fn read_with(
+    consumer: &SagaConsumer,
+    kafka: &Kafka,
+    topic: &str,
+    transaction_id: &str,
+) -> Result<Vec<TracedEvent>, KafkaFailure> {
     let unreachable = |detail| KafkaFailure::Unreachable {
         servers: kafka.servers().to_string(),
         detail,
