@@ -8,10 +8,18 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
-/// Opens a one-connection pool on a SQLite file (created if missing), in WAL mode with
+/// Connections of a SQLite pool. SQLite has one writer at a time, but in WAL mode readers
+/// go on beside it, and every statement hops to its connection's own thread (sqlx): with
+/// one connection, the lab's order store — order service, orchestrator and order consumer
+/// — queued every statement behind one thread. `edm lab --orders 20000 --concurrency 64`
+/// (release build, 2 cores, 2026-11-30): 1,101 sagas/s with one connection, 1,375–1,544
+/// with two, 1,549–1,810 with four, 1,691–1,720 with eight. A writer that finds the file
+/// locked waits (sqlx's busy timeout, 5 s), then fails as an outage: retried, never lost.
+const SQLITE_CONNECTIONS: u32 = 4;
+
+/// Opens a pool on a SQLite file (created if missing), in WAL mode with
 /// `synchronous = NORMAL`: a commit survives the process being killed, and costs no fsync
 /// (only a power cut may lose the last commits — fine for `edm lab`'s embedded stores).
-/// One connection, because SQLite has one writer at a time anyway.
 pub(crate) async fn sqlite_pool(url: &str) -> Result<AnyPool, sqlx::Error> {
     install_default_drivers();
     let url = match url.contains("mode=") {
@@ -19,7 +27,7 @@ pub(crate) async fn sqlite_pool(url: &str) -> Result<AnyPool, sqlx::Error> {
         false => format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' }),
     };
     AnyPoolOptions::new()
-        .max_connections(1)
+        .max_connections(SQLITE_CONNECTIONS)
         .acquire_timeout(Duration::from_secs(5))
         .after_connect(|connection, _| {
             Box::pin(async move {
