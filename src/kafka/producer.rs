@@ -9,6 +9,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::util::Timeout;
 use tokio::sync::{oneshot, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::KafkaFailure;
 use super::events::{Delivered, EventContext, EventServer};
@@ -136,6 +137,17 @@ impl EventProducer {
             .map(|(code, reason)| KafkaFailure::Fatal {
                 reason: format!("{code:?}: {reason}"),
             })
+    }
+
+    /// Cancels `stop` (logging why, once) if this producer has failed fatally: it can never
+    /// send again, so its service must end rather than take work it cannot pass on.
+    pub fn stop_if_fatal(&self, stop: &CancellationToken) {
+        if let Some(fatal) = self.fatal_error() {
+            if !stop.is_cancelled() {
+                tracing::error!("{fatal}");
+            }
+            stop.cancel();
+        }
     }
 
     /// A failed delivery as a [`KafkaFailure`]: [`KafkaFailure::Fatal`] once the producer

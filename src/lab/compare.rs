@@ -2,8 +2,16 @@
 //! student compares: messages and latency per saga, where the saga's state lives, who
 //! decides, how it is compensated, what ends a stuck saga, and the same invariants.
 
-use super::demo::Shown;
 use crate::orchestration::SagaStyle;
+
+/// What one style's demonstration showed, for the comparison.
+pub struct Shown {
+    pub style: SagaStyle,
+    /// Per demo saga: messages on the topics, and ms from the POST to the final status.
+    pub sagas: Vec<(usize, Option<i64>)>,
+    /// Whether every invariant held.
+    pub hold: bool,
+}
 
 /// Where each style keeps a saga's state, who moves it on, how it is undone, and what
 /// happens when a participant is silent: the facts of this implementation.

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::compare::{self, Shown};
 use super::{Lab, LabArgs, invariants, now_ms};
 use crate::orchestration::SagaStyle;
 use crate::services::payment_consumer::Gateway;
@@ -15,14 +16,6 @@ const DECLINED_USER: &str = "bob";
 const ITEM: i64 = 2;
 const QUANTITY: i64 = 5;
 
-/// What one style's demonstration showed, for the comparison.
-pub struct Shown {
-    pub style: SagaStyle,
-    /// Per demo saga: messages on the topics, and ms from the POST to the final status.
-    pub sagas: Vec<(usize, Option<i64>)>,
-    pub hold: bool,
-}
-
 /// Runs the demonstration in each style `args` asks for; true if every invariant holds.
 pub async fn run_demo(args: &LabArgs) -> anyhow::Result<bool> {
     let mut shown = Vec::new();
@@ -34,7 +27,7 @@ pub async fn run_demo(args: &LabArgs) -> anyhow::Result<bool> {
         stopped?;
     }
     if shown.len() > 1 {
-        print!("{}", super::compare::render(&shown, &story_names()));
+        print!("{}", compare::render(&shown, &story_names()));
     }
     Ok(shown.iter().all(|s| s.hold))
 }

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, error, info, warn};
+use tracing::{Instrument, info, warn};
 
 use super::outbox_relay;
 use crate::config::{DynamoArgs, KafkaArgs};
@@ -91,17 +91,6 @@ impl OrderService {
     }
 }
 
-/// Cancels `stop` (logging why) if `producer` has failed fatally: it can never send again,
-/// so the service must end rather than take orders it cannot pass on.
-pub(super) fn stop_if_dead(producer: &EventProducer, stop: &CancellationToken) {
-    if let Some(fatal) = producer.fatal_error() {
-        if !stop.is_cancelled() {
-            error!("{fatal}");
-        }
-        stop.cancel();
-    }
-}
-
 /// The routes.
 pub fn router(service: Arc<OrderService>) -> Router {
     Router::new()
@@ -155,7 +144,7 @@ async fn place_order(
             // even have it already (a late acknowledgement): the order goes on either way,
             // so the answer says so (202) instead of "not placed".
             warn!(%tx, %failure, "order stored, its first message not acknowledged yet: it is sent from the outbox once Kafka answers");
-            stop_if_dead(&service.producer, &service.stop);
+            service.producer.stop_if_fatal(&service.stop);
             let mut answer = answer;
             answer["event"] = json!(PENDING);
             answer["detail"] = json!(format!(

@@ -8,7 +8,6 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::order_service::stop_if_dead;
 use crate::event::SagaEvent;
 use crate::kafka::{EventProducer, Record, Topics};
 use crate::store::orders::{OrderStore, OrderStoreError};
@@ -87,7 +86,7 @@ pub(super) async fn run(
         if let Err(error) = send_pending(&store, &producer, &topics, resend_after).await {
             warn!(%error, "outbox: cannot read pending events; will retry");
         }
-        stop_if_dead(&producer, &shutdown);
+        producer.stop_if_fatal(&shutdown);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(period) => {}

@@ -25,23 +25,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+use super::dynamo_item::{OUTBOX, OUTBOX_INDEX, OUTBOX_PENDING, PENDING_EVENT};
 use super::{OrderStoreError, Transition, dynamo_item, parse_outbox, updated_before, updated_now};
 use crate::config::DynamoArgs;
 use crate::event::{SagaEvent, Status};
-
-/// The outbox attribute: the ORDER_CREATED event until the broker has it.
-pub(super) const PENDING_EVENT: &str = "pending_event";
-
-/// Set (to [`OUTBOX_PENDING`]) while `pending_event` is: the hash key of the sparse index
-/// [`OUTBOX_INDEX`], which holds only the orders whose event is not sent yet, so that the
-/// outbox relay queries a handful of items instead of scanning the table.
-pub(super) const OUTBOX: &str = "outbox";
-pub(super) const OUTBOX_PENDING: &str = "pending";
-/// The `outbox` of an orchestrated saga in flight (its commands are in `saga_commands`):
-/// the orchestrator finds the sagas whose step timed out through the same sparse index.
-pub(super) const OUTBOX_SAGA: &str = "saga";
-/// The sparse index of unsent orders: hash key `outbox`, range key `updated`.
-pub(super) const OUTBOX_INDEX: &str = "outbox_pending";
 
 /// Orders in DynamoDB: a client, the table name and the limit on requests in flight.
 #[derive(Debug, Clone)]

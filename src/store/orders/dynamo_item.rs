@@ -9,9 +9,22 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::OrderStoreError;
-use super::dynamo::{OUTBOX, OUTBOX_PENDING, PENDING_EVENT};
 use super::updated_now;
 use crate::event::{SagaEvent, Status};
+
+/// The outbox attribute: the ORDER_CREATED event until the broker has it.
+pub(super) const PENDING_EVENT: &str = "pending_event";
+
+/// Set (to [`OUTBOX_PENDING`]) while `pending_event` is: the hash key of the sparse index
+/// [`OUTBOX_INDEX`], which holds only the orders whose event is not sent yet, so that the
+/// outbox relay queries a handful of items instead of scanning the table.
+pub(super) const OUTBOX: &str = "outbox";
+pub(super) const OUTBOX_PENDING: &str = "pending";
+/// The `outbox` of an orchestrated saga in flight (its commands are in `saga_commands`):
+/// the orchestrator finds the sagas whose step timed out through the same sparse index.
+pub(super) const OUTBOX_SAGA: &str = "saga";
+/// The sparse index of unsent orders: hash key `outbox`, range key `updated`.
+pub(super) const OUTBOX_INDEX: &str = "outbox_pending";
 
 /// A new order: ORDER_CREATED, with its event in the outbox.
 #[derive(Serialize)]

@@ -11,7 +11,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::dynamo::{DynamoOrders, OUTBOX, OUTBOX_SAGA, PENDING_EVENT};
+use super::dynamo::DynamoOrders;
+use super::dynamo_item::{OUTBOX, OUTBOX_SAGA, PENDING_EVENT};
 use super::{OrderStoreError, dynamo_item, updated_before, updated_now};
 use crate::event::SagaEvent;
 use crate::orchestration::messages::Command;

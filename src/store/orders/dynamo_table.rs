@@ -8,7 +8,8 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::OrderStoreError;
-use super::dynamo::{DynamoOrders, OUTBOX, OUTBOX_INDEX};
+use super::dynamo::DynamoOrders;
+use super::dynamo_item::{OUTBOX, OUTBOX_INDEX};
 
 impl DynamoOrders {
     /// Fails with a helpful message if the endpoint or the table is missing.

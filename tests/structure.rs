@@ -1,0 +1,197 @@
+//! The shape a newcomer reads (issue 13), kept by a test: `main.rs` only dispatches, no
+//! source file runs past 400 lines without saying why at its top, and no two sibling
+//! modules import each other (directly or around a circle).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+const MAX_LINES: usize = 400;
+const MAX_MAIN_LINES: usize = 80;
+/// What a long file's opening doc comment says to explain its length.
+const LENGTH_REASON: &str = "longer than 400 lines";
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("src readable").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn all_sources() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    sources(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    files.sort();
+    files
+}
+
+/// The module path of a source file: `src/store/orders/dynamo.rs` → `store::orders::dynamo`.
+fn module_of(file: &Path) -> Vec<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let relative = file
+        .strip_prefix(&src)
+        .expect("under src")
+        .with_extension("");
+    let mut parts: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
+        parts.pop();
+    }
+    parts
+}
+
+/// The code of a file without its `#[cfg(test)]` module (tests may reach anywhere).
+fn code_of(text: &str) -> &str {
+    text.split("#[cfg(test)]\nmod tests {")
+        .next()
+        .unwrap_or(text)
+}
+
+fn is_name(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// The modules a file's code names: `crate::a::b…` and `super::x` (in `use` lists too).
+fn references(module: &[String], code: &str) -> Vec<Vec<String>> {
+    let mut found = Vec::new();
+    for (at, _) in code.match_indices("crate::") {
+        let path: String = code[at + 7..]
+            .chars()
+            .take_while(|&c| is_name(c) || c == ':')
+            .collect();
+        found.push(
+            path.split("::")
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .collect(),
+        );
+    }
+    let parent = &module[..module.len().saturating_sub(1)];
+    for (at, _) in code.match_indices("super::") {
+        if at > 0 && code[..at].ends_with("::") {
+            continue; // `super::super::…` or `crate::…::super`: rare here, and covered above
+        }
+        let rest = &code[at + 7..];
+        let names: Vec<String> = if let Some(list) = rest.strip_prefix('{') {
+            let list = &list[..list.find('}').unwrap_or(list.len())];
+            list.split(',')
+                .filter_map(|item| {
+                    let name: String = item.trim().chars().take_while(|&c| is_name(c)).collect();
+                    (!name.is_empty()).then_some(name)
+                })
+                .collect()
+        } else {
+            vec![rest.chars().take_while(|&c| is_name(c)).collect()]
+        };
+        for name in names.into_iter().filter(|n| !n.is_empty()) {
+            found.push(parent.iter().cloned().chain([name]).collect());
+        }
+    }
+    found
+}
+
+#[test]
+fn main_only_dispatches() {
+    let main = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/main.rs"))
+        .expect("main.rs");
+    let lines = main.lines().count();
+    assert!(lines <= MAX_MAIN_LINES, "src/main.rs has {lines} lines");
+}
+
+#[test]
+fn no_source_file_runs_long_without_saying_why() {
+    let long: Vec<String> = all_sources()
+        .into_iter()
+        .filter_map(|file| {
+            let text = std::fs::read_to_string(&file).expect("readable");
+            let lines = text.lines().count();
+            let opening: String = text
+                .lines()
+                .take_while(|line| line.starts_with("//!"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            (lines > MAX_LINES && !opening.to_lowercase().contains(LENGTH_REASON))
+                .then(|| format!("{} ({lines} lines)", file.display()))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "over {MAX_LINES} lines with no reason at the top: {long:?}"
+    );
+}
+
+#[test]
+fn no_two_sibling_modules_import_each_other() {
+    // Edges between siblings: a file in module a::b naming a::c gives b → c under a.
+    let mut edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+    for file in all_sources() {
+        let module = module_of(&file);
+        let text = std::fs::read_to_string(&file).expect("readable");
+        for target in references(&module, code_of(&text)) {
+            let common = module
+                .iter()
+                .zip(&target)
+                .take_while(|(a, b)| a == b)
+                .count();
+            if common < module.len() && common < target.len() {
+                edges
+                    .entry(module[..=common].to_vec())
+                    .or_default()
+                    .insert(target[..=common].to_vec());
+            }
+        }
+    }
+    // A circle: a module that reaches itself through its siblings.
+    let mut circles = Vec::new();
+    for start in edges.keys() {
+        let mut stack = vec![vec![start.clone()]];
+        let mut seen = BTreeSet::new();
+        while let Some(path) = stack.pop() {
+            let last = path.last().expect("non-empty");
+            for next in edges.get(last).into_iter().flatten() {
+                if next == start {
+                    let names: Vec<String> = path.iter().map(|m| m.join("::")).collect();
+                    circles.push(format!("{} → {}", names.join(" → "), start.join("::")));
+                } else if seen.insert(next.clone()) {
+                    let mut longer = path.clone();
+                    longer.push(next.clone());
+                    stack.push(longer);
+                }
+            }
+        }
+    }
+    assert!(circles.is_empty(), "import circles: {circles:#?}");
+}
+
+#[test]
+fn the_circle_check_sees_a_circle() {
+    // The parser on two files that import each other, so the check above cannot pass by
+    // seeing nothing.
+    let a = vec!["store".to_string(), "orders".into(), "dynamo".into()];
+    let b = vec!["store".to_string(), "orders".into(), "dynamo_item".into()];
+    let from_a = references(
+        &a,
+        "use super::{OrderStoreError, dynamo_item, updated_now};",
+    );
+    let from_b = references(
+        &b,
+        "use super::dynamo::{OUTBOX, PENDING_EVENT};\nx(crate::event::Status)",
+    );
+    assert!(from_a.contains(&b), "{from_a:?}");
+    assert!(from_b.iter().any(|r| r.starts_with(&a)), "{from_b:?}");
+    assert!(
+        from_b.contains(&vec!["event".into(), "Status".into()]),
+        "{from_b:?}"
+    );
+}
