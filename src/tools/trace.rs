@@ -281,15 +281,44 @@ async fn read_with(
 
 /// Oldest first: by timestamp, then cause before effect, then by offset.
 pub fn sorted(mut events: Vec<TracedEvent>) -> Vec<TracedEvent> {
-    // Within one millisecond: a reply, then the state change it causes, then the commands
-    // that change sends.
-    let rank = |e: &TracedEvent| match (e.position, e.sent_by) {
-        (None, _) => 1,
-        (Some(_), "orchestrator" | "order-service") => 2,
-        (Some(_), _) => 0,
-    };
-    events.sort_by_key(|e| (e.timestamp_ms.unwrap_or(i64::MAX), rank(e), e.position));
+    events.sort_by_key(|e| {
+        (
+            e.timestamp_ms.unwrap_or(i64::MAX),
+            step_in_chain(e),
+            e.position,
+        )
+    });
     events
+}
+
+/// Where a message (or state change) stands in its saga's chain of causes: each step
+/// comes after the one that caused it. Timestamps are whole milliseconds, and on a quick
+/// stack a cause and its effect share one (the compensation's ORDER_CANCEL to `order`
+/// was shown before the payment's ORDER_CANCEL that caused it); offsets of different
+/// topics say nothing about which came first.
+fn step_in_chain(event: &TracedEvent) -> u8 {
+    let state = event.status.strip_prefix("saga ");
+    match (state, event.status.as_str()) {
+        // Choreography: the events, in the saga's order.
+        (None, "ORDER_CREATED") => 1,
+        (None, "INVENTORY_RESERVED") => 2,
+        (None, "PAYMENT_COMPLETE") => 3,
+        (None, "ORDER_CANCEL") if event.sent_by == "inventory-consumer" => 4,
+        (None, "ORDER_CANCEL") => 3,
+        // Orchestration: each state change after the reply that caused it and before the
+        // commands it sends.
+        (Some("RESERVING_STOCK"), _) => 0,
+        (None, "RESERVE_STOCK") => 1,
+        (None, "STOCK_RESERVED" | "STOCK_REJECTED") => 2,
+        (Some("TAKING_PAYMENT"), _) => 3,
+        (None, "TAKE_PAYMENT") => 4,
+        (None, "PAYMENT_APPROVED" | "PAYMENT_DECLINED") => 5,
+        (Some("COMPLETE" | "RELEASING_STOCK"), _) => 6,
+        (None, "CANCEL_PAYMENT" | "RELEASE_STOCK") => 7,
+        (None, "PAYMENT_CANCELLED" | "STOCK_RELEASED") => 8,
+        (Some(_), _) => 9,
+        _ => 10,
+    }
 }
 
 /// The events as a timeline, times relative to `start_ms` (or to the first event).
