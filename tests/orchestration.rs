@@ -241,3 +241,42 @@ async fn a_silent_payment_service_times_out_and_its_late_answer_changes_nothing(
     payment.await.expect("join").expect("payment consumer");
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_sagas_timing_out_at_once_are_logged_in_a_few_lines_and_all_end() {
+    // The payment service is away and `edm orchestrator` runs as a process, as a student
+    // runs it: 40 sagas time out together, twice each (the retry, then the compensation).
+    const SAGAS: usize = 40;
+    let services = Services {
+        payment: None,
+        orchestrator: None,
+        ..orchestrated(Gateway::Accept)
+    };
+    let lab = Lab::start(services).await;
+    let mut orchestrator =
+        common::process::EdmProcess::spawn(&lab.config, "orchestrator", &["--step-timeout", "1"]);
+    let before = lab.stock_of(4).await;
+    let users: Vec<String> = (0..SAGAS).map(|n| format!("henry-{n}")).collect();
+    let placed =
+        futures_util::future::join_all(users.iter().map(|user| lab.place(user, 4, 1))).await;
+    for (n, tx) in placed.iter().enumerate() {
+        let order = lab.wait_terminal(tx, &format!("henry-{n}")).await;
+        assert_eq!(text(&order, "reason"), Some("TIMEOUT"), "{tx}");
+    }
+    assert_eq!(
+        lab.stock_of(4).await,
+        before,
+        "every reservation given back"
+    );
+    orchestrator.terminate();
+
+    let log = orchestrator.output();
+    let one_by_one = log.matches("no reply to TAKE_PAYMENT").count();
+    let summaries = log.matches("more sagas had no reply").count();
+    // Each round names ten sagas at most and counts the rest; the sagas were placed
+    // together, so each of the two timeouts reaches them in one or two rounds (80 lines
+    // by name without the limit).
+    assert!(one_by_one <= 40, "{one_by_one} lines by name:\n{log}");
+    assert!(summaries >= 1, "no summary line:\n{log}");
+    lab.stop().await;
+}

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use super::order_consumer::{Finished, FinishedSender};
 use crate::config::{DynamoArgs, KafkaArgs};
@@ -30,6 +30,12 @@ pub const GROUP: &str = "order_saga_orchestrator";
 /// The default `--step-timeout`: longer than any step takes on a healthy stack (a few
 /// milliseconds), short enough that a student sees a stuck saga end.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Timed-out sagas of one round logged one by one; the rest are counted in one line.
+const TIMEOUTS_SHOWN: usize = 10;
+
+/// Timeout moves stored at once (each is one conditional write on the order).
+const MOVES_IN_FLIGHT: usize = 32;
 
 /// How often a saga is read again when something else moved it between the read and the
 /// write (a timeout racing a reply) before the reply is retried later.
@@ -55,11 +61,12 @@ fn store_error(error: OrderStoreError) -> StepError {
 
 impl Orchestrator {
     /// Stores `step` of `saga`; its commands as records to send, or `None` if something
-    /// moved the saga first.
+    /// moved the saga first. Logs the move unless `quiet`.
     async fn apply(
         &self,
         saga: &Saga,
         step: &Move,
+        quiet: bool,
     ) -> Result<Option<Vec<Record>>, OrderStoreError> {
         if !self.store.advance(saga, step).await? {
             return Ok(None);
@@ -69,7 +76,9 @@ impl Orchestrator {
         let reason = step.reason.as_deref();
         match step.to.final_status() {
             Some(status) => {
-                info!(%tx, reason, "{} → saga {} → order is now {status}", step.cause, step.to.as_str());
+                if !quiet {
+                    info!(%tx, reason, "{} → saga {} → order is now {status}", step.cause, step.to.as_str());
+                }
                 if let Some(observer) = &self.observer {
                     let _ = observer.send(Finished {
                         transaction_id: tx.clone(),
@@ -78,6 +87,7 @@ impl Orchestrator {
                     });
                 }
             }
+            None if quiet => {}
             None => {
                 info!(%tx, reason, "{} → saga {} → {}", step.cause, step.to.as_str(), sent.join(" + "))
             }
@@ -91,7 +101,10 @@ impl Orchestrator {
     }
 
     /// Applies the timeout policy to every saga whose step is older than `step_timeout`,
-    /// and sends what it decides; returns how many sagas moved.
+    /// and sends what it decides; returns how many sagas moved. The first
+    /// [`TIMEOUTS_SHOWN`] sagas of a round are logged one by one, the rest in one line: a
+    /// queue of thousands (a loaded stack, a participant stopped) would otherwise bury
+    /// the log in identical lines.
     async fn time_out_stalled(&self, producer: &EventProducer, step_timeout: Duration) -> usize {
         let stalled = match self.store.stalled_sagas(step_timeout).await {
             Ok(stalled) => stalled,
@@ -100,30 +113,57 @@ impl Orchestrator {
                 return 0;
             }
         };
-        let mut moved = 0;
-        for saga in stalled {
-            let Some(step) = saga.on_timeout() else {
-                continue;
-            };
+        let due: Vec<(Saga, Move)> = stalled
+            .into_iter()
+            .filter_map(|saga| saga.on_timeout().map(|step| (saga, step)))
+            .collect();
+        for (saga, step) in due.iter().take(TIMEOUTS_SHOWN) {
             let tx = &saga.transaction_id;
             warn!(%tx, timeouts = step.timeouts, "no reply to {} within {step_timeout:?} in {}",
                   saga.commands.iter().map(|c| c.command.as_str()).collect::<Vec<_>>().join(" + "),
                   saga.state.as_str());
-            match self.apply(&saga, &step).await {
-                Ok(Some(records)) => {
-                    moved += 1;
-                    for failure in producer
-                        .send_all(&records)
-                        .await
-                        .into_iter()
-                        .flat_map(Result::err)
-                    {
-                        warn!(%tx, %failure, "command not sent; it is sent again at the step's next timeout");
+        }
+        if due.len() > TIMEOUTS_SHOWN {
+            warn!(
+                "{} more sagas had no reply within {step_timeout:?}: their commands are sent again or compensated (RUST_LOG=debug names each)",
+                due.len() - TIMEOUTS_SHOWN
+            );
+        }
+        let mut records = Vec::new();
+        let mut moved = 0;
+        for (round, batch) in due.chunks(MOVES_IN_FLIGHT).enumerate() {
+            let first = round * MOVES_IN_FLIGHT;
+            let moves = batch.iter().enumerate().map(|(n, (saga, step))| {
+                let quiet = first + n >= TIMEOUTS_SHOWN;
+                if quiet {
+                    debug!(tx = %saga.transaction_id, timeouts = step.timeouts,
+                           "no reply within {step_timeout:?} in {}", saga.state.as_str());
+                }
+                self.apply(saga, step, quiet)
+            });
+            let results = futures_util::future::join_all(moves).await;
+            for ((saga, _), result) in batch.iter().zip(results) {
+                match result {
+                    Ok(Some(commands)) => {
+                        moved += 1;
+                        records.extend(commands);
+                    }
+                    Ok(None) => {} // a reply came first
+                    Err(error) => {
+                        let tx = &saga.transaction_id;
+                        warn!(%tx, %error, "cannot store the timeout's move; will retry");
                     }
                 }
-                Ok(None) => {} // a reply came first
-                Err(error) => warn!(%tx, %error, "cannot store the timeout's move; will retry"),
             }
+        }
+        let unsent = producer
+            .send_all(&records)
+            .await
+            .into_iter()
+            .filter(Result::is_err)
+            .count();
+        if unsent > 0 {
+            warn!("{unsent} commands not sent; each is sent again at its step's next timeout");
         }
         moved
     }
@@ -171,7 +211,7 @@ impl SagaStep for Orchestrator {
                       reply.reply.as_str(), saga.state.as_str());
                 return Ok(Vec::new());
             };
-            if let Some(records) = self.apply(&saga, &step).await.map_err(store_error)? {
+            if let Some(records) = self.apply(&saga, &step, false).await.map_err(store_error)? {
                 return Ok(records);
             }
         }
