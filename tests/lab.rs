@@ -72,6 +72,17 @@ fn check_demo(code: i32, stdout: &str, stderr: &str) {
         "{stdout}"
     );
     assert!(second.contains("by payment-consumer") && second.contains("reason=PAYMENT_DECLINED"));
+    // The payment's ORDER_CANCEL causes the inventory's: shown in that order.
+    let cancels: Vec<&str> = second
+        .lines()
+        .filter(|l| l.contains(" ORDER_CANCEL ") && !l.contains("(stored)"))
+        .collect();
+    assert!(
+        cancels.len() == 2
+            && cancels[0].contains("by payment-consumer")
+            && cancels[1].contains("by inventory-consumer"),
+        "{second}"
+    );
     assert!(
         stdout.contains("Inventory item 2: 100 before, 95 after"),
         "{stdout}"
@@ -242,4 +253,62 @@ fn the_embedded_load_mode_keeps_the_books() {
     ];
     let (code, stdout, stderr) = embedded_lab(&args);
     check_load(code, &stdout, &stderr, 400);
+}
+
+#[test]
+fn ctrl_c_stops_the_load_cleanly_and_removes_the_runs_stores() {
+    use std::io::{BufRead, BufReader};
+    let scratch =
+        std::env::temp_dir().join(format!("edm-ctrl-c-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    let mut child = embedded_lab_command(&["--orders", "1000000", "--rate", "200"])
+        .env("TMPDIR", &scratch)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("edm lab");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut header = String::new();
+    stdout
+        .read_line(&mut header)
+        .expect("the load's first line");
+    assert!(header.starts_with("edm lab load"), "{header}");
+    // The lab starts, warms up and places orders for a while.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "edm lab still running 60 s after Ctrl-C"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut report = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut report).expect("report");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(1), "{report}\n{stderr}");
+    assert!(report.contains("then interrupted (Ctrl-C)"), "{report}");
+    // The orders placed before Ctrl-C finished, and the books hold over them.
+    assert_eq!(report.matches("  ✓ ").count(), 2, "{report}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .expect("scratch dir")
+        .flatten()
+        .map(|entry| entry.file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the run's stores are still there: {left:?}"
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
 }

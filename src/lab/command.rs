@@ -1,10 +1,14 @@
 //! `edm lab` as a command: the demo, or a load run with `--orders N`; either way the exit
-//! status says whether the books hold.
+//! status says whether the books hold. Ctrl-C (or SIGTERM) stops it cleanly: no new orders,
+//! the sagas in flight finish, the services stop and the run's stores are removed; a second
+//! Ctrl-C exits at once.
 
 use super::LabArgs;
+use crate::shutdown;
 
 /// Runs the demo or the load run and fails if an invariant is broken.
 pub async fn command(args: LabArgs) -> anyhow::Result<()> {
+    let interrupt = shutdown::on_signal();
     let hold = match args.orders {
         Some(orders) => {
             let pace = match args.rate {
@@ -20,14 +24,20 @@ pub async fn command(args: LabArgs) -> anyhow::Result<()> {
                     args.concurrency,
                     args.decline_rate
                 );
-                let report = super::load::run_load(&args, orders, style).await?;
+                let report = super::load::run_load(&args, orders, style, &interrupt).await?;
                 print!("{}", report.render());
                 hold &= report.books.hold();
+                if interrupt.is_cancelled() {
+                    break;
+                }
             }
             hold
         }
-        None => super::run_demo(&args).await?,
+        None => super::run_demo(&args, &interrupt).await?,
     };
+    if interrupt.is_cancelled() {
+        anyhow::bail!("interrupted (Ctrl-C); the run's stores are removed");
+    }
     if !hold {
         anyhow::bail!("invariants broken (see above)");
     }

@@ -2,6 +2,7 @@
 //! in one SAGA style, or in both with the same orders and a side-by-side comparison.
 
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use super::compare::{self, Shown};
 use super::{Lab, LabArgs, invariants, now_ms};
@@ -17,12 +18,20 @@ const ITEM: i64 = 2;
 const QUANTITY: i64 = 5;
 
 /// Runs the demonstration in each style `args` asks for; true if every invariant holds.
-pub async fn run_demo(args: &LabArgs) -> anyhow::Result<bool> {
+/// On `interrupt` it stops where it is, stops the services and removes the run's stores.
+pub async fn run_demo(args: &LabArgs, interrupt: &CancellationToken) -> anyhow::Result<bool> {
     let mut shown = Vec::new();
     for style in args.saga.styles() {
         let mut lab = Lab::start(args, Gateway::DeclineUser(DECLINED_USER.into()), style).await?;
-        let result = demo(&mut lab, style).await;
+        let result = tokio::select! {
+            result = demo(&mut lab, style) => Some(result),
+            _ = interrupt.cancelled() => None,
+        };
         let stopped = lab.stop().await;
+        let Some(result) = result else {
+            stopped?;
+            return Ok(true);
+        };
         shown.push(result?);
         stopped?;
     }

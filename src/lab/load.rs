@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
 use super::{Lab, LabArgs, invariants};
 use crate::event::Status;
@@ -22,6 +23,8 @@ pub struct LoadReport {
     /// How long the warm-up saga took (placed before the measured orders, not counted in
     /// them: the consumers make their first fetches meanwhile).
     pub warm_up: Duration,
+    /// Whether Ctrl-C stopped the run before every order was placed.
+    pub interrupted: bool,
     /// Orders accepted by the order service.
     pub placed: usize,
     /// Orders the order service refused.
@@ -63,13 +66,18 @@ impl LoadReport {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         format!(
             "warm-up    1 saga in {:.0} ms (the consumers' first fetches; left out of throughput and latency)\n\
-             placed     {} orders ({} refused)\n\
+             placed     {} orders ({} refused){}\n\
              finished   {} ORDER_COMPLETE, {} ORDER_CANCEL in {:.2} s\n\
              throughput {:.0} sagas/s, {:.0} completed orders/s\n\
              latency    p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms (order placed → order final)\n{}",
             ms(self.warm_up),
             self.placed,
             self.refused,
+            if self.interrupted {
+                ", then interrupted (Ctrl-C): the figures are those orders'"
+            } else {
+                ""
+            },
             self.completed,
             self.cancelled,
             self.elapsed.as_secs_f64(),
@@ -85,13 +93,21 @@ impl LoadReport {
 
 /// Runs the load mode with `orders` orders started in `style`; the report says whether the
 /// books hold.
+/// On `interrupt` it places no more orders, waits for the sagas already placed, and
+/// reports on those.
 pub async fn run_load(
     args: &LabArgs,
     orders: usize,
     style: SagaStyle,
+    interrupt: &CancellationToken,
 ) -> anyhow::Result<LoadReport> {
     let mut lab = Lab::start(args, Gateway::DeclineRate(args.decline_rate), style).await?;
-    let measured = drive(&mut lab, orders, args.concurrency.max(1), args.rate).await;
+    let pace = Pace {
+        concurrency: args.concurrency.max(1),
+        rate: args.rate,
+        interrupt: interrupt.clone(),
+    };
+    let measured = drive(&mut lab, orders, pace).await;
     let stopped = lab.stop().await;
     let report = measured?;
     stopped?;
@@ -135,12 +151,20 @@ fn bar(progress: &MultiProgress, len: usize, label: &str) -> ProgressBar {
     bar
 }
 
-async fn drive(
-    lab: &mut Lab,
-    orders: usize,
+/// How orders are placed: how many at once, at what rate, until when.
+struct Pace {
     concurrency: usize,
     rate: Option<f64>,
-) -> anyhow::Result<LoadReport> {
+    /// Cancelled by Ctrl-C: no more orders are placed.
+    interrupt: CancellationToken,
+}
+
+async fn drive(lab: &mut Lab, orders: usize, pace: Pace) -> anyhow::Result<LoadReport> {
+    let Pace {
+        concurrency,
+        rate,
+        interrupt,
+    } = pace;
     // The lab's own database: enough stock that declines, not shortages, drive the cancels.
     lab.stock
         .set_all_stock((orders as i64 * 3).max(100))
@@ -156,20 +180,23 @@ async fn drive(
     let next = Arc::new(AtomicUsize::new(0));
     let placed_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let refused = Arc::new(AtomicUsize::new(0));
+    let placed = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (client, next, placed_at, refused, placed_bar) = (
+        let (client, next, placed_at, refused, placed, placed_bar, interrupt) = (
             lab.client.clone(),
             next.clone(),
             placed_at.clone(),
             refused.clone(),
+            placed.clone(),
             placed_bar.clone(),
+            interrupt.clone(),
         );
         workers.push(tokio::spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= orders {
+                if n >= orders || interrupt.is_cancelled() {
                     return;
                 }
                 let order = load_order(format!("load-{n}"), 1 + (n % 5) as i64, 1 + (n % 3) as i64);
@@ -177,14 +204,18 @@ async fn drive(
                 let sent = match rate {
                     Some(rate) => {
                         let due = started + Duration::from_secs_f64(n as f64 / rate);
-                        tokio::time::sleep_until(due.into()).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(due.into()) => {}
+                            _ = interrupt.cancelled() => return,
+                        }
                         due
                     }
                     None => Instant::now(),
                 };
                 match client.place(&order).await {
-                    Ok(placed) => {
-                        placed_at.lock().await.insert(placed.transaction_id, sent);
+                    Ok(order) => {
+                        placed_at.lock().await.insert(order.transaction_id, sent);
+                        placed.fetch_add(1, Ordering::Relaxed);
                         placed_bar.inc(1);
                     }
                     Err(error) => {
@@ -198,14 +229,23 @@ async fn drive(
 
     let mut finished_at: HashMap<String, (Instant, Status)> = HashMap::new();
     let mut last = started;
+    let mut interrupted = false;
     loop {
         let all_placed = workers.iter().all(|w| w.is_finished());
-        let expected = orders - refused.load(Ordering::Relaxed);
+        let expected = placed.load(Ordering::Relaxed);
         if all_placed && finished_at.len() >= expected {
             break;
         }
         lab.check_services()?;
-        match tokio::time::timeout(Duration::from_secs(60), lab.finished.recv()).await {
+        let finished = tokio::select! {
+            finished = tokio::time::timeout(Duration::from_secs(60), lab.finished.recv()) => finished,
+            _ = interrupt.cancelled(), if !interrupted => {
+                interrupted = true;
+                progress.println("interrupted: no more orders; waiting for the sagas in flight (Ctrl-C again to quit at once)")?;
+                continue;
+            }
+        };
+        match finished {
             Ok(Some(done)) => {
                 // A saga may be reported twice (redelivered final event): count it once,
                 // at its first report.
@@ -252,6 +292,7 @@ async fn drive(
     let books = invariants::check(&lab.stock, &lab.orders, &initial).await?;
     Ok(LoadReport {
         warm_up,
+        interrupted,
         placed: placed_at.len(),
         refused: refused.load(Ordering::Relaxed),
         completed,
