@@ -67,7 +67,8 @@ pub struct Lab {
     pub kafka: Kafka,
     /// Shared with the services: the invariant checks read what they wrote.
     pub stock: InventoryStore,
-    /// Shared with the services (on SQLite one connection, so no file-lock waits).
+    /// Shared with the services (on SQLite one pool for the file: the services share
+    /// its connections rather than each opening its own).
     pub orders: OrderStore,
     /// Client of the in-process order service.
     pub client: OrderClient,

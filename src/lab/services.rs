@@ -82,9 +82,9 @@ pub struct Services {
 }
 
 impl Services {
-    /// Starts `selection` on `kafka` over the shared stores (on SQLite one connection
-    /// each, so the services never wait on each other's file lock); the order consumer and
-    /// the orchestrator tell `observer` of every saga they end.
+    /// Starts `selection` on `kafka` over the shared stores (on SQLite one pool per file,
+    /// shared by every service that uses it); the order consumer and the orchestrator tell
+    /// `observer` of every saga they end.
     pub async fn start(
         kafka: &Kafka,
         stock: &InventoryStore,
