@@ -174,7 +174,7 @@ pub fn parse_properties(raw: &str) -> Result<PropertyList, String> {
 }
 
 /// Parses a `key=value` librdkafka property; refuses the ones edm's guarantees rest on.
-pub fn parse_property(raw: &str) -> Result<(String, String), String> {
+fn parse_property(raw: &str) -> Result<(String, String), String> {
     let (key, value) = match raw.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => (key.trim(), value.trim()),
         _ => {

@@ -174,14 +174,14 @@ impl Kafka {
     /// A consumer in `group` (already prefixed) that commits only when told to and logs
     /// every partition assignment.
     pub fn consumer(&self, group: &str) -> Result<SagaConsumer, KafkaFailure> {
-        self.consumer_reporting_ends(group, false)
+        self.consumer_configured(self.base_config(), group, false)
     }
 
-    /// A consumer for a tool that reads partitions once, up to their end: it reports
-    /// `KafkaError::PartitionEOF` each time it reaches a partition's high watermark as the
-    /// broker's fetch answers give it.
+    /// A consumer that reports `KafkaError::PartitionEOF` each time it reaches a partition's
+    /// high watermark as the broker's fetch answers give it (the payment decisions'
+    /// follower, which must know when it has read everything there is).
     pub fn reader(&self, group: &str) -> Result<SagaConsumer, KafkaFailure> {
-        self.consumer_reporting_ends(group, true)
+        self.consumer_configured(self.base_config(), group, true)
     }
 
     /// A [`Self::reader`] for one pass to the partitions' ends (`edm trace`, the lab's
@@ -195,14 +195,8 @@ impl Kafka {
         self.consumer_configured(config, group, true)
     }
 
-    fn consumer_reporting_ends(
-        &self,
-        group: &str,
-        partition_eof: bool,
-    ) -> Result<SagaConsumer, KafkaFailure> {
-        self.consumer_configured(self.base_config(), group, partition_eof)
-    }
-
+    /// `config` plus what every edm consumer has: manual offsets, the course's
+    /// `auto.offset.reset`, and the user's `-X` last.
     fn consumer_configured(
         &self,
         mut config: ClientConfig,

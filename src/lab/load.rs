@@ -92,9 +92,8 @@ impl LoadReport {
 }
 
 /// Runs the load mode with `orders` orders started in `style`; the report says whether the
-/// books hold.
-/// On `interrupt` it places no more orders, waits for the sagas already placed, and
-/// reports on those.
+/// books hold. On `interrupt` it places no more orders, waits for the sagas already
+/// placed, and reports on those.
 pub async fn run_load(
     args: &LabArgs,
     orders: usize,
@@ -102,12 +101,14 @@ pub async fn run_load(
     interrupt: &CancellationToken,
 ) -> anyhow::Result<LoadReport> {
     let mut lab = Lab::start(args, Gateway::DeclineRate(args.decline_rate), style).await?;
-    let pace = Pace {
-        concurrency: args.concurrency.max(1),
-        rate: args.rate,
-        interrupt: interrupt.clone(),
-    };
-    let measured = drive(&mut lab, orders, pace).await;
+    let measured = drive(
+        &mut lab,
+        orders,
+        args.concurrency.max(1),
+        args.rate,
+        interrupt,
+    )
+    .await;
     let stopped = lab.stop().await;
     let report = measured?;
     stopped?;
@@ -151,20 +152,15 @@ fn bar(progress: &MultiProgress, len: usize, label: &str) -> ProgressBar {
     bar
 }
 
-/// How orders are placed: how many at once, at what rate, until when.
-struct Pace {
+/// Places `orders` orders, `concurrency` at a time (or offered at `rate` a second), until
+/// all are placed or `interrupt`; then waits for every placed saga to finish.
+async fn drive(
+    lab: &mut Lab,
+    orders: usize,
     concurrency: usize,
     rate: Option<f64>,
-    /// Cancelled by Ctrl-C: no more orders are placed.
-    interrupt: CancellationToken,
-}
-
-async fn drive(lab: &mut Lab, orders: usize, pace: Pace) -> anyhow::Result<LoadReport> {
-    let Pace {
-        concurrency,
-        rate,
-        interrupt,
-    } = pace;
+    interrupt: &CancellationToken,
+) -> anyhow::Result<LoadReport> {
     // The lab's own database: enough stock that declines, not shortages, drive the cancels.
     lab.stock
         .set_all_stock((orders as i64 * 3).max(100))
@@ -180,16 +176,14 @@ async fn drive(lab: &mut Lab, orders: usize, pace: Pace) -> anyhow::Result<LoadR
     let next = Arc::new(AtomicUsize::new(0));
     let placed_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let refused = Arc::new(AtomicUsize::new(0));
-    let placed = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (client, next, placed_at, refused, placed, placed_bar, interrupt) = (
+        let (client, next, placed_at, refused, placed_bar, interrupt) = (
             lab.client.clone(),
             next.clone(),
             placed_at.clone(),
             refused.clone(),
-            placed.clone(),
             placed_bar.clone(),
             interrupt.clone(),
         );
@@ -213,9 +207,8 @@ async fn drive(lab: &mut Lab, orders: usize, pace: Pace) -> anyhow::Result<LoadR
                     None => Instant::now(),
                 };
                 match client.place(&order).await {
-                    Ok(order) => {
-                        placed_at.lock().await.insert(order.transaction_id, sent);
-                        placed.fetch_add(1, Ordering::Relaxed);
+                    Ok(placed) => {
+                        placed_at.lock().await.insert(placed.transaction_id, sent);
                         placed_bar.inc(1);
                     }
                     Err(error) => {
@@ -232,7 +225,7 @@ async fn drive(lab: &mut Lab, orders: usize, pace: Pace) -> anyhow::Result<LoadR
     let mut interrupted = false;
     loop {
         let all_placed = workers.iter().all(|w| w.is_finished());
-        let expected = placed.load(Ordering::Relaxed);
+        let expected = placed_at.lock().await.len();
         if all_placed && finished_at.len() >= expected {
             break;
         }

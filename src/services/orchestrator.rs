@@ -117,11 +117,15 @@ impl Orchestrator {
             .into_iter()
             .filter_map(|saga| saga.on_timeout().map(|step| (saga, step)))
             .collect();
-        for (saga, step) in due.iter().take(TIMEOUTS_SHOWN) {
+        for (n, (saga, step)) in due.iter().enumerate() {
             let tx = &saga.transaction_id;
-            warn!(%tx, timeouts = step.timeouts, "no reply to {} within {step_timeout:?} in {}",
-                  saga.commands.iter().map(|c| c.command.as_str()).collect::<Vec<_>>().join(" + "),
-                  saga.state.as_str());
+            let commands: Vec<&str> = saga.commands.iter().map(|c| c.command.as_str()).collect();
+            let (commands, state) = (commands.join(" + "), saga.state.as_str());
+            if n < TIMEOUTS_SHOWN {
+                warn!(%tx, timeouts = step.timeouts, "no reply to {commands} within {step_timeout:?} in {state}");
+            } else {
+                debug!(%tx, timeouts = step.timeouts, "no reply to {commands} within {step_timeout:?} in {state}");
+            }
         }
         if due.len() > TIMEOUTS_SHOWN {
             warn!(
@@ -133,14 +137,10 @@ impl Orchestrator {
         let mut moved = 0;
         for (round, batch) in due.chunks(MOVES_IN_FLIGHT).enumerate() {
             let first = round * MOVES_IN_FLIGHT;
-            let moves = batch.iter().enumerate().map(|(n, (saga, step))| {
-                let quiet = first + n >= TIMEOUTS_SHOWN;
-                if quiet {
-                    debug!(tx = %saga.transaction_id, timeouts = step.timeouts,
-                           "no reply within {step_timeout:?} in {}", saga.state.as_str());
-                }
-                self.apply(saga, step, quiet)
-            });
+            let moves = batch
+                .iter()
+                .enumerate()
+                .map(|(n, (saga, step))| self.apply(saga, step, first + n >= TIMEOUTS_SHOWN));
             let results = futures_util::future::join_all(moves).await;
             for ((saga, _), result) in batch.iter().zip(results) {
                 match result {
