@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::process::{EdmProcess, Stack};
 use common::servers::free_port;
 use common::{LabConfig, Placed, init_logs, order_created};
@@ -38,12 +40,27 @@ async fn two_instances_per_consumer_with_one_killed_and_one_added_lose_and_doubl
     let (mut killed, mut added) = (false, false);
     while placed.len() < ORDERS {
         if placed.len() >= ORDERS / 3 && !killed {
-            // Kill the first inventory consumer once it is busy; its partitions move.
+            // Kill the first inventory consumer once it is busy; its partitions move. It may
+            // have been given its partitions after its twin had handled every order placed
+            // so far, so orders keep coming until it has logged some steps of its own.
             let victim = processes
                 .iter_mut()
                 .find(|p| p.name == "inventory-consumer")
                 .unwrap();
-            victim.wait_busy(5).await;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while victim.steps() < 5 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the first inventory consumer did no work in 60 s ({} orders):\n{}",
+                    placed.len(),
+                    victim.output()
+                );
+                let next = placed.len()..placed.len() + IN_FLIGHT;
+                placed.extend(stack.place(next).await);
+                // A round of orders every 100 ms, not as fast as possible: the log only
+                // grows while the victim joins its group, and 60 s of orders is enough.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             victim.kill9();
             killed = true;
         }

@@ -83,11 +83,18 @@ impl EdmProcess {
         }
     }
 
+    /// How many saga steps it has logged so far.
+    pub fn steps(&self) -> usize {
+        self.output().matches(" → ").count()
+    }
+
     /// Waits (up to 60 s) until it has logged `steps` saga steps; returns how many it has.
+    /// Only for a process that is sure to get work without more orders (the only instance
+    /// of its kind, with orders already queued for it).
     pub async fn wait_busy(&self, steps: usize) -> usize {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let logged = self.output().matches(" → ").count();
+            let logged = self.steps();
             if logged >= steps {
                 return logged;
             }
