@@ -1,8 +1,9 @@
-//! edm's own broker — the `edm broker` the whole suite runs against — with real clients
-//! over TCP: concurrent producers into one partition (offsets contiguous, nothing shown
-//! out of order, ListOffsets right), a transactional writer whose markers leave gaps in
-//! the offsets, consumers stopped while they join their group, and bytes that are no
-//! Kafka request.
+//! The broker under test (edm broker or Apache Kafka, as `scripts/test.sh`'s pass
+//! chooses) with real clients over TCP: concurrent producers into one partition (offsets
+//! contiguous, nothing shown out of order, ListOffsets right), a transactional writer
+//! whose markers leave gaps in the offsets, consumers stopped while they join their
+//! group; and `edm broker --data-dir` through `kill -9`. What a client sees of either
+//! broker, field by field, is compared in `conformance.rs`.
 
 mod common;
 
@@ -16,7 +17,6 @@ use futures_util::future::join_all;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PRODUCERS: usize = 8;
 const RECORDS: usize = 1_000;
@@ -227,84 +227,6 @@ async fn a_consumer_stopped_while_joining_is_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_killed_while_joining_is_replaced() {
     replace_while_joining("KILL").await;
-}
-
-/// A raw TCP connection to the test broker.
-async fn connect() -> tokio::net::TcpStream {
-    let servers = common::server_env("EDM_TEST_BOOTSTRAP_SERVERS");
-    tokio::net::TcpStream::connect(servers.as_str())
-        .await
-        .expect("connect")
-}
-
-#[tokio::test]
-async fn bytes_that_are_no_kafka_request_close_that_connection_only() {
-    let mut http = connect().await;
-    http.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .expect("write");
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), http.read_to_end(&mut answer)).await;
-    assert!(
-        matches!(read, Ok(Ok(0))),
-        "closed without an answer: {read:?} {answer:?}"
-    );
-
-    let config = LabConfig::fresh();
-    Kafka::new(&config.kafka)
-        .check_reachable()
-        .await
-        .expect("the broker still serves everyone else");
-}
-
-#[tokio::test]
-async fn an_api_versions_request_in_a_newer_version_gets_the_versions_spoken() {
-    use bytes::{Buf, BufMut, BytesMut};
-    use kafka_protocol::messages::{
-        ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader,
-    };
-    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-
-    // A client newer than the broker asks in ApiVersions v4.
-    let mut frame = BytesMut::new();
-    frame.put_u32(0);
-    RequestHeader::default()
-        .with_request_api_key(ApiKey::ApiVersions as i16)
-        .with_request_api_version(4)
-        .with_correlation_id(42)
-        .with_client_id(Some(StrBytes::from_static_str("future-client")))
-        .encode(&mut frame, 2)
-        .expect("header");
-    ApiVersionsRequest::default()
-        .with_client_software_name(StrBytes::from_static_str("future-client"))
-        .with_client_software_version(StrBytes::from_static_str("9.9"))
-        .encode(&mut frame, 4)
-        .expect("body");
-    let length = (frame.len() - 4) as u32;
-    frame[..4].copy_from_slice(&length.to_be_bytes());
-
-    let mut stream = connect().await;
-    stream.write_all(&frame).await.expect("write");
-    let length = stream.read_u32().await.expect("answer length");
-    let mut answer = vec![0; length as usize];
-    stream.read_exact(&mut answer).await.expect("answer");
-    let mut answer = bytes::Bytes::from(answer);
-    assert_eq!(answer.get_i32(), 42, "correlation id");
-    // The answer is in v0, which every client reads, and says which versions to use.
-    let versions = ApiVersionsResponse::decode(&mut answer, 0).expect("v0 answer");
-    assert_eq!(versions.error_code, 35, "UNSUPPORTED_VERSION");
-    let api_versions = versions
-        .api_keys
-        .iter()
-        .find(|k| k.api_key == ApiKey::ApiVersions as i16)
-        .expect("ApiVersions listed");
-    assert_eq!((api_versions.min_version, api_versions.max_version), (0, 3));
-    assert!(
-        versions
-            .api_keys
-            .iter()
-            .any(|k| k.api_key == ApiKey::Fetch as i16)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,8 @@
-//! The course walkthrough without Docker, as README and examples.txt give it: `edm broker`
-//! for Kafka, SQLite files for MySQL and DynamoDB, every service a process of its own —
-//! an order completes, and one declined after the payment consumer is restarted with
-//! `--pg-ok false` is rolled back.
+//! The course walkthrough as README and examples.txt give it, every step a process of its
+//! own — `edm setup`, `edm create-topics`, the five services, an order that completes,
+//! one declined after the payment consumer is restarted with `--pg-ok false` and rolled
+//! back, `edm trace` — twice: on the compose stack's kind of servers (Apache Kafka,
+//! MySQL, DynamoDB) and without Docker (`edm broker`, SQLite files).
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use common::LabConfig;
 use common::process::{EdmProcess, edm_command};
-use common::servers::{PrivateServer, free_port, wait_port};
+use common::servers::{PrivateApacheKafka, PrivateServer, free_port, wait_port};
 use edm::config::{DynamoArgs, MysqlArgs};
 use serde_json::Value;
 
@@ -57,14 +58,38 @@ async fn the_walkthrough_runs_with_edm_broker_and_sqlite_files() {
     config.kafka.topic_prefix = String::new();
     config.mysql = MysqlArgs::new(format!("sqlite://{}", dir.join("inventory.db").display()));
     config.dynamo = DynamoArgs::new(format!("sqlite://{}", dir.join("orders.db").display()));
+    walkthrough(&config).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_walkthrough_runs_on_apache_kafka_mysql_and_dynamodb() {
+    // The compose stack's servers: Apache Kafka of this test's own (the course's topic
+    // names), and a database and table of its own on the MySQL and DynamoDB servers.
+    let kafka = PrivateApacheKafka::start();
+    let mut config = LabConfig::fresh();
+    config.kafka.bootstrap_servers = format!("127.0.0.1:{}", kafka.port);
+    config.kafka.topic_prefix = String::new();
+    walkthrough(&config).await;
+}
+
+/// The walkthrough's steps on `config`'s servers.
+async fn walkthrough(config: &LabConfig) {
+    let config = config.clone();
     edm(&config, &["setup"]);
     edm(&config, &["create-topics"]);
     let order_port = free_port();
     let order_url = format!("http://127.0.0.1:{order_port}");
     let listen = format!("127.0.0.1:{order_port}");
+    let inventory_port = free_port();
+    let inventory_listen = format!("127.0.0.1:{inventory_port}");
     let mut services = vec![
         EdmProcess::spawn(&config, "order-service", &["--listen", &listen]),
+        EdmProcess::spawn(
+            &config,
+            "inventory-service",
+            &["--listen", &inventory_listen],
+        ),
         EdmProcess::spawn(&config, "inventory-consumer", &[]),
         EdmProcess::spawn(&config, "payment-consumer", &["--pg-ok", "true"]),
         EdmProcess::spawn(&config, "order-consumer", &[]),
@@ -75,9 +100,9 @@ async fn the_walkthrough_runs_with_edm_broker_and_sqlite_files() {
     assert_eq!(order["status"], "ORDER_COMPLETE", "{order}");
 
     // Rollback: the payment consumer stopped with Ctrl-C, started again declining.
-    let status = services[2].terminate();
+    let status = services[3].terminate();
     assert!(status.success(), "payment consumer exit: {status:?}");
-    services[2] = EdmProcess::spawn(&config, "payment-consumer", &["--pg-ok", "false"]);
+    services[3] = EdmProcess::spawn(&config, "payment-consumer", &["--pg-ok", "false"]);
     let order = place_and_wait(&config, &order_url);
     assert_eq!(order["status"], "ORDER_CANCEL", "{order}");
     assert_eq!(order["reason"], "PAYMENT_DECLINED");
@@ -85,7 +110,19 @@ async fn the_walkthrough_runs_with_edm_broker_and_sqlite_files() {
     let trace = edm(&config, &["trace", tx]);
     assert_eq!(trace.matches(" ms  ").count(), 4, "four events:\n{trace}");
 
-    // Stock: 100 − 5 for the completed order; the declined one's −5 was given back.
+    // Stock: 100 − 5 for the completed order; the declined one's −5 was given back. As
+    // the inventory service shows it (examples.txt's curl), and in the store.
+    let shown: Value = reqwest::get(format!("http://127.0.0.1:{inventory_port}/v1/inventory"))
+        .await
+        .expect("GET /v1/inventory")
+        .json()
+        .await
+        .expect("JSON");
+    let shown_cap = shown
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["id"] == 2))
+        .map(|i| i["quantity"].clone());
+    assert_eq!(shown_cap, Some(Value::from(95)), "{shown}");
     let stock = edm::store::inventory::InventoryStore::connect(&config.mysql)
         .await
         .expect("inventory store");
@@ -105,5 +142,4 @@ async fn the_walkthrough_runs_with_edm_broker_and_sqlite_files() {
         let status = service.terminate();
         assert!(status.success(), "{} exit: {status:?}", service.name);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

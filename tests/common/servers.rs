@@ -10,12 +10,35 @@ use std::time::{Duration, Instant};
 
 use super::server_env;
 
-/// A port that was free a moment ago.
+/// A port for a server a test starts, free now and given to no other test of this
+/// process. Taken below Linux's ephemeral range (32768–60999), which the kernel hands to
+/// outgoing connections and to `bind(0)`: a port there could be taken between this check
+/// and the server's start. Each process starts at a place of its own in 30000–32767, so
+/// test binaries run side by side rarely meet, and a port in use is skipped.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    free_ports(1)
+}
+
+/// `count` consecutive free ports (a broker and its controller); the first.
+pub fn free_ports(count: u32) -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 30_000;
+    const RANGE: u32 = 2_760;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(97) % RANGE,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..RANGE {
+        let first = FIRST + NEXT.fetch_add(count, Ordering::Relaxed) % RANGE;
+        if (first..first + count).all(|port| TcpListener::bind(("127.0.0.1", port as u16)).is_ok())
+        {
+            return first as u16;
+        }
+    }
+    panic!("no {count} free ports in {FIRST}..{}", FIRST + RANGE)
 }
 
 /// Waits until something listens on `port` (or, with `open == false`, until nothing does).
@@ -135,6 +158,15 @@ impl PrivateServer {
         Self { child, port }
     }
 
+    /// Stops it with SIGTERM, as a service manager does, and waits until it has exited.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        wait_port(self.port, false, Duration::from_secs(30));
+    }
+
     /// Kills it and waits until its port is closed.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -147,5 +179,67 @@ impl Drop for PrivateServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// An Apache Kafka of its own (one KRaft node, `scripts/test-servers.sh
+/// start-apache-kafka`), in a directory of its own, for tests that restart it.
+pub struct PrivateApacheKafka {
+    dir: PathBuf,
+    /// Its port (its controller listens on the next one).
+    pub port: u16,
+}
+
+impl PrivateApacheKafka {
+    /// Formats and starts it.
+    pub fn start() -> Self {
+        let kafka = Self {
+            dir: PathBuf::from(format!(
+                "/var/tmp/edm-private-kafka-{}",
+                uuid::Uuid::new_v4().simple()
+            )),
+            port: free_ports(2),
+        };
+        kafka.script("start-apache-kafka", false);
+        kafka
+    }
+
+    fn script(&self, command: &str, keep_data: bool) {
+        let status = Command::new(server_env("EDM_TEST_SERVERS_SCRIPT"))
+            .arg(command)
+            .env("EDM_TEST_STATE_DIR", &self.dir)
+            .env("EDM_TEST_APACHE_KAFKA_PORT", self.port.to_string())
+            .env("EDM_TEST_KEEP_DATA", if keep_data { "1" } else { "0" })
+            .stdout(Stdio::null())
+            .status()
+            .expect("run test-servers.sh");
+        assert!(status.success(), "test-servers.sh {command} failed");
+    }
+
+    /// Stops it with SIGTERM (a controlled shutdown) and waits until it has exited.
+    pub fn terminate(&self) {
+        self.script("stop-apache-kafka", false);
+        wait_port(self.port, false, Duration::from_secs(60));
+    }
+
+    /// Kills it with SIGKILL.
+    pub fn kill(&self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("apache-kafka.pid")) {
+            let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+            let _ = std::fs::remove_file(self.dir.join("apache-kafka.pid"));
+        }
+        wait_port(self.port, false, Duration::from_secs(60));
+    }
+
+    /// Starts it again on the data it has.
+    pub fn start_again(&self) {
+        self.script("start-apache-kafka", true);
+    }
+}
+
+impl Drop for PrivateApacheKafka {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
