@@ -18,6 +18,10 @@
 //! The base offset and the leader epoch lie outside the CRC, so the broker can set them
 //! without touching the rest.
 
+mod keys;
+
+pub use keys::has_record_without_key;
+
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{

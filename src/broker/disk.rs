@@ -36,6 +36,9 @@ pub struct TopicEntry {
     pub id: uuid::Uuid,
     /// Partition count.
     pub partitions: i32,
+    /// The configs it was given (none in a directory written before edm had them).
+    #[serde(default)]
+    pub configs: super::configs::TopicConfigs,
 }
 
 /// One committed offset, as `offsets.jsonl` has it.
@@ -290,7 +293,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("edm-disk-{}", uuid::Uuid::new_v4().simple()));
         {
             let state = broker(&dir);
-            state.topics.create("t", 2).expect("topic");
+            state
+                .topics
+                .create("t", 2, Default::default())
+                .expect("topic");
             for sequence in 0..3 {
                 assert_eq!(
                     append(&state, 0, batch::test_batch(1, 7, sequence, false)),
@@ -305,7 +311,7 @@ mod tests {
             };
             state
                 .groups
-                .commit("g", "", -1, vec![(("t".into(), 0), committed)]);
+                .commit("g", ("", None), -1, vec![(("t".into(), 0), committed)]);
         }
         // A write cut short by a crash: half a batch at the end of the file.
         let torn = batch::test_batch(1, 7, 3, false);

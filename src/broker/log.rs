@@ -146,6 +146,11 @@ impl PartitionLog {
         let offset = self.end_offset;
         let marker =
             batch::transaction_marker(producer_id, producer_epoch, commit, offset, timestamp);
+        // Journaled as any batch: without it a restart would read the transaction back
+        // as open (and abort it), and every later offset would move down by one.
+        if let Err(error) = self.write(&marker) {
+            tracing::error!(producer_id, commit, %error, "a transaction marker could not be written to the partition's file");
+        }
         self.push(offset, 0, timestamp, marker);
         self.producers.bump_epoch(producer_id, producer_epoch);
         self.close_transaction(producer_id, commit, offset);

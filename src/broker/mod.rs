@@ -25,6 +25,7 @@
 
 mod batch;
 mod committed;
+mod configs;
 mod disk;
 mod groups;
 mod handle;

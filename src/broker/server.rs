@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -145,7 +144,7 @@ async fn answer(
     if !(min..=max).contains(&version) {
         if api == ApiKey::ApiVersions {
             // Answer in v0 with the versions spoken, and the client asks again.
-            let versions = handle::api_versions(Some(ResponseError::UnsupportedVersion));
+            let versions = handle::api_versions_unsupported();
             return encode(
                 correlation_id,
                 ApiKey::ApiVersions,

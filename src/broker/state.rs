@@ -22,8 +22,14 @@ pub struct Node {
     pub port: i32,
 }
 
-/// The first producer id handed out (ids are only compared, never interpreted).
-const FIRST_PRODUCER_ID: i64 = 1000;
+/// The first producer id a broker started now hands out: the time in milliseconds times
+/// 1,000, so that a broker restarted without its data never hands out an id that a client
+/// of the broker before it still holds (librdkafka then fails with
+/// OutOfOrderSequenceNumber). Ids are only compared, never interpreted; Kafka's also
+/// come from a counter that survives restarts (in its controller's log).
+fn first_producer_id() -> i64 {
+    chrono::Utc::now().timestamp_millis().saturating_mul(1000)
+}
 
 /// Shared state of one broker.
 #[derive(Debug)]
@@ -64,7 +70,7 @@ impl State {
             topics: Topics::default(),
             groups: Coordinator::default(),
             transactions: Transactions::default(),
-            next_producer_id: AtomicI64::new(FIRST_PRODUCER_ID),
+            next_producer_id: AtomicI64::new(first_producer_id()),
             appended: watch::Sender::new(0),
         }
     }
@@ -75,7 +81,7 @@ impl State {
     pub fn with_data(mut self, disk: Arc<Disk>, recovered: Recovered) -> Self {
         self.topics = Topics::on_disk(disk.clone(), recovered.topics);
         self.groups = Coordinator::on_disk(disk, recovered.offsets);
-        let next = (recovered.max_producer_id + 1).max(FIRST_PRODUCER_ID);
+        let next = (recovered.max_producer_id + 1).max(first_producer_id());
         self.next_producer_id = AtomicI64::new(next);
         let now = chrono::Utc::now().timestamp_millis();
         for topic in self.topics.all() {

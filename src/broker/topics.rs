@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use super::configs::{ConfigError, TopicConfigs};
 use super::disk::{Disk, TopicEntry};
 use super::log::PartitionLog;
 
@@ -22,6 +23,8 @@ pub struct Topic {
     pub id: uuid::Uuid,
     /// One log per partition, by partition index.
     pub partitions: Vec<Arc<Mutex<PartitionLog>>>,
+    /// The configs it was given (the rest are Kafka's defaults).
+    pub configs: TopicConfigs,
 }
 
 impl Topic {
@@ -53,6 +56,9 @@ pub enum TopicError {
     /// A partition count out of range, or smaller than the topic has.
     #[error("{0}")]
     InvalidPartitions(String),
+    /// A config Kafka does not know, or a value it would refuse.
+    #[error(transparent)]
+    InvalidConfig(#[from] ConfigError),
     /// The data directory could not be written (`edm broker --data-dir`).
     #[error("cannot write the broker's data directory: {0}")]
     Storage(String),
@@ -82,6 +88,7 @@ impl Topics {
                     name: entry.name.clone(),
                     id: entry.id,
                     partitions: logs.into_iter().map(|l| Arc::new(Mutex::new(l))).collect(),
+                    configs: entry.configs,
                 };
                 (entry.name, Arc::new(topic))
             })
@@ -118,6 +125,7 @@ impl Topics {
                 name: t.name.clone(),
                 id: t.id,
                 partitions: t.partitions.len() as i32,
+                configs: t.configs.clone(),
             })
             .collect();
         disk.save_topics(&entries)
@@ -166,8 +174,13 @@ impl Topics {
         Ok(())
     }
 
-    /// Creates `name` with `partitions` empty partitions.
-    pub fn create(&self, name: &str, partitions: i32) -> Result<Arc<Topic>, TopicError> {
+    /// Creates `name` with `partitions` empty partitions and `configs`.
+    pub fn create(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: TopicConfigs,
+    ) -> Result<Arc<Topic>, TopicError> {
         validate_name(name)?;
         validate_count(partitions)?;
         let mut topics = self.write();
@@ -181,6 +194,7 @@ impl Topics {
             name: name.to_string(),
             id: uuid::Uuid::new_v4(),
             partitions,
+            configs,
         });
         topics.insert(name.to_string(), topic.clone());
         self.save(&topics)?;
@@ -189,7 +203,7 @@ impl Topics {
 
     /// `name`, created with `partitions` partitions if it does not exist yet.
     pub fn get_or_create(&self, name: &str, partitions: i32) -> Result<Arc<Topic>, TopicError> {
-        match self.create(name, partitions) {
+        match self.create(name, partitions, TopicConfigs::default()) {
             Err(TopicError::AlreadyExists(_)) => self
                 .get(name)
                 .ok_or_else(|| TopicError::Unknown(name.into())),
@@ -221,8 +235,35 @@ impl Topics {
                 name: topic.name.clone(),
                 id: topic.id,
                 partitions,
+                configs: topic.configs.clone(),
             });
             topics.insert(name.to_string(), grown);
+            self.save(&topics)?;
+        }
+        Ok(())
+    }
+
+    /// Gives `name` the configs `change` makes of its current ones (AlterConfigs,
+    /// IncrementalAlterConfigs); with `apply` false, only checks them.
+    pub fn alter_configs(
+        &self,
+        name: &str,
+        apply: bool,
+        change: impl FnOnce(&TopicConfigs) -> Result<TopicConfigs, ConfigError>,
+    ) -> Result<(), TopicError> {
+        let mut topics = self.write();
+        let topic = topics
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let configs = change(&topic.configs)?;
+        if apply {
+            let altered = Arc::new(Topic {
+                name: topic.name.clone(),
+                id: topic.id,
+                partitions: topic.partitions.clone(),
+                configs,
+            });
+            topics.insert(name.to_string(), altered);
             self.save(&topics)?;
         }
         Ok(())
@@ -283,10 +324,12 @@ mod tests {
     #[test]
     fn topics_are_created_grown_and_deleted() {
         let topics = Topics::default();
-        let order = topics.create("order", 1).expect("created");
+        let order = topics
+            .create("order", 1, Default::default())
+            .expect("created");
         assert_eq!(order.partitions.len(), 1);
         assert_eq!(
-            topics.create("order", 3).map(|_| ()),
+            topics.create("order", 3, Default::default()).map(|_| ()),
             Err(TopicError::AlreadyExists("order".into()))
         );
         topics.grow("order", 3, true).expect("grown");

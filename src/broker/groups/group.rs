@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 
 mod protocol;
 mod rebalance;
+mod static_members;
 
 pub use protocol::{Answer, GroupState, JoinRequest, JoinResult, SyncResult};
 
@@ -133,10 +134,19 @@ impl Group {
         {
             return refuse(ResponseError::InconsistentGroupProtocol, &request.member_id);
         }
+        if let Some(instance) = request.group_instance_id.clone() {
+            if request.member_id.is_empty() && self.static_member(&instance).is_some() {
+                return self.replace_static_member(&instance, request, now);
+            }
+            if self.is_fenced(Some(&instance), &request.member_id) {
+                return refuse(ResponseError::FencedInstanceId, &request.member_id);
+            }
+        }
         let mut member_id = request.member_id.clone();
         if member_id.is_empty() {
             member_id = format!("{}-{}", request.client_id, uuid::Uuid::new_v4());
-            if request.require_known_member_id {
+            // A static member needs no second round (KIP-394 exempts it).
+            if request.require_known_member_id && request.group_instance_id.is_none() {
                 self.pending
                     .insert(member_id.clone(), now + request.session_timeout);
                 return refuse(ResponseError::MemberIdRequired, &member_id);
@@ -207,6 +217,7 @@ impl Group {
     pub fn sync(
         &mut self,
         member_id: &str,
+        instance_id: Option<&str>,
         generation: i32,
         protocol: (Option<&str>, Option<&str>),
         assignments: Vec<(String, Bytes)>,
@@ -218,6 +229,9 @@ impl Group {
                 ..SyncResult::default()
             })
         };
+        if self.is_fenced(instance_id, member_id) {
+            return refuse(ResponseError::FencedInstanceId);
+        }
         if !self.has_member(member_id) {
             return refuse(ResponseError::UnknownMemberId);
         }
@@ -272,9 +286,13 @@ impl Group {
     pub fn heartbeat(
         &mut self,
         member_id: &str,
+        instance_id: Option<&str>,
         generation: i32,
         now: Instant,
     ) -> Option<ResponseError> {
+        if self.is_fenced(instance_id, member_id) {
+            return Some(ResponseError::FencedInstanceId);
+        }
         let state = self.state;
         let current = self.generation;
         let Some(member) = self.member(member_id) else {
@@ -296,11 +314,28 @@ impl Group {
         }
     }
 
-    /// Handles one member of a LeaveGroup.
-    pub fn leave(&mut self, member_id: &str, now: Instant) -> Option<ResponseError> {
+    /// Handles one member of a LeaveGroup: by member id, or (v3+, an admin removing a
+    /// static member) by instance id alone.
+    pub fn leave(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        now: Instant,
+    ) -> Option<ResponseError> {
         if self.pending.remove(member_id).is_some() {
             return None;
         }
+        if self.is_fenced(instance_id, member_id) && !member_id.is_empty() {
+            return Some(ResponseError::FencedInstanceId);
+        }
+        let found = match (member_id.is_empty(), instance_id) {
+            (true, Some(instance)) => self.static_member(instance),
+            _ => Some(member_id.to_string()),
+        };
+        let Some(member_id) = found else {
+            return Some(ResponseError::UnknownMemberId);
+        };
+        let member_id = member_id.as_str();
         let Some(at) = self.members.iter().position(|m| m.id == member_id) else {
             return Some(ResponseError::UnknownMemberId);
         };

@@ -112,13 +112,20 @@ impl Coordinator {
     pub fn sync(
         &self,
         group_id: &str,
-        member_id: &str,
+        (member_id, instance_id): (&str, Option<&str>),
         generation: i32,
         protocol: (Option<&str>, Option<&str>),
         assignments: Vec<(String, Bytes)>,
     ) -> Answer<SyncResult> {
         match self.groups().get_mut(group_id) {
-            Some(group) => group.sync(member_id, generation, protocol, assignments, Instant::now()),
+            Some(group) => group.sync(
+                member_id,
+                instance_id,
+                generation,
+                protocol,
+                assignments,
+                Instant::now(),
+            ),
             None => Answer::Now(SyncResult {
                 error: Some(ResponseError::UnknownMemberId),
                 ..SyncResult::default()
@@ -130,21 +137,28 @@ impl Coordinator {
     pub fn heartbeat(
         &self,
         group_id: &str,
-        member_id: &str,
+        (member_id, instance_id): (&str, Option<&str>),
         generation: i32,
     ) -> Option<ResponseError> {
         match self.groups().get_mut(group_id) {
-            Some(group) => group.heartbeat(member_id, generation, Instant::now()),
+            Some(group) => group.heartbeat(member_id, instance_id, generation, Instant::now()),
             None => Some(ResponseError::UnknownMemberId),
         }
     }
 
-    /// LeaveGroup: one result per member.
-    pub fn leave(&self, group_id: &str, member_ids: &[String]) -> Vec<Option<ResponseError>> {
+    /// LeaveGroup: one result per member (member id, instance id).
+    pub fn leave(
+        &self,
+        group_id: &str,
+        member_ids: &[(String, Option<String>)],
+    ) -> Vec<Option<ResponseError>> {
         let mut groups = self.groups();
         let now = Instant::now();
         match groups.get_mut(group_id) {
-            Some(group) => member_ids.iter().map(|id| group.leave(id, now)).collect(),
+            Some(group) => member_ids
+                .iter()
+                .map(|(id, instance)| group.leave(id, instance.as_deref(), now))
+                .collect(),
             None => member_ids
                 .iter()
                 .map(|_| Some(ResponseError::UnknownMemberId))
@@ -158,7 +172,7 @@ impl Coordinator {
     pub fn commit(
         &self,
         group_id: &str,
-        member_id: &str,
+        (member_id, instance_id): (&str, Option<&str>),
         generation: i32,
         offsets: Vec<OffsetCommit>,
     ) -> Option<ResponseError> {
@@ -171,6 +185,9 @@ impl Coordinator {
             .or_insert_with(Group::new);
         let standalone = generation < 0 && group.state == GroupState::Empty;
         if !standalone {
+            if group.is_fenced(instance_id, member_id) {
+                return Some(ResponseError::FencedInstanceId);
+            }
             if group.state == GroupState::CompletingRebalance {
                 return Some(ResponseError::RebalanceInProgress);
             }

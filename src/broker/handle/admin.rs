@@ -2,8 +2,11 @@
 //! CreatePartitions, DeleteTopics.
 
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::metadata_response::{
@@ -16,6 +19,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::super::configs::TopicConfigs;
 use super::super::state::State;
 use super::super::topics::{Topic, TopicError};
 
@@ -26,6 +30,7 @@ pub fn topic_error(error: &TopicError) -> ResponseError {
         TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
         TopicError::InvalidName { .. } => ResponseError::InvalidTopicException,
         TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
         TopicError::Storage(_) => ResponseError::KafkaStorageError,
     }
 }
@@ -155,6 +160,13 @@ pub fn create_topics(
                 -1 => state.default_partitions,
                 n => n,
             };
+            let configs = TopicConfigs::from_pairs(
+                wanted
+                    .configs
+                    .iter()
+                    .filter_map(|c| Some((c.name.as_str(), c.value.as_deref()?))),
+            )
+            .map_err(TopicError::from);
             let outcome = if !matches!(wanted.replication_factor, -1 | 1) {
                 Err((
                     ResponseError::InvalidReplicationFactor,
@@ -167,24 +179,25 @@ pub fn create_topics(
                 state
                     .topics
                     .check_new(&wanted.name, partitions)
-                    .map(|()| uuid::Uuid::nil())
+                    .and(configs.map(|_| ()))
+                    .map(|()| (uuid::Uuid::nil(), TopicConfigs::default()))
                     .map_err(|e| (topic_error(&e), e.to_string()))
             } else {
-                state
-                    .topics
-                    .create(&wanted.name, partitions)
-                    .map(|t| t.id)
+                configs
+                    .and_then(|configs| state.topics.create(&wanted.name, partitions, configs))
+                    .map(|t| (t.id, t.configs.clone()))
                     .map_err(|e| (topic_error(&e), e.to_string()))
             };
             let result = CreatableTopicResult::default().with_name(wanted.name);
             match outcome {
-                Ok(id) => {
+                Ok((id, configs)) => {
                     tracing::info!(topic = %result.name.0, partitions, "topic created");
                     let result = result.with_topic_id(id);
                     if version >= 5 {
                         result
                             .with_num_partitions(partitions)
                             .with_replication_factor(1)
+                            .with_configs(Some(created_configs(&configs)))
                     } else {
                         result
                     }
@@ -198,6 +211,20 @@ pub fn create_topics(
     CreateTopicsResponse::default().with_topics(topics)
 }
 
+/// A new topic's configs as CreateTopics v5+ answers them: every one, with its source.
+fn created_configs(configs: &TopicConfigs) -> Vec<CreatableTopicConfigs> {
+    configs
+        .describe(None)
+        .into_iter()
+        .map(|d| {
+            CreatableTopicConfigs::default()
+                .with_name(StrBytes::from_static_str(d.name))
+                .with_value(Some(StrBytes::from_string(d.value)))
+                .with_config_source(d.source as i8)
+        })
+        .collect()
+}
+
 /// CreatePartitions: grows topics (never shrinks them).
 pub fn create_partitions(
     state: &State,
@@ -208,18 +235,68 @@ pub fn create_partitions(
         .into_iter()
         .map(|wanted| {
             let result = CreatePartitionsTopicResult::default().with_name(wanted.name.clone());
-            match state.topics.grow(&wanted.name, wanted.count, !request.validate_only) {
+            let grown = state
+                .topics
+                .grow(&wanted.name, wanted.count, false)
+                .map_err(|e| (topic_error(&e), e.to_string()))
+                .and_then(|()| check_assignments(state, &wanted))
+                .and_then(|()| match request.validate_only {
+                    true => Ok(()),
+                    false => state
+                        .topics
+                        .grow(&wanted.name, wanted.count, true)
+                        .map_err(|e| (topic_error(&e), e.to_string())),
+                });
+            match grown {
                 Ok(()) => {
                     tracing::info!(topic = %wanted.name.0, partitions = wanted.count, "topic grown");
                     result
                 }
-                Err(error) => result
-                    .with_error_code(topic_error(&error).code())
-                    .with_error_message(Some(StrBytes::from_string(error.to_string()))),
+                Err((error, message)) => result
+                    .with_error_code(error.code())
+                    .with_error_message(Some(StrBytes::from_string(message))),
             }
         })
         .collect();
     CreatePartitionsResponse::default().with_results(results)
+}
+
+/// The places given for new partitions, if any: one per new partition, each on this
+/// broker alone (Kafka's INVALID_REPLICA_ASSIGNMENT otherwise, an empty list included).
+fn check_assignments(
+    state: &State,
+    wanted: &CreatePartitionsTopic,
+) -> Result<(), (ResponseError, String)> {
+    let Some(assignments) = &wanted.assignments else {
+        return Ok(());
+    };
+    let current = state
+        .topics
+        .get(&wanted.name)
+        .map_or(0, |t| t.partitions.len());
+    let added = usize::try_from(wanted.count)
+        .unwrap_or(0)
+        .saturating_sub(current);
+    if assignments.len() != added {
+        return Err((
+            ResponseError::InvalidReplicaAssignment,
+            format!(
+                "increasing the number of partitions by {added} but {} assignments provided",
+                assignments.len()
+            ),
+        ));
+    }
+    let node = BrokerId(state.node.id);
+    if assignments.iter().any(|a| a.broker_ids != [node]) {
+        return Err((
+            ResponseError::InvalidReplicaAssignment,
+            format!(
+                "every new partition must be on broker {}, the only one",
+                node.0
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// DeleteTopics, by name (or, from v6, by id).

@@ -74,6 +74,7 @@ pub async fn join(
         (None, 0..=6) => Some(StrBytes::default()),
         (name, _) => name.map(StrBytes::from_string),
     };
+    let skip_assignment = result.skip_assignment && version >= 9;
     let response = JoinGroupResponse::default()
         .with_error_code(code(result.error))
         .with_generation_id(if result.error.is_some() {
@@ -100,6 +101,10 @@ pub async fn join(
                 })
                 .collect(),
         );
+    let response = match version >= 9 {
+        true => response.with_skip_assignment(skip_assignment),
+        false => response,
+    };
     if version >= 7 {
         response.with_protocol_type(result.protocol_type.map(StrBytes::from_string))
     } else {
@@ -116,7 +121,7 @@ pub async fn sync(state: &State, request: SyncGroupRequest, version: i16) -> Syn
         .collect();
     let answer = state.groups.sync(
         &request.group_id,
-        &request.member_id,
+        (&request.member_id, request.group_instance_id.as_deref()),
         request.generation_id,
         (
             request.protocol_type.as_deref(),
@@ -145,21 +150,27 @@ pub async fn sync(state: &State, request: SyncGroupRequest, version: i16) -> Syn
 
 /// Heartbeat.
 pub fn heartbeat(state: &State, request: HeartbeatRequest) -> HeartbeatResponse {
-    let error =
-        state
-            .groups
-            .heartbeat(&request.group_id, &request.member_id, request.generation_id);
+    let error = state.groups.heartbeat(
+        &request.group_id,
+        (&request.member_id, request.group_instance_id.as_deref()),
+        request.generation_id,
+    );
     HeartbeatResponse::default().with_error_code(code(error))
 }
 
 /// LeaveGroup: one member (before v3) or several.
 pub fn leave(state: &State, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
-    let members: Vec<String> = match version {
-        0..=2 => vec![request.member_id.to_string()],
+    let members: Vec<(String, Option<String>)> = match version {
+        0..=2 => vec![(request.member_id.to_string(), None)],
         _ => request
             .members
             .iter()
-            .map(|m| m.member_id.to_string())
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|i| i.to_string()),
+                )
+            })
             .collect(),
     };
     let results = state.groups.leave(&request.group_id, &members);
@@ -188,7 +199,7 @@ pub fn offset_commit(state: &State, request: OffsetCommitRequest) -> OffsetCommi
     let offsets = super::requested_offsets!(request.topics);
     let error = state.groups.commit(
         &request.group_id,
-        &request.member_id,
+        (&request.member_id, request.group_instance_id.as_deref()),
         request.generation_id_or_member_epoch,
         offsets,
     );

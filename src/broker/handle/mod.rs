@@ -3,6 +3,7 @@
 //! response for the version the client speaks.
 
 mod admin;
+mod configs;
 mod fetch;
 mod groups;
 mod produce;
@@ -50,6 +51,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::EndTxn, 0, 3),
     (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
 /// The versions of `api` this broker speaks, if it answers it at all.
@@ -60,22 +64,36 @@ pub fn supported(api: ApiKey) -> Option<(i16, i16)> {
         .map(|&(_, min, max)| (min, max))
 }
 
-/// The ApiVersions answer (`error` set when the client asked in a version this broker
-/// does not speak: it then answers in v0, and the client asks again in one it does).
-pub fn api_versions(error: Option<ResponseError>) -> ApiVersionsResponse {
-    ApiVersionsResponse::default()
-        .with_error_code(error.map_or(0, |e| e.code()))
-        .with_api_keys(
-            SUPPORTED
-                .iter()
-                .map(|&(key, min, max)| {
-                    ApiVersion::default()
-                        .with_api_key(key as i16)
-                        .with_min_version(min)
-                        .with_max_version(max)
-                })
-                .collect(),
-        )
+/// The ApiVersions answer: every API with its versions.
+pub fn api_versions() -> ApiVersionsResponse {
+    versions_of(SUPPORTED)
+}
+
+/// The answer to ApiVersions in a version this broker does not speak: in v0, with
+/// UNSUPPORTED_VERSION and, as Apache Kafka answers, only ApiVersions' own versions, so
+/// that the client asks again in one of them.
+pub fn api_versions_unsupported() -> ApiVersionsResponse {
+    versions_of(
+        &SUPPORTED
+            .iter()
+            .copied()
+            .filter(|(key, _, _)| *key == ApiKey::ApiVersions)
+            .collect::<Vec<_>>(),
+    )
+    .with_error_code(ResponseError::UnsupportedVersion.code())
+}
+
+fn versions_of(apis: &[(ApiKey, i16, i16)]) -> ApiVersionsResponse {
+    ApiVersionsResponse::default().with_api_keys(
+        apis.iter()
+            .map(|&(key, min, max)| {
+                ApiVersion::default()
+                    .with_api_key(key as i16)
+                    .with_min_version(min)
+                    .with_max_version(max)
+            })
+            .collect(),
+    )
 }
 
 /// What becomes of a request.
@@ -92,7 +110,7 @@ pub enum Reply {
 /// The answer to `request` in `version`.
 pub async fn handle(state: &State, client: &Client, request: RequestKind, version: i16) -> Reply {
     let response = match request {
-        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions(None)),
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions()),
         RequestKind::Produce(r) => {
             return match produce::produce(state, r, version) {
                 Some(response) => Reply::Send(Box::new(ResponseKind::Produce(response))),
@@ -115,6 +133,15 @@ pub async fn handle(state: &State, client: &Client, request: RequestKind, versio
         }
         RequestKind::CreatePartitions(r) => {
             ResponseKind::CreatePartitions(admin::create_partitions(state, r))
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(configs::describe(state, r, version))
+        }
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(configs::alter_configs(state, r))
+        }
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter_configs(state, r))
         }
         RequestKind::DeleteTopics(r) => {
             ResponseKind::DeleteTopics(admin::delete_topics(state, r, version))

@@ -13,9 +13,6 @@ use super::super::log::AppendError;
 use super::super::state::State;
 use super::super::topics;
 
-/// Largest record set per partition and request (Kafka's `message.max.bytes`).
-pub const MAX_MESSAGE_BYTES: usize = 1_048_588;
-
 type Refusal = (ResponseError, String);
 
 /// The answer to a produce request, or `None` with `acks=0` (the producer reads none).
@@ -76,17 +73,25 @@ fn append(
     records: Option<Bytes>,
     transactional: bool,
 ) -> Result<i64, Refusal> {
-    let log = state.topics.partition(topic, partition).ok_or_else(|| {
-        (
+    let found = state.topics.get(topic);
+    let (Some(configs), Some(log)) = (
+        found.as_ref().map(|t| &t.configs),
+        found.as_ref().and_then(|t| t.partition(partition)),
+    ) else {
+        return Err((
             ResponseError::UnknownTopicOrPartition,
             format!("no partition {partition} of topic `{topic}`"),
-        )
-    })?;
+        ));
+    };
     let records = records.unwrap_or_default();
-    if records.len() > MAX_MESSAGE_BYTES {
+    let limit = configs.max_message_bytes();
+    if records.len() > limit {
         return Err((
             ResponseError::MessageTooLarge,
-            format!("{} bytes, at most {MAX_MESSAGE_BYTES}", records.len()),
+            format!(
+                "{} bytes, at most {limit} (the topic's max.message.bytes)",
+                records.len()
+            ),
         ));
     }
     let batches = batch::split(&records).map_err(|error| {
@@ -97,6 +102,29 @@ fn append(
         };
         (code, error.to_string())
     })?;
+    // One batch per partition and request, as Kafka requires of produce v3 and later
+    // (what librdkafka and the Java client send): the answer has one base offset.
+    if batches.len() != 1 {
+        return Err((
+            ResponseError::InvalidRecord,
+            format!(
+                "{} record batches for one partition: a produce request carries exactly one",
+                batches.len()
+            ),
+        ));
+    }
+    if configs.compacted()
+        && batches
+            .iter()
+            .any(|(_, b)| batch::has_record_without_key(b) == Some(true))
+    {
+        return Err((
+            ResponseError::InvalidRecord,
+            format!(
+                "topic `{topic}` is compacted (cleanup.policy=compact): every record needs a key"
+            ),
+        ));
+    }
     for (header, _) in batches.iter().filter(|(h, _)| h.transactional) {
         if !transactional {
             return Err((
@@ -113,7 +141,7 @@ fn append(
             )
             .map_err(|error| (error, "no open transaction for this producer".to_string()))?;
     }
-    let mut log = topics::lock(&log);
+    let mut log = topics::lock(log);
     let mut first = None;
     for (header, bytes) in &batches {
         let base_offset = log.append(header, bytes).map_err(|error| match error {

@@ -22,7 +22,10 @@ fn state() -> State {
         port: 9092,
     };
     let state = State::new(node, "edm-test".into(), true, 1);
-    state.topics.create("t", 2).expect("topic");
+    state
+        .topics
+        .create("t", 2, Default::default())
+        .expect("topic");
     state
 }
 
@@ -99,13 +102,62 @@ fn request(api: ApiKey, version: i16) -> RequestKind {
                 CreatableTopic::default()
                     .with_name(TopicName(StrBytes::from_static_str("new")))
                     .with_num_partitions(3)
-                    .with_replication_factor(1),
+                    .with_replication_factor(1)
+                    .with_configs(vec![
+                        create_topics_request::CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_static_str("cleanup.policy"))
+                            .with_value(Some(StrBytes::from_static_str("compact"))),
+                    ]),
                 CreatableTopic::default()
                     .with_name(topic())
                     .with_num_partitions(1)
                     .with_replication_factor(3),
             ]))
         }
+        ApiKey::DescribeConfigs => {
+            RequestKind::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("t")),
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(StrBytes::from_static_str("1")),
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("missing")),
+            ]))
+        }
+        ApiKey::AlterConfigs => {
+            RequestKind::AlterConfigs(AlterConfigsRequest::default().with_resources(vec![
+                alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("t"))
+                    .with_configs(vec![
+                        alter_configs_request::AlterableConfig::default()
+                            .with_name(StrBytes::from_static_str("cleanup.policy"))
+                            .with_value(Some(StrBytes::from_static_str("compact"))),
+                    ]),
+                alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(StrBytes::from_static_str("1")),
+            ]))
+        }
+        ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(
+            IncrementalAlterConfigsRequest::default().with_resources(vec![
+                incremental_alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("t"))
+                    .with_configs(vec![
+                        incremental_alter_configs_request::AlterableConfig::default()
+                            .with_name(StrBytes::from_static_str("cleanup.policy"))
+                            .with_config_operation(2)
+                            .with_value(Some(StrBytes::from_static_str("compact"))),
+                        incremental_alter_configs_request::AlterableConfig::default()
+                            .with_name(StrBytes::from_static_str("no.such.config"))
+                            .with_config_operation(0),
+                    ]),
+            ]),
+        ),
         other => RequestKind::decode(other, &mut default_request(other), lowest_version(other))
             .expect("a default request decodes"),
     }

@@ -24,6 +24,13 @@ use super::code;
 /// transaction an earlier instance left open.
 pub fn init_producer_id(state: &State, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let (producer_id, epoch) = match &request.transactional_id {
+        // Kafka refuses an empty transactional id rather than take it for none.
+        Some(id) if id.is_empty() => {
+            return InitProducerIdResponse::default()
+                .with_error_code(ResponseError::InvalidRequest.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1);
+        }
         Some(id) => {
             let timeout =
                 Duration::from_millis(u64::try_from(request.transaction_timeout_ms).unwrap_or(0));

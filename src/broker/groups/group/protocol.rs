@@ -38,7 +38,7 @@ impl GroupState {
 pub struct JoinRequest {
     /// Empty on a member's first join.
     pub member_id: String,
-    /// Static membership id, if any (reported, not otherwise used).
+    /// Static membership id, if any (KIP-345).
     pub group_instance_id: Option<String>,
     /// The client's `client.id`.
     pub client_id: String,
@@ -73,6 +73,9 @@ pub struct JoinResult {
     pub member_id: String,
     /// For the leader only: every member with its metadata for the chosen strategy.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// A static leader that replaced itself in a stable group: the assignment stands, the
+    /// leader need not compute one (JoinGroup v9, KIP-814).
+    pub skip_assignment: bool,
 }
 
 /// The answer to a SyncGroup.

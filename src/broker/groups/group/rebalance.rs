@@ -128,6 +128,7 @@ impl Group {
         let protocol = self.protocol.clone().unwrap_or_default();
         JoinResult {
             error: None,
+            skip_assignment: false,
             generation: self.generation,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),

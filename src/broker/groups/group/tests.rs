@@ -48,7 +48,7 @@ fn settled_with_one_member(now: Instant) -> (Group, String) {
     let mut group = Group::new();
     let a = member_id(&mut group, now);
     ready(group.join(request(&a, &["range"]), now));
-    ready(group.sync(&a, 1, (None, None), vec![], now));
+    ready(group.sync(&a, None, 1, (None, None), vec![], now));
     (group, a)
 }
 
@@ -68,6 +68,7 @@ fn a_lone_member_joins_leads_and_gets_its_assignment() {
 
     let synced = ready(group.sync(
         &id,
+        None,
         1,
         (None, None),
         vec![(id.clone(), Bytes::from_static(b"all"))],
@@ -76,13 +77,13 @@ fn a_lone_member_joins_leads_and_gets_its_assignment() {
     assert_eq!(synced.error, None);
     assert_eq!(&synced.assignment[..], b"all");
     assert_eq!(group.state, GroupState::Stable);
-    assert_eq!(group.heartbeat(&id, 1, now), None);
+    assert_eq!(group.heartbeat(&id, None, 1, now), None);
     assert_eq!(
-        group.heartbeat(&id, 0, now),
+        group.heartbeat(&id, None, 0, now),
         Some(ResponseError::IllegalGeneration)
     );
     assert_eq!(
-        group.heartbeat("stranger", 1, now),
+        group.heartbeat("stranger", None, 1, now),
         Some(ResponseError::UnknownMemberId)
     );
 }
@@ -93,13 +94,20 @@ fn a_second_member_makes_the_first_join_again() {
     let mut group = Group::new();
     let a = member_id(&mut group, now);
     ready(group.join(request(&a, &["range"]), now));
-    ready(group.sync(&a, 1, (None, None), vec![(a.clone(), Bytes::new())], now));
+    ready(group.sync(
+        &a,
+        None,
+        1,
+        (None, None),
+        vec![(a.clone(), Bytes::new())],
+        now,
+    ));
 
     let b = member_id(&mut group, now);
     let mut b_joined = waiting(group.join(request(&b, &["range"]), now));
     assert!(b_joined.try_recv().is_err(), "waits for a");
     assert_eq!(
-        group.heartbeat(&a, 1, now),
+        group.heartbeat(&a, None, 1, now),
         Some(ResponseError::RebalanceInProgress)
     );
 
@@ -111,13 +119,13 @@ fn a_second_member_makes_the_first_join_again() {
     assert!(b_joined.members.is_empty(), "followers see no members");
 
     // The follower's SyncGroup waits for the leader's.
-    let mut b_synced = waiting(group.sync(&b, 2, (None, None), vec![], now));
+    let mut b_synced = waiting(group.sync(&b, None, 2, (None, None), vec![], now));
     assert!(b_synced.try_recv().is_err());
     let assignments = vec![
         (a.clone(), Bytes::from_static(b"p0")),
         (b.clone(), Bytes::from_static(b"p1")),
     ];
-    let a_synced = ready(group.sync(&a, 2, (None, None), assignments, now));
+    let a_synced = ready(group.sync(&a, None, 2, (None, None), assignments, now));
     assert_eq!(&a_synced.assignment[..], b"p0");
     assert_eq!(
         &b_synced.try_recv().expect("b synced").assignment[..],
@@ -133,13 +141,16 @@ fn a_member_that_leaves_lets_the_rebalance_finish() {
     let mut b_joined = waiting(group.join(request(&b, &["range"]), now));
 
     // a is stopped (Ctrl-C) instead of joining again: its LeaveGroup ends the wait.
-    assert_eq!(group.leave(&a, now), None);
+    assert_eq!(group.leave(&a, None, now), None);
     let b_joined = b_joined.try_recv().expect("answered");
     assert_eq!(
         (b_joined.generation, b_joined.leader.as_str()),
         (2, b.as_str())
     );
-    assert_eq!(group.leave(&a, now), Some(ResponseError::UnknownMemberId));
+    assert_eq!(
+        group.leave(&a, None, now),
+        Some(ResponseError::UnknownMemberId)
+    );
 }
 
 #[test]
@@ -186,7 +197,7 @@ fn a_rebalance_ends_at_its_deadline_without_the_late_members() {
     for second in 1..30 {
         let now = start + Duration::from_secs(second);
         assert_eq!(
-            group.heartbeat(&a, 1, now),
+            group.heartbeat(&a, None, 1, now),
             Some(ResponseError::RebalanceInProgress)
         );
         group.tick(now);
@@ -202,7 +213,7 @@ fn the_strategy_is_one_every_member_supports() {
     let mut group = Group::new();
     let a = member_id(&mut group, now);
     ready(group.join(request(&a, &["cooperative-sticky", "range"]), now));
-    ready(group.sync(&a, 1, (None, None), vec![], now));
+    ready(group.sync(&a, None, 1, (None, None), vec![], now));
     let b = member_id(&mut group, now);
     let _b = waiting(group.join(request(&b, &["range", "roundrobin"]), now));
     let a_joined = ready(group.join(request(&a, &["cooperative-sticky", "range"]), now));
@@ -224,7 +235,7 @@ fn an_unchanged_follower_rejoining_a_stable_group_keeps_the_generation() {
     let mut b_joined = waiting(group.join(request(&b, &["range"]), now));
     ready(group.join(request(&a, &["range"]), now));
     b_joined.try_recv().expect("joined");
-    ready(group.sync(&a, 2, (None, None), vec![], now));
+    ready(group.sync(&a, None, 2, (None, None), vec![], now));
     assert_eq!(group.state, GroupState::Stable);
     let again = ready(group.join(request(&b, &["range"]), now));
     assert_eq!((again.error, again.generation), (None, 2));
@@ -241,4 +252,53 @@ fn an_unknown_member_id_is_refused() {
     old.require_known_member_id = false;
     let joined = ready(group.join(old, now));
     assert_eq!(joined.error, None, "JoinGroup before v4 joins at once");
+}
+
+fn static_request(instance: &str, member_id: &str) -> JoinRequest {
+    JoinRequest {
+        group_instance_id: Some(instance.to_string()),
+        ..request(member_id, &["range"])
+    }
+}
+
+#[test]
+fn a_static_member_restarted_takes_its_place_without_a_rebalance() {
+    let now = Instant::now();
+    let mut group = Group::new();
+    // A static member needs no second round for its member id.
+    let first = waiting(group.join(static_request("i-1", ""), now));
+    let mut first = first;
+    let a = first.try_recv().expect("joined").member_id;
+    let assignment = Bytes::from_static(b"partitions of i-1");
+    ready(group.sync(
+        &a,
+        Some("i-1"),
+        1,
+        (None, None),
+        vec![(a.clone(), assignment.clone())],
+        now,
+    ));
+    assert_eq!(group.state, GroupState::Stable);
+
+    // The process is killed (no LeaveGroup) and started again: same instance, new id.
+    let again = ready(group.join(static_request("i-1", ""), now));
+    assert_eq!(again.error, None);
+    assert_eq!(again.generation, 1, "no rebalance");
+    assert_ne!(again.member_id, a);
+    assert!(
+        again.skip_assignment,
+        "it led the group: the assignment stands"
+    );
+    let synced = ready(group.sync(&again.member_id, Some("i-1"), 1, (None, None), vec![], now));
+    assert_eq!(synced.assignment, assignment);
+
+    // The old process, should it still run, is fenced.
+    assert_eq!(
+        group.heartbeat(&a, Some("i-1"), 1, now),
+        Some(ResponseError::FencedInstanceId)
+    );
+    assert_eq!(group.heartbeat(&again.member_id, Some("i-1"), 1, now), None);
+    // An admin removes it by instance id alone.
+    assert_eq!(group.leave("", Some("i-1"), now), None);
+    assert!(group.members.is_empty());
 }
