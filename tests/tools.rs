@@ -210,3 +210,72 @@ async fn create_topics_grows_partitions_and_never_shrinks_them() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decisions_topic_that_is_not_compacted_is_flagged_and_altered() {
+    let lab = Lab::start(Services::http_only()).await;
+    let decisions = lab.kafka.topics.payment_decisions.clone();
+    // As an older edm (or a hand-made topic) left it: the broker's default policy.
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &lab.config.kafka.bootstrap_servers)
+            .create()
+            .expect("admin");
+    let options = rdkafka::admin::AdminOptions::new();
+    admin
+        .delete_topics(&[&decisions], &options)
+        .await
+        .expect("DeleteTopics");
+    let plain =
+        rdkafka::admin::NewTopic::new(&decisions, 1, rdkafka::admin::TopicReplication::Fixed(1));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // A deleted topic's name is free again once the broker is done deleting it.
+    loop {
+        let created = admin
+            .create_topics([&plain], &options)
+            .await
+            .expect("CreateTopics");
+        if created[0].is_ok() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{created:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let doctor = || {
+        let mut command = edm_command(&lab.config);
+        command.args([
+            "doctor",
+            "--order-url",
+            &lab.order_url,
+            "--inventory-url",
+            &lab.inventory_url,
+        ]);
+        run(command)
+    };
+    let (code, stdout, _) = doctor();
+    assert_eq!(code, 1, "{stdout}");
+    let kafka_line = stdout
+        .lines()
+        .find(|l| l.contains("Kafka"))
+        .expect("Kafka line");
+    assert!(
+        kafka_line.starts_with('✗')
+            && kafka_line.contains("cleanup.policy=delete")
+            && kafka_line.contains("edm create-topics"),
+        "{kafka_line}"
+    );
+
+    let mut create = edm_command(&lab.config);
+    create.arg("create-topics");
+    let (code, stdout, stderr) = run(create);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "altered  {decisions} (1 partitions): cleanup.policy=compact (was cleanup.policy=delete)"
+        )),
+        "{stdout}"
+    );
+    let (code, stdout, _) = doctor();
+    assert_eq!(code, 0, "{stdout}");
+    lab.stop().await;
+}

@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
+    TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::RDKafkaErrorCode;
@@ -35,6 +38,15 @@ pub enum TopicChange {
     },
     /// There already, with this many partitions.
     Kept(usize),
+    /// There already, its configs set to edm's (`key=value`), which it did not have.
+    Altered {
+        /// Partitions.
+        partitions: usize,
+        /// The configs it has now.
+        configs: Vec<(&'static str, &'static str)>,
+        /// What it had (`key=value`).
+        was: Vec<String>,
+    },
 }
 
 impl Kafka {
@@ -107,7 +119,9 @@ impl Kafka {
     /// Makes sure `names` exist: a missing topic is created with `partitions` (1 if not
     /// given); an existing one with fewer than `partitions` is grown to that count (Kafka
     /// keeps each record where it is; new records spread over every partition), and one
-    /// with more is an error, since a topic's partitions can never be taken away.
+    /// with more is an error, since a topic's partitions can never be taken away. A topic
+    /// edm keeps compacted ([`super::Topics::configs_of`]) is created so, and an existing
+    /// one that is not is altered.
     pub async fn ensure_topics(
         &self,
         names: &[&str],
@@ -133,46 +147,15 @@ impl Kafka {
                 });
             }
         }
-        let admin = self.admin()?;
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let unreachable = |detail| KafkaFailure::Unreachable {
-            servers: self.servers().to_string(),
-            detail,
-        };
-        let create: Vec<NewTopic<'_>> = names
+        let missing: Vec<&str> = names
             .iter()
+            .copied()
             .filter(|name| count_of(name).is_none())
-            .map(|name| {
-                NewTopic::new(
-                    name,
-                    partitions.unwrap_or(1),
-                    TopicReplication::Fixed(replication),
-                )
-            })
             .collect();
-        let mut changes = Vec::new();
-        if !create.is_empty() {
-            for result in admin
-                .create_topics(&create, &options)
-                .await
-                .map_err(unreachable)?
-            {
-                match result {
-                    Ok(topic) => changes.push((topic, TopicChange::Created(wanted.unwrap_or(1)))),
-                    // Created meanwhile by someone else: it is there.
-                    Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                        changes.push((topic, TopicChange::Kept(wanted.unwrap_or(1))))
-                    }
-                    Err((topic, code)) => {
-                        return Err(KafkaFailure::CreateTopic {
-                            topic,
-                            reason: code.to_string(),
-                        });
-                    }
-                }
-            }
-        }
-        let grow: Vec<(String, usize, usize)> = names
+        let mut changes = self
+            .create_topics(&missing, partitions.unwrap_or(1), replication)
+            .await?;
+        let fewer: Vec<(String, usize, usize)> = names
             .iter()
             .filter_map(|name| match (count_of(name), wanted) {
                 (Some(current), Some(wanted)) if current < wanted => {
@@ -181,34 +164,228 @@ impl Kafka {
                 _ => None,
             })
             .collect();
-        if !grow.is_empty() {
-            let requests: Vec<NewPartitions<'_>> = grow
-                .iter()
-                .map(|(name, _, wanted)| NewPartitions::new(name, *wanted))
-                .collect();
-            for result in admin
-                .create_partitions(&requests, &options)
-                .await
-                .map_err(unreachable)?
-            {
-                if let Err((topic, code)) = result {
-                    return Err(KafkaFailure::CreateTopic {
-                        topic,
-                        reason: format!("cannot add partitions: {code}"),
-                    });
-                }
-            }
-            changes.extend(
-                grow.into_iter()
-                    .map(|(name, from, to)| (name, TopicChange::Grown { from, to })),
-            );
-        }
-        for name in names {
-            if let Some(current) = count_of(name).filter(|&c| wanted.is_none_or(|w| c == w)) {
-                changes.push((name.to_string(), TopicChange::Kept(current)));
-            }
+        changes.extend(self.grow_topics(fewer).await?);
+        let kept: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|name| count_of(name).is_some_and(|c| wanted.is_none_or(|w| c == w)))
+            .collect();
+        let altered = self.alter_to_edm_configs(&kept).await?;
+        for name in kept {
+            let count = count_of(name).unwrap_or(0);
+            let change = match altered.iter().find(|(n, _)| n == name) {
+                Some((_, was)) => TopicChange::Altered {
+                    partitions: count,
+                    configs: self.topics.configs_of(name),
+                    was: was.clone(),
+                },
+                None => TopicChange::Kept(count),
+            };
+            changes.push((name.to_string(), change));
         }
         changes.sort_by_key(|(name, _)| names.iter().position(|n| n == name));
         Ok(changes)
     }
+
+    fn unreachable(&self, detail: rdkafka::error::KafkaError) -> KafkaFailure {
+        KafkaFailure::Unreachable {
+            servers: self.servers().to_string(),
+            detail,
+        }
+    }
+
+    /// Creates `names`, each with the configs edm gives it.
+    async fn create_topics(
+        &self,
+        names: &[&str],
+        partitions: i32,
+        replication: i32,
+    ) -> Result<Vec<(String, TopicChange)>, KafkaFailure> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let configs: Vec<Vec<(&'static str, &'static str)>> = names
+            .iter()
+            .map(|name| self.topics.configs_of(name))
+            .collect();
+        let create: Vec<NewTopic<'_>> = names
+            .iter()
+            .zip(&configs)
+            .map(|(name, configs)| {
+                configs.iter().fold(
+                    NewTopic::new(name, partitions, TopicReplication::Fixed(replication)),
+                    |topic, (key, value)| topic.set(key, value),
+                )
+            })
+            .collect();
+        let created = partitions.max(1) as usize;
+        let mut changes = Vec::new();
+        for result in self
+            .admin()?
+            .create_topics(&create, &admin_options())
+            .await
+            .map_err(|e| self.unreachable(e))?
+        {
+            match result {
+                Ok(topic) => changes.push((topic, TopicChange::Created(created))),
+                // Created meanwhile by someone else: it is there.
+                Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    changes.push((topic, TopicChange::Kept(created)))
+                }
+                Err((topic, code)) => {
+                    return Err(KafkaFailure::CreateTopic {
+                        topic,
+                        reason: code.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Grows each `(name, current, wanted)` to its wanted partition count.
+    async fn grow_topics(
+        &self,
+        grow: Vec<(String, usize, usize)>,
+    ) -> Result<Vec<(String, TopicChange)>, KafkaFailure> {
+        if grow.is_empty() {
+            return Ok(Vec::new());
+        }
+        let requests: Vec<NewPartitions<'_>> = grow
+            .iter()
+            .map(|(name, _, wanted)| NewPartitions::new(name, *wanted))
+            .collect();
+        for result in self
+            .admin()?
+            .create_partitions(&requests, &admin_options())
+            .await
+            .map_err(|e| self.unreachable(e))?
+        {
+            if let Err((topic, code)) = result {
+                return Err(KafkaFailure::CreateTopic {
+                    topic,
+                    reason: format!("cannot add partitions: {code}"),
+                });
+            }
+        }
+        Ok(grow
+            .into_iter()
+            .map(|(name, from, to)| (name, TopicChange::Grown { from, to }))
+            .collect())
+    }
+
+    /// The configs of `name` that differ from what edm gives it (`key=value` as the
+    /// broker has them), for each of `names` that has such a config: the compacted topic
+    /// created by hand or by an older edm with the broker's default policy.
+    pub async fn configs_differing(
+        &self,
+        names: &[&str],
+    ) -> Result<Vec<(String, Vec<String>)>, KafkaFailure> {
+        let wanted: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|name| !self.topics.configs_of(name).is_empty())
+            .collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let resources: Vec<ResourceSpecifier<'_>> = wanted
+            .iter()
+            .map(|name| ResourceSpecifier::Topic(name))
+            .collect();
+        let described = self
+            .admin()?
+            .describe_configs(&resources, &admin_options())
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let mut differing = Vec::new();
+        for (name, result) in wanted.iter().zip(described) {
+            let resource = result.map_err(|code| KafkaFailure::CreateTopic {
+                topic: name.to_string(),
+                reason: format!("cannot read its configs: {code}"),
+            })?;
+            let was: Vec<String> = self
+                .topics
+                .configs_of(name)
+                .iter()
+                .filter_map(|(key, value)| {
+                    let current = resource.get(key).and_then(|e| e.value.clone());
+                    (current.as_deref() != Some(value))
+                        .then(|| format!("{key}={}", current.unwrap_or_default()))
+                })
+                .collect();
+            if !was.is_empty() {
+                differing.push((name.to_string(), was));
+            }
+        }
+        Ok(differing)
+    }
+
+    /// Gives each of `names` whose configs differ from edm's those configs
+    /// (IncrementalAlterConfigs-like: the topic's other configs are kept); returns the
+    /// altered topics with what they had.
+    async fn alter_to_edm_configs(
+        &self,
+        names: &[&str],
+    ) -> Result<Vec<(String, Vec<String>)>, KafkaFailure> {
+        let differing = self.configs_differing(names).await?;
+        if differing.is_empty() {
+            return Ok(differing);
+        }
+        // AlterConfigs replaces a topic's whole set: keep the ones set on it.
+        let resources: Vec<ResourceSpecifier<'_>> = differing
+            .iter()
+            .map(|(name, _)| ResourceSpecifier::Topic(name))
+            .collect();
+        let admin = self.admin()?;
+        let described = admin
+            .describe_configs(&resources, &admin_options())
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let mut kept: Vec<Vec<(String, String)>> = Vec::new();
+        for result in &described {
+            let set_on_topic = match result {
+                Ok(resource) => resource
+                    .entries
+                    .iter()
+                    .filter(|e| e.source == rdkafka::admin::ConfigSource::DynamicTopic)
+                    .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            kept.push(set_on_topic);
+        }
+        let alters: Vec<AlterConfig<'_>> = differing
+            .iter()
+            .zip(&kept)
+            .map(|((name, _), kept)| {
+                let alter = kept.iter().fold(
+                    AlterConfig::new(ResourceSpecifier::Topic(name)),
+                    |a, (k, v)| a.set(k, v),
+                );
+                self.topics
+                    .configs_of(name)
+                    .into_iter()
+                    .fold(alter, |a, (k, v)| a.set(k, v))
+            })
+            .collect();
+        for result in admin
+            .alter_configs(&alters, &admin_options())
+            .await
+            .map_err(|e| self.unreachable(e))?
+        {
+            if let Err((resource, code)) = result {
+                return Err(KafkaFailure::CreateTopic {
+                    topic: format!("{resource:?}"),
+                    reason: format!("cannot set its configs: {code}"),
+                });
+            }
+        }
+        Ok(differing)
+    }
+}
+
+/// How long an admin request may take on the broker.
+fn admin_options() -> AdminOptions {
+    AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))
 }

@@ -75,9 +75,15 @@ impl Topics {
         names
     }
 
-    /// Whether `topic` keeps only the latest record of each key (Kafka's
-    /// `cleanup.policy=compact`): a topic of decisions, not of events.
-    pub fn is_compacted(&self, topic: &str) -> bool {
-        topic == self.payment_decisions
+    /// The topic configs edm gives `topic` (what `edm create-topics` sets): the payment
+    /// decisions are compacted (`cleanup.policy=compact`), so that the broker keeps the
+    /// latest decision of every transaction for good, where its default policy would
+    /// delete them after 7 days (`retention.ms`) and a payment consumer started later
+    /// would decide again what it had already answered.
+    pub fn configs_of(&self, topic: &str) -> Vec<(&'static str, &'static str)> {
+        match topic == self.payment_decisions {
+            true => vec![("cleanup.policy", "compact")],
+            false => Vec::new(),
+        }
     }
 }

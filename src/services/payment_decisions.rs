@@ -60,7 +60,14 @@ impl Decisions {
     /// background, and waits until everything already in it is read.
     pub async fn open(kafka: &Kafka, shutdown: CancellationToken) -> Result<Self, KafkaFailure> {
         let topic = kafka.topics.payment_decisions.clone();
-        kafka.ensure_topics(&[topic.as_str()], None, 1).await?;
+        for (name, change) in kafka.ensure_topics(&[topic.as_str()], None, 1).await? {
+            match change {
+                crate::kafka::TopicChange::Kept(_) => {}
+                change => {
+                    tracing::info!(topic = %name, ?change, "the payment decisions' topic set up")
+                }
+            }
+        }
         let reader =
             Arc::new(kafka.reader(&format!("{topic}-reader-{}", uuid::Uuid::new_v4().simple()))?);
         let servers = kafka.servers().to_string();

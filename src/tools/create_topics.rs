@@ -34,6 +34,18 @@ pub async fn command(args: CreateTopicsArgs) -> anyhow::Result<()> {
                 println!("   grown  {name} from {from} to {to} partitions")
             }
             TopicChange::Kept(n) => println!("  exists  {name} ({n} partitions)"),
+            TopicChange::Altered {
+                partitions,
+                configs,
+                was,
+            } => {
+                let now: Vec<String> = configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!(
+                    " altered  {name} ({partitions} partitions): {} (was {})",
+                    now.join(", "),
+                    was.join(", ")
+                )
+            }
         }
     }
     println!("\ntopics on {}:", kafka.servers());

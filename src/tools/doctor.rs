@@ -109,7 +109,24 @@ async fn check_kafka(args: &KafkaArgs) -> Check {
                 .into_iter()
                 .filter(|wanted| !topics.iter().any(|t| t.name == *wanted))
                 .collect();
-            if missing.is_empty() {
+            let decisions = kafka.topics.payment_decisions.clone();
+            let differing = match topics.iter().any(|t| t.name == decisions) {
+                true => kafka.configs_differing(&[&decisions]).await,
+                false => Ok(Vec::new()),
+            };
+            if let Some((topic, was)) = differing.iter().flatten().next() {
+                Err(format!(
+                    "topic {topic} has {} where edm needs cleanup.policy=compact: the broker \
+                     deletes payment decisions after its retention (7 days by default), and a \
+                     payment consumer started later decides again. Run `edm create-topics` to \
+                     alter it",
+                    was.join(", ")
+                ))
+            } else if let Err(error) = differing {
+                Err(format!(
+                    "reachable, but its topic configs cannot be read: {error}"
+                ))
+            } else if missing.is_empty() {
                 let found: Vec<String> = kafka
                     .topics
                     .all()
