@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use common::{LabConfig, order_created, read_topic};
 use edm::kafka::{BrokerKind, Kafka, Record};
+use rdkafka::Message;
+use rdkafka::consumer::Consumer;
 
 /// Held by every test here: one of them measures its producer's CPU, and a producer made by
 /// another test at the same moment would be counted with it.
@@ -169,4 +171,49 @@ async fn an_idle_producer_costs_no_cpu() {
         "the producer's event thread used {used} ns in 2 s idle"
     );
     drop(producer);
+}
+
+/// The orchestrator places each saga's replies by computing librdkafka's partitioner
+/// (`edm::kafka::Partitioner`): it must agree with where librdkafka puts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_computed_partition_of_a_key_is_where_librdkafka_puts_it() {
+    let _alone = MEASURING.lock().await;
+    for partitioner in ["consistent_random", "murmur2_random", "fnv1a"] {
+        let mut config = LabConfig::fresh();
+        config.kafka.set_property("partitioner", partitioner);
+        let kafka = Kafka::new(&config.kafka);
+        let topic = format!("{}placed", config.kafka.topic_prefix);
+        kafka
+            .ensure_topics(&[&topic], Some(7), 1)
+            .await
+            .expect("topic");
+        let records: Vec<Record> = (0..100)
+            .map(|n| Record {
+                topic: topic.clone(),
+                key: Some(uuid::Uuid::new_v4().to_string()),
+                payload: format!("{n}").into_bytes(),
+                headers: Vec::new(),
+            })
+            .collect();
+        let producer = kafka.producer().expect("producer");
+        assert!(producer.send_all(&records).await.iter().all(Result::is_ok));
+        let computed = kafka.partitioner().expect("a partitioner edm computes");
+        let consumer = kafka
+            .consumer(&format!("{topic}-reader"))
+            .expect("consumer");
+        consumer.subscribe(&[&topic]).expect("subscribe");
+        for _ in 0..records.len() {
+            let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+                .await
+                .expect("a record")
+                .expect("receive");
+            let key = message.key().expect("keyed");
+            assert_eq!(
+                message.partition(),
+                computed.partition(key, 7),
+                "{partitioner}: key {}",
+                String::from_utf8_lossy(key)
+            );
+        }
+    }
 }

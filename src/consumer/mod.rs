@@ -104,7 +104,7 @@ pub async fn run<S: SagaStep>(
     step: S,
     shutdown: CancellationToken,
 ) -> Result<(), KafkaFailure> {
-    let consumer = kafka.consumer(group)?;
+    let (consumer, membership) = kafka.member(group)?;
     let producer = kafka.producer()?;
     tokio::select! {
         _ = producer.wait_for_id() => {}
@@ -116,7 +116,8 @@ pub async fn run<S: SagaStep>(
             servers: kafka.servers().to_string(),
             detail,
         })?;
-    info!(topic, group, "waiting for events");
+    let instance = membership.as_ref().map(|m| m.instance_id.as_str());
+    info!(topic, group, instance, "waiting for events");
 
     // Set when the loop ends on an error that no retry can fix.
     let mut stopped_by = None;
@@ -196,6 +197,12 @@ pub async fn run<S: SagaStep>(
     });
     if let Err(error) = teardown.await {
         warn!(%error, "the consumer's teardown failed");
+    }
+    // A static member's close keeps its place for a restart; a stop gives it up.
+    if let Some(membership) = membership
+        && let Err(error) = membership.leave().await
+    {
+        warn!(group, instance = %membership.instance_id, "could not leave the group ({error}): its partitions move to the other instances once its session ends");
     }
     stopped_by.map_or(Ok(()), Err)
 }

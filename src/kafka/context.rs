@@ -2,6 +2,8 @@
 //! instances) and, for `edm lab`, reported, so that it places orders only once its
 //! consumers have their partitions.
 
+use std::sync::{Arc, Mutex};
+
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
@@ -13,19 +15,53 @@ pub type SagaConsumer = StreamConsumer<SagaContext>;
 #[derive(Debug, Clone)]
 pub struct AssignmentNotifier(pub tokio::sync::mpsc::UnboundedSender<String>);
 
+/// The partitions a consumer owns now, and a count of the changes to them: what the
+/// orchestrator's timeout watch may judge (it times out only sagas whose replies it owns
+/// and has read, and not across a change of owner).
+#[derive(Debug, Clone, Default)]
+pub struct Owned(Arc<Mutex<Ownership>>);
+
+/// How many times the owned partitions changed, and which they are now.
+type Ownership = (u64, Vec<(String, i32)>);
+
+impl Owned {
+    /// (changes so far, the partitions owned now).
+    pub fn snapshot(&self) -> Ownership {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ownership> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn replace(&self, partitions: Vec<(String, i32)>) {
+        let mut owned = self.lock();
+        owned.0 += 1;
+        owned.1 = partitions;
+    }
+}
+
 /// Consumer callbacks: logs rebalances, so a student sees partitions move between
-/// instances, and reports assignments to an optional [`AssignmentNotifier`].
+/// instances, and reports assignments to an optional [`AssignmentNotifier`] and
+/// [`Owned`].
 pub struct SagaContext {
     group: String,
     on_assigned: Option<AssignmentNotifier>,
+    owned: Option<Owned>,
 }
 
 impl SagaContext {
-    /// Callbacks of a consumer in `group`, telling `on_assigned` of its assignments.
-    pub(super) fn new(group: &str, on_assigned: Option<AssignmentNotifier>) -> Self {
+    /// Callbacks of a consumer in `group`, telling `on_assigned` and `owned` of its
+    /// assignments.
+    pub(super) fn new(
+        group: &str,
+        on_assigned: Option<AssignmentNotifier>,
+        owned: Option<Owned>,
+    ) -> Self {
         Self {
             group: group.to_string(),
             on_assigned,
+            owned,
         }
     }
 }
@@ -64,6 +100,16 @@ impl ConsumerContext for SagaContext {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        if let Some(owned) = &self.owned {
+            owned.replace(match rebalance {
+                Rebalance::Assign(list) => list
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect(),
+                Rebalance::Revoke(_) | Rebalance::Error(_) => Vec::new(),
+            });
+        }
         match rebalance {
             Rebalance::Assign(list) => {
                 tracing::info!(group = %self.group, "partitions assigned: {}", describe(list));

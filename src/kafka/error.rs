@@ -33,6 +33,9 @@ pub enum KafkaFailure {
     /// A background task of the client died.
     #[error("Kafka client task failed: {0}")]
     Task(String),
+    /// A `-X` setting edm cannot work with (it says which, and what to use instead).
+    #[error("{0}")]
+    Unsupported(String),
     /// Creating a topic failed.
     #[error("cannot create topic `{topic}`: {reason}")]
     CreateTopic { topic: String, reason: String },

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::util::Timeout;
 
 use crate::config::KafkaArgs;
@@ -21,14 +22,18 @@ mod admin;
 mod context;
 pub mod error;
 mod events;
+mod membership;
+mod partitioner;
 mod producer;
 mod properties;
 pub mod topics;
 
 pub use admin::{TopicChange, TopicInfo};
-pub use context::{AssignmentNotifier, SagaConsumer, SagaContext};
+pub use context::{AssignmentNotifier, Owned, SagaConsumer, SagaContext};
 pub use error::KafkaFailure;
 use events::{EventContext, EventServer};
+pub use membership::Membership;
+pub use partitioner::Partitioner;
 pub use producer::{EventProducer, Record};
 use properties::Role;
 pub use topics::Topics;
@@ -54,6 +59,10 @@ pub struct Kafka {
     broker: BrokerKind,
     /// Told of every consumer's assignments (`edm lab`'s readiness check).
     on_assigned: Option<AssignmentNotifier>,
+    /// Kept up to date with the partitions its consumers own (the orchestrator's watch).
+    owned: Option<Owned>,
+    /// Whether the services' consumers join as static members ([`Membership`]).
+    static_members: bool,
 }
 
 impl Kafka {
@@ -65,6 +74,8 @@ impl Kafka {
             args: args.clone(),
             broker: BrokerKind::Other,
             on_assigned: None,
+            owned: None,
+            static_members: true,
         }
     }
 
@@ -73,6 +84,34 @@ impl Kafka {
     pub fn reporting_assignments_to(mut self, notifier: AssignmentNotifier) -> Self {
         self.on_assigned = Some(notifier);
         self
+    }
+
+    /// The same, with the services' consumers joining as dynamic members: `edm lab`'s
+    /// groups live for one run, so no instance ever rejoins, and no slot is kept on the
+    /// machine for them.
+    pub fn with_dynamic_members(mut self) -> Self {
+        self.static_members = false;
+        self
+    }
+
+    /// The same, with its consumers keeping `owned` up to date with their partitions.
+    pub fn tracking_partitions_in(mut self, owned: Owned) -> Self {
+        self.owned = Some(owned);
+        self
+    }
+
+    /// The producers' partitioner (`-X partitioner`, else librdkafka's default); `None`
+    /// if it is one edm cannot compute.
+    pub fn partitioner(&self) -> Option<Partitioner> {
+        match self
+            .args
+            .kafka_properties()
+            .filter(|(k, _)| k == "partitioner")
+            .last()
+        {
+            Some((_, name)) => Partitioner::named(name),
+            None => Some(Partitioner::DEFAULT),
+        }
     }
 
     /// Kafka settings from the command line, once the broker has answered: fails with an
@@ -177,6 +216,30 @@ impl Kafka {
         self.consumer_configured(self.base_config(), group, false)
     }
 
+    /// The consumer of a service's loop in `group`: a static member of the group (see
+    /// [`Membership`]), which a restart gets back its partitions with at once.
+    pub fn member(&self, group: &str) -> Result<(SagaConsumer, Option<Membership>), KafkaFailure> {
+        let membership = self.static_members.then(|| Membership::claim(self, group));
+        let mut config = self.base_config();
+        if let Some(membership) = &membership {
+            config.set("group.instance.id", &membership.instance_id);
+        }
+        let consumer = self.consumer_configured(config, group, false)?;
+        Ok((consumer, membership))
+    }
+
+    /// A client of `group` that never joins it: what the group has committed, and where
+    /// partitions end, asked without disturbing its members.
+    pub fn group_reader(&self, group: &str) -> Result<BaseConsumer, KafkaFailure> {
+        let mut config = self.base_config();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false");
+        self.with_user_properties(config, Role::Consumer)
+            .create()
+            .map_err(KafkaFailure::Config)
+    }
+
     /// A consumer that reports `KafkaError::PartitionEOF` each time it reaches a partition's
     /// high watermark as the broker's fetch answers give it (the payment decisions'
     /// follower, which must know when it has read everything there is).
@@ -211,7 +274,7 @@ impl Kafka {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", partition_eof.to_string());
-        let context = SagaContext::new(group, self.on_assigned.clone());
+        let context = SagaContext::new(group, self.on_assigned.clone(), self.owned.clone());
         self.with_user_properties(config, Role::Consumer)
             .create_with_context(context)
             .map_err(KafkaFailure::Config)

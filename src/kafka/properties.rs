@@ -44,6 +44,7 @@ const PRODUCER_ONLY: &[&str] = &[
     "queue.buffering.max.messages",
     "queue.buffering.max.kbytes",
     "transactional.id",
+    "partitioner",
 ];
 
 impl Role {

@@ -151,7 +151,8 @@ impl Lab {
         let (assigned, mut assignments) = mpsc::unbounded_channel();
         let kafka = Kafka::connect(&kafka_args)
             .await?
-            .reporting_assignments_to(AssignmentNotifier(assigned));
+            .reporting_assignments_to(AssignmentNotifier(assigned))
+            .with_dynamic_members();
         crate::setup::run(&mysql, &dynamo).await?;
         let topics = kafka.topics.every_topic();
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();

@@ -6,8 +6,9 @@
 //! the order ORDER_COMPLETE or ORDER_CANCEL itself. A reply that does not fit the saga's
 //! state (redelivered, or late after a timeout) changes nothing.
 //!
-//! Beside the reply loop, a watch finds the sagas whose step got no reply within
-//! `--step-timeout` and applies the timeout policy of [`crate::orchestration::saga`].
+//! Beside the reply loop, a watch ([`timeout_watch`]) finds the sagas whose step
+//! got no reply within `--step-timeout`, judged only on replies it has read, and applies
+//! the timeout policy of [`crate::orchestration::saga`].
 //! Killed at any point, it resumes: a move is stored before its commands are sent, and a
 //! step whose commands were lost times out and sends them again.
 
@@ -19,10 +20,13 @@ use tracing::{Instrument, debug, info, warn};
 use super::order_consumer::{Finished, FinishedSender};
 use crate::config::{DynamoArgs, KafkaArgs};
 use crate::consumer::{self, SagaStep, StepError, StepResult};
-use crate::kafka::{EventProducer, Kafka, Record, Topics};
+use crate::kafka::{EventProducer, Kafka, Owned, Record, Topics};
 use crate::orchestration::messages::Reply;
 use crate::orchestration::saga::{Move, Saga};
 use crate::store::orders::{OrderStore, OrderStoreError};
+use timeout_watch::TimeoutWatch;
+
+mod timeout_watch;
 
 /// The orchestrator's consumer group.
 pub const GROUP: &str = "order_saga_orchestrator";
@@ -100,19 +104,17 @@ impl Orchestrator {
         ))
     }
 
-    /// Applies the timeout policy to every saga whose step is older than `step_timeout`,
-    /// and sends what it decides; returns how many sagas moved. The first
-    /// [`TIMEOUTS_SHOWN`] sagas of a round are logged one by one, the rest in one line: a
-    /// queue of thousands (a loaded stack, a participant stopped) would otherwise bury
-    /// the log in identical lines.
-    async fn time_out_stalled(&self, producer: &EventProducer, step_timeout: Duration) -> usize {
-        let stalled = match self.store.stalled_sagas(step_timeout).await {
-            Ok(stalled) => stalled,
-            Err(error) => {
-                warn!(%error, "cannot read the sagas in flight; will retry");
-                return 0;
-            }
-        };
+    /// Applies the timeout policy to `stalled` (sagas whose step got no reply within
+    /// `step_timeout`, judged by [`timeout_watch`]), and sends what it decides;
+    /// returns how many sagas moved. The first [`TIMEOUTS_SHOWN`] sagas of a round are
+    /// logged one by one, the rest in one line: a queue of thousands (a loaded stack, a
+    /// participant stopped) would otherwise bury the log in identical lines.
+    pub(super) async fn time_out(
+        &self,
+        producer: &EventProducer,
+        stalled: Vec<Saga>,
+        step_timeout: Duration,
+    ) -> usize {
         let due: Vec<(Saga, Move)> = stalled
             .into_iter()
             .filter_map(|saga| saga.on_timeout().map(|step| (saga, step)))
@@ -166,31 +168,6 @@ impl Orchestrator {
             warn!("{unsent} commands not sent; each is sent again at its step's next timeout");
         }
         moved
-    }
-
-    /// Runs [`Self::time_out_stalled`] every fraction of `step_timeout` until `shutdown`.
-    async fn watch_timeouts(
-        self,
-        kafka: Kafka,
-        step_timeout: Duration,
-        shutdown: CancellationToken,
-    ) {
-        let producer = match kafka.producer() {
-            Ok(producer) => producer,
-            Err(error) => {
-                warn!(%error, "no producer for the timeout watch: stuck sagas will not end");
-                return;
-            }
-        };
-        let period = (step_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
-        loop {
-            self.time_out_stalled(&producer, step_timeout).await;
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(period) => {}
-            }
-        }
-        producer.flush(Duration::from_secs(5));
     }
 }
 
@@ -251,18 +228,33 @@ pub async fn orchestrate(
         topics: kafka.topics.clone(),
         observer,
     };
-    let stop_watch = shutdown.child_token();
-    let watch = tokio::spawn(
-        orchestrator
-            .clone()
-            .watch_timeouts(kafka.clone(), step_timeout, stop_watch.clone())
-            .in_current_span(),
-    );
+    let owned = Owned::default();
+    let group = kafka.group(GROUP);
+    let watch = TimeoutWatch {
+        orchestrator: orchestrator.clone(),
+        kafka: kafka.clone(),
+        group: group.clone(),
+        owned: owned.clone(),
+        step_timeout,
+    };
     let replies = kafka.topics.saga_replies.clone();
-    let result = consumer::run(kafka, &kafka.group(GROUP), &replies, orchestrator, shutdown).await;
-    stop_watch.cancel();
-    if let Err(error) = watch.await {
-        warn!(%error, "the timeout watch failed");
-    }
-    Ok(result?)
+    let reading = kafka.clone().tracking_partitions_in(owned);
+    // The reply loop and the watch stop together: the orchestrator runs with both or
+    // exits.
+    let stop = shutdown.child_token();
+    let (replied, watched) = tokio::join!(
+        async {
+            let result =
+                consumer::run(&reading, &group, &replies, orchestrator, stop.clone()).await;
+            stop.cancel();
+            result
+        },
+        async {
+            let result = watch.run(stop.clone()).in_current_span().await;
+            stop.cancel();
+            result
+        }
+    );
+    watched.map_err(|error| anyhow::anyhow!("the timeout watch stopped: {error}"))?;
+    Ok(replied?)
 }

@@ -48,6 +48,11 @@ impl Stack {
         place_orders(&self.http, &self.url, range).await
     }
 
+    /// Waits (up to `limit`) until every placed order is final.
+    pub async fn check_within(&self, placed: &[Placed], limit: Duration) {
+        super::wait_all_terminal(&self.orders, placed, limit).await;
+    }
+
     /// Waits for every placed order to finish and checks the books; returns (completed,
     /// cancelled).
     pub async fn check(&self, placed: &[Placed]) -> (usize, usize) {

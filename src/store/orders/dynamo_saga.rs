@@ -6,14 +6,13 @@
 //! for steps that timed out.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::dynamo::DynamoOrders;
 use super::dynamo_item::{OUTBOX, OUTBOX_SAGA, PENDING_EVENT};
-use super::{OrderStoreError, dynamo_item, updated_before, updated_now};
+use super::{OrderStoreError, dynamo_item, updated_at, updated_now};
 use crate::event::SagaEvent;
 use crate::orchestration::messages::Command;
 use crate::orchestration::saga::{Move, Saga, SagaState};
@@ -178,8 +177,11 @@ impl DynamoOrders {
 
     /// Sagas in flight that last moved more than `age` ago: from the sparse index, or by
     /// scanning a table created without it.
-    pub async fn stalled_sagas(&self, age: Duration) -> Result<Vec<Saga>, OrderStoreError> {
-        let cutoff = updated_before(age);
+    pub async fn stalled_sagas(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Saga>, OrderStoreError> {
+        let cutoff = updated_at(before);
         let items = match self.has_outbox_index().await? {
             true => self.query_outbox(OUTBOX_SAGA, &cutoff).await?,
             false => {

@@ -198,9 +198,12 @@ impl OrderStore {
         delegate!(self.advance(saga, step))
     }
 
-    /// Orchestrated sagas in flight whose current step began more than `age` ago.
-    pub async fn stalled_sagas(&self, age: Duration) -> Result<Vec<Saga>, OrderStoreError> {
-        delegate!(self.stalled_sagas(age))
+    /// Orchestrated sagas in flight whose current step began before `before`.
+    pub async fn stalled_sagas(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Saga>, OrderStoreError> {
+        delegate!(self.stalled_sagas(before))
     }
 
     /// The stored order's attributes, or `None` if there is no such order.
@@ -282,8 +285,12 @@ fn parse_outbox<'a>(raw: impl Iterator<Item = &'a str>) -> Vec<SagaEvent> {
 
 /// The `updated` value of an order last changed `age` ago.
 fn updated_before(age: Duration) -> String {
-    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or_default();
-    cutoff.format(UPDATED_FORMAT).to_string()
+    updated_at(chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or_default())
+}
+
+/// `time` in the `updated` format (which sorts as the time does).
+fn updated_at(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.format(UPDATED_FORMAT).to_string()
 }
 
 #[cfg(test)]

@@ -2,13 +2,11 @@
 //! `sql/orders/02_orchestrated_sagas.sql`): the same record and the same conditional moves
 //! as on DynamoDB.
 
-use std::time::Duration;
-
 use sqlx::Row;
 
 use super::dynamo_saga::{commands_json, parse_commands};
 use super::sql::SqlOrders;
-use super::{OrderStoreError, updated_before, updated_now};
+use super::{OrderStoreError, updated_at, updated_now};
 use crate::event::{SagaEvent, Status};
 use crate::orchestration::saga::{Move, Saga, SagaState};
 
@@ -89,11 +87,14 @@ impl SqlOrders {
     }
 
     /// Sagas in flight that last moved more than `age` ago.
-    pub async fn stalled_sagas(&self, age: Duration) -> Result<Vec<Saga>, OrderStoreError> {
+    pub async fn stalled_sagas(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Saga>, OrderStoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SAGA_COLUMNS} FROM orders WHERE saga_commands IS NOT NULL AND updated < ?"
         )))
-        .bind(updated_before(age))
+        .bind(updated_at(before))
         .fetch_all(self.pool())
         .await
         .map_err(|e| self.failed(e))?;
