@@ -52,13 +52,17 @@ impl ApiError {
 impl From<OrderStoreError> for ApiError {
     fn from(error: OrderStoreError) -> Self {
         match error {
-            OrderStoreError::Rejected(_) => {
+            OrderStoreError::Rejected { .. } => {
                 tracing::warn!(%error, "the order store refused the request");
                 ApiError::bad_request(error.to_string())
             }
+            OrderStoreError::UnreadableSaga { .. } => {
+                tracing::error!(%error, "an order in the store cannot be read");
+                ApiError::unavailable(error.to_string())
+            }
             OrderStoreError::Unreachable { .. }
             | OrderStoreError::NoTable { .. }
-            | OrderStoreError::Request(_) => {
+            | OrderStoreError::Request { .. } => {
                 tracing::warn!(%error, "order store unavailable");
                 ApiError::unavailable(error.to_string())
             }

@@ -1,6 +1,7 @@
 //! The shape a newcomer reads (issue 13), kept by a test: `main.rs` only dispatches, no
-//! source file runs past 400 lines without saying why at its top, and no two sibling
-//! modules import each other (directly or around a circle).
+//! source file runs past 400 lines without saying why at its top, no two sibling
+//! modules import each other (directly or around a circle), and no librdkafka call that
+//! blocks its thread for seconds runs on the runtime's workers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -193,5 +194,36 @@ fn the_circle_check_sees_a_circle() {
     assert!(
         from_b.contains(&vec!["event".into(), "Status".into()]),
         "{from_b:?}"
+    );
+}
+
+/// librdkafka's `flush` blocks its thread for up to its timeout. On one of the runtime's
+/// workers it stalls every task there (an embedded broker that should answer it, other
+/// services): it is called only inside `spawn_blocking`, and everywhere else through
+/// `EventProducer::flush`, which is async.
+#[test]
+fn no_blocking_flush_runs_on_the_runtime() {
+    let mut found = Vec::new();
+    for file in all_sources() {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        let lines: Vec<&str> = text.lines().collect();
+        for (n, line) in lines.iter().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            if !code.contains(".flush(") || code.contains("fn flush") {
+                continue;
+            }
+            let awaited = code.contains(".await");
+            let in_blocking = lines[n.saturating_sub(3)..=n]
+                .iter()
+                .any(|l| l.contains("spawn_blocking"));
+            let ours = file.components().any(|c| c.as_os_str() == "broker");
+            if !awaited && !in_blocking && !ours {
+                found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "a blocking flush on the runtime: {found:#?}"
     );
 }

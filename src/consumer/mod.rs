@@ -40,6 +40,17 @@ pub use step::{
 
 use crate::kafka::{Kafka, KafkaFailure, Record};
 
+/// Why a loop stopped before it was told to.
+#[derive(Debug, thiserror::Error)]
+pub enum LoopError {
+    /// Kafka failed for good (a dead producer, a consumer that cannot be made).
+    #[error(transparent)]
+    Kafka(#[from] KafkaFailure),
+    /// The step cannot go on ([`StepError::Fatal`]).
+    #[error("{0}")]
+    Step(String),
+}
+
 /// Most messages handled as one batch.
 pub const MAX_BATCH: usize = 500;
 
@@ -61,9 +72,9 @@ pub async fn run_both<A: SagaStep, B: SagaStep>(
     events: Loop<'_, A>,
     commands: Loop<'_, B>,
     shutdown: CancellationToken,
-) -> Result<(), KafkaFailure> {
+) -> Result<(), LoopError> {
     let stop = shutdown.child_token();
-    let stopping = |result: Result<(), KafkaFailure>| {
+    let stopping = |result: Result<(), LoopError>| {
         stop.cancel();
         result
     };
@@ -103,7 +114,7 @@ pub async fn run<S: SagaStep>(
     topic: &str,
     step: S,
     shutdown: CancellationToken,
-) -> Result<(), KafkaFailure> {
+) -> Result<(), LoopError> {
     let (consumer, membership) = kafka.member(group)?;
     let producer = kafka.producer()?;
     tokio::select! {
@@ -146,8 +157,14 @@ pub async fn run<S: SagaStep>(
             }
         }
         let started = std::time::Instant::now();
-        let Some(records) = handle_batch(&step, &batch, &shutdown).await else {
-            break; // shutting down mid-retry: left uncommitted, redelivered later
+        let records = match handle_batch(&step, &batch, &shutdown).await {
+            Ok(Some(records)) => records,
+            Ok(None) => break, // shutting down mid-retry: left uncommitted, redelivered later
+            Err(fatal) => {
+                error!(topic, group, "{fatal}");
+                stopped_by = Some(LoopError::Step(fatal));
+                break;
+            }
         };
         let handled = started.elapsed();
         let sent = records.len();
@@ -156,7 +173,7 @@ pub async fn run<S: SagaStep>(
             Ok(false) => break,
             Err(fatal) => {
                 error!(topic, group, "{fatal}");
-                stopped_by = Some(fatal);
+                stopped_by = Some(LoopError::Kafka(fatal));
                 break;
             }
         }
@@ -176,7 +193,7 @@ pub async fn run<S: SagaStep>(
     }
 
     info!(topic, group, "stopping: committing offsets and flushing");
-    // librdkafka's final commit, flush and close (LeaveGroup) block their thread for up to
+    // librdkafka's final commit and close (LeaveGroup) block their thread for up to
     // seconds: off the runtime's workers, or an embedded broker on the same runtime could
     // not answer them (seen: every `edm lab` took 5 s per pair of consumers to stop).
     let span = tracing::Span::current();
@@ -192,12 +209,12 @@ pub async fn run<S: SagaStep>(
                 warn!(%error, "final offset commit failed; uncommitted events will be redelivered");
             }
         }
-        producer.flush(Duration::from_secs(5));
         drop(consumer);
     });
     if let Err(error) = teardown.await {
         warn!(%error, "the consumer's teardown failed");
     }
+    producer.flush(Duration::from_secs(5)).await;
     // A static member's close keeps its place for a restart; a stop gives it up.
     if let Some(membership) = membership
         && let Err(error) = membership.leave().await
@@ -208,13 +225,13 @@ pub async fn run<S: SagaStep>(
 }
 
 /// Applies the step to a batch of messages, retrying server failures with backoff; returns
-/// what to send (outgoing events and dead letters, in the batch's order), or `None` if shut
-/// down meanwhile.
+/// what to send (outgoing events and dead letters, in the batch's order), `None` if shut
+/// down meanwhile, or the step's fatal error.
 async fn handle_batch<S: SagaStep>(
     step: &S,
     batch: &[BorrowedMessage<'_>],
     shutdown: &CancellationToken,
-) -> Option<Vec<Record>> {
+) -> Result<Option<Vec<Record>>, String> {
     let origins: Vec<Origin> = batch.iter().map(Origin::of).collect();
     let parsed: Vec<Result<S::Message, String>> = batch
         .iter()
@@ -243,6 +260,7 @@ async fn handle_batch<S: SagaStep>(
                 Ok(outgoing) => outcomes[i] = Some(Ok(outgoing)),
                 Err(StepError::Poison(problem)) => outcomes[i] = Some(Err(problem)),
                 Err(StepError::Retry(problem)) => failed.push((i, problem)),
+                Err(StepError::Fatal(problem)) => return Err(problem),
             }
         }
         if let Some((first, problem)) = failed.first() {
@@ -254,7 +272,7 @@ async fn handle_batch<S: SagaStep>(
             warn!(%tx, at = %origins[*first], failed = failed.len(),
                   "step failed, retrying in {delay:?}: {problem}");
             if !backoff.sleep(delay, shutdown).await {
-                return None;
+                return Ok(None);
             }
         }
     }
@@ -266,5 +284,5 @@ async fn handle_batch<S: SagaStep>(
             None => {}
         }
     }
-    Some(records)
+    Ok(Some(records))
 }

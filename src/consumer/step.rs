@@ -26,6 +26,10 @@ pub enum StepError {
     /// A server failed: retry the same event later.
     #[error("{0}")]
     Retry(String),
+    /// The service cannot go on (what it needs to decide is lost): the loop stops with
+    /// this, the batch uncommitted, and the service exits 1 saying why.
+    #[error("{0}")]
+    Fatal(String),
 }
 
 /// What a step did with one event.
@@ -180,6 +184,7 @@ mod tests {
                 Ok(_) => "ok",
                 Err(StepError::Retry(_)) => "retry",
                 Err(StepError::Poison(_)) => "poison",
+                Err(StepError::Fatal(_)) => "fatal",
             })
             .collect();
         // b2 failed, so b3 was not run; saga a is unaffected.

@@ -209,10 +209,17 @@ impl EventProducer {
         }
     }
 
-    /// Waits until every queued message is delivered (used at shutdown).
-    pub fn flush(&self, timeout: Duration) {
-        if let Err(error) = self.producer.flush(Timeout::After(timeout)) {
-            tracing::warn!(%error, "producer flush incomplete at shutdown");
+    /// Waits until every queued message is delivered (used at shutdown). librdkafka's
+    /// flush blocks its thread for up to `timeout`: it runs off the runtime's workers, so
+    /// that nothing else on them (an embedded broker answering it, other services) waits.
+    pub async fn flush(&self, timeout: Duration) {
+        let producer = self.producer.clone();
+        let flushed =
+            tokio::task::spawn_blocking(move || producer.flush(Timeout::After(timeout))).await;
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "producer flush incomplete at shutdown"),
+            Err(error) => tracing::warn!(%error, "producer flush failed"),
         }
     }
 }

@@ -58,7 +58,7 @@ pub struct Orchestrator {
 fn store_error(error: OrderStoreError) -> StepError {
     match error {
         // The same write will always be refused: dead-letter the reply with the reason.
-        OrderStoreError::Rejected(_) => StepError::Poison(error.to_string()),
+        _ if error.is_permanent() => StepError::Poison(error.to_string()),
         _ => StepError::Retry(error.to_string()),
     }
 }
@@ -236,6 +236,7 @@ pub async fn orchestrate(
         group: group.clone(),
         owned: owned.clone(),
         step_timeout,
+        unreadable: Default::default(),
     };
     let replies = kafka.topics.saga_replies.clone();
     let reading = kafka.clone().tracking_partitions_in(owned);

@@ -9,7 +9,7 @@ use crate::config::{DynamoArgs, KafkaArgs};
 use crate::consumer::{self, Outgoing, SagaStep, StepError};
 use crate::event::{SagaEvent, Status, reason};
 use crate::kafka::{Kafka, Record, Topics};
-use crate::store::orders::{OrderStore, OrderStoreError, Transition};
+use crate::store::orders::{OrderStore, Transition};
 
 /// The original's consumer group name.
 pub const GROUP: &str = "order_consumer_group";
@@ -74,7 +74,7 @@ impl SagaStep for OrderStep {
             .await
             .map_err(|error| match error {
                 // The same write will always be refused: dead-letter it with the reason.
-                OrderStoreError::Rejected(_) => StepError::Poison(error.to_string()),
+                _ if error.is_permanent() => StepError::Poison(error.to_string()),
                 _ => StepError::Retry(error.to_string()),
             })?;
         match transition {

@@ -317,6 +317,6 @@ pub async fn serve(
     if let Some(fatal) = producer.fatal_error() {
         return Err(fatal.into());
     }
-    producer.flush(Duration::from_secs(5));
+    producer.flush(Duration::from_secs(5)).await;
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 use tracing::info;
 
-use super::payment_decisions::Decisions;
+use super::payment_decisions::{Decisions, Unknowable};
 use super::payment_gateway::Gateway;
 use crate::consumer::{self, SagaStep, StepError, StepResult};
 use crate::event::reason;
@@ -29,11 +29,11 @@ pub struct PaymentCommandStep {
 
 impl PaymentCommandStep {
     /// TAKE_PAYMENT: the gateway's answer, or the one given before.
-    fn take(&self, command: &Command) -> (Reply, Option<Record>) {
+    fn take(&self, command: &Command) -> Result<(Reply, Option<Record>), Unknowable> {
         let tx = &command.transaction_id;
-        let (accepted, decision) = self
-            .decisions
-            .decide(&self.gateway, tx, &command.order.user_id);
+        let (accepted, decision) =
+            self.decisions
+                .decide(&self.gateway, tx, &command.order.user_id)?;
         let reply = match accepted {
             true => {
                 info!(%tx, total_price = command.total_price, "TAKE_PAYMENT → payment accepted → PAYMENT_APPROVED");
@@ -47,15 +47,15 @@ impl PaymentCommandStep {
                 }
             }
         };
-        (reply, decision)
+        Ok((reply, decision))
     }
 
     /// CANCEL_PAYMENT: a payment taken is refunded; one not decided yet is decided
     /// "declined" now, so that a TAKE_PAYMENT still on its way is declined too. The reply
     /// follows from the decision, so a redelivered cancel gets the same one.
-    fn cancel(&self, command: &Command) -> (Reply, Option<Record>) {
+    fn cancel(&self, command: &Command) -> Result<(Reply, Option<Record>), Unknowable> {
         let tx = &command.transaction_id;
-        let (refunded, decision) = match self.decisions.answer(tx) {
+        let (refunded, decision) = match self.decisions.answer(tx)? {
             Some(accepted) => (accepted, None),
             None => (false, Some(self.decisions.remember(tx, false))),
         };
@@ -69,11 +69,11 @@ impl PaymentCommandStep {
             refunded: Some(refunded),
             ..Reply::to(ReplyKind::PaymentCancelled, tx)
         };
-        (reply, decision)
+        Ok((reply, decision))
     }
 
     fn answer(&self, command: &Command) -> StepResult {
-        let (reply, decision) = match command.command {
+        let answered = match command.command {
             CommandKind::TakePayment => self.take(command),
             CommandKind::CancelPayment => self.cancel(command),
             other => {
@@ -83,6 +83,8 @@ impl PaymentCommandStep {
                 )));
             }
         };
+        let (reply, decision) =
+            answered.map_err(|unknowable| StepError::Poison(unknowable.to_string()))?;
         let mut outgoing: Vec<Record> = decision.into_iter().collect();
         outgoing.push(reply.record(&self.topics));
         Ok(outgoing)
@@ -100,10 +102,7 @@ impl SagaStep for PaymentCommandStep {
     async fn handle_batch(&self, commands: &[&Command]) -> Vec<StepResult> {
         let transactions = commands.iter().map(|c| c.transaction_id.as_str());
         if let Err(error) = self.decisions.know(transactions).await {
-            return commands
-                .iter()
-                .map(|_| Err(StepError::Retry(error.to_string())))
-                .collect();
+            return commands.iter().map(|_| Err(error.step_error())).collect();
         }
         commands.iter().map(|c| self.answer(c)).collect()
     }

@@ -43,7 +43,8 @@ impl PaymentStep {
         let total = event.total_price();
         let (accepted, decision) = self
             .decisions
-            .decide(&self.gateway, tx, &event.order.user_id);
+            .decide(&self.gateway, tx, &event.order.user_id)
+            .map_err(|unknowable| StepError::Poison(unknowable.to_string()))?;
         let mut outgoing: Vec<Record> = decision.into_iter().collect();
         if accepted {
             info!(%tx, total_price = total, "INVENTORY_RESERVED → payment accepted → PAYMENT_COMPLETE to `{}`", self.topics.order);
@@ -73,10 +74,7 @@ impl SagaStep for PaymentStep {
     async fn handle_batch(&self, events: &[&SagaEvent]) -> Vec<StepResult> {
         let transactions = events.iter().map(|e| e.transaction_id.as_str());
         if let Err(error) = self.decisions.know(transactions).await {
-            return events
-                .iter()
-                .map(|_| Err(StepError::Retry(error.to_string())))
-                .collect();
+            return events.iter().map(|_| Err(error.step_error())).collect();
         }
         events.iter().map(|event| self.answer(event)).collect()
     }

@@ -37,11 +37,35 @@ struct Decision {
     decided_at: String,
 }
 
+/// What the topic says of one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Known {
+    /// The answer given.
+    Answered(bool),
+    /// A decision whose record cannot be read, where (`topic partition@offset`).
+    Unreadable(String),
+}
+
+/// The answer given before cannot be read: deciding again could contradict it, so the
+/// transaction is not decided (its event is dead-lettered with this).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the decision already made for transaction {transaction_id} cannot be read ({at}): it is \
+     not decided again, which could contradict it; settle it by hand"
+)]
+pub struct Unknowable {
+    transaction_id: String,
+    at: String,
+}
+
 /// Every decision made so far, and how far the topic has been read. Clones share it (the
 /// payment consumer's event and command loops keep one memory).
 #[derive(Clone)]
 pub struct Decisions {
-    known: Arc<Mutex<HashMap<String, bool>>>,
+    known: Arc<Mutex<HashMap<String, Known>>>,
+    /// Set when a decision without a key cannot be read: any transaction may be the one
+    /// it decided, so none can be decided any more.
+    lost: Arc<Mutex<Option<String>>>,
     /// Per partition, the offset the reader reads next.
     read_up_to: watch::Receiver<HashMap<i32, i64>>,
     /// Asks for the topic's ends. Not the reader: a broker answers one connection's
@@ -57,8 +81,9 @@ pub struct Decisions {
 
 impl Decisions {
     /// Creates the topic if it is missing, starts reading it from the start in the
-    /// background, and waits until everything already in it is read.
-    pub async fn open(kafka: &Kafka, shutdown: CancellationToken) -> Result<Self, KafkaFailure> {
+    /// background, and waits until everything already in it is read (failing for good if
+    /// a decision without a key in it cannot be read).
+    pub async fn open(kafka: &Kafka, shutdown: CancellationToken) -> Result<Self, KnowError> {
         let topic = kafka.topics.payment_decisions.clone();
         for (name, change) in kafka.ensure_topics(&[topic.as_str()], None, 1).await? {
             match change {
@@ -97,12 +122,22 @@ impl Decisions {
         }
         reader.assign(&assignment).map_err(unreachable)?;
         let known = Arc::new(Mutex::new(HashMap::new()));
+        let lost = Arc::new(Mutex::new(None));
         let (progress, read_up_to) = watch::channel(HashMap::new());
-        tokio::spawn(follow(reader.clone(), known.clone(), progress, shutdown));
+        tokio::spawn(follow(
+            reader.clone(),
+            Memory {
+                known: known.clone(),
+                lost: lost.clone(),
+            },
+            progress,
+            shutdown,
+        ));
         let ends_client =
             Arc::new(kafka.reader(&format!("{topic}-ends-{}", uuid::Uuid::new_v4().simple()))?);
         let decisions = Self {
             known,
+            lost,
             read_up_to,
             ends_client,
             topic,
@@ -110,16 +145,25 @@ impl Decisions {
             servers,
         };
         decisions.catch_up().await?;
+        decisions.know(std::iter::empty()).await?;
         Ok(decisions)
     }
 
-    fn known(&self) -> MutexGuard<'_, HashMap<String, bool>> {
+    fn known(&self) -> MutexGuard<'_, HashMap<String, Known>> {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The answer already given to `transaction_id`, if any.
-    pub fn answer(&self, transaction_id: &str) -> Option<bool> {
-        self.known().get(transaction_id).copied()
+    /// The answer already given to `transaction_id`, if any; an error if one was given
+    /// but cannot be read.
+    pub fn answer(&self, transaction_id: &str) -> Result<Option<bool>, Unknowable> {
+        match self.known().get(transaction_id) {
+            None => Ok(None),
+            Some(Known::Answered(accepted)) => Ok(Some(*accepted)),
+            Some(Known::Unreadable(at)) => Err(Unknowable {
+                transaction_id: transaction_id.to_string(),
+                at: at.clone(),
+            }),
+        }
     }
 
     /// How many decisions are known.
@@ -134,7 +178,8 @@ impl Decisions {
 
     /// Remembers a decision; returns the record that keeps it, to send with its outcome.
     pub fn remember(&self, transaction_id: &str, accepted: bool) -> Record {
-        self.known().insert(transaction_id.to_string(), accepted);
+        self.known()
+            .insert(transaction_id.to_string(), Known::Answered(accepted));
         let decision = Decision {
             transaction_id: transaction_id.to_string(),
             accepted,
@@ -156,9 +201,9 @@ impl Decisions {
         gateway: &Gateway,
         transaction_id: &str,
         user_id: &str,
-    ) -> (bool, Option<Record>) {
+    ) -> Result<(bool, Option<Record>), Unknowable> {
         let verdict = |accepted: bool| if accepted { "accepted" } else { "declined" };
-        match self.answer(transaction_id) {
+        Ok(match self.answer(transaction_id)? {
             Some(given) => {
                 let now = gateway.accepts(transaction_id, user_id);
                 if now != given {
@@ -171,17 +216,21 @@ impl Decisions {
                 let accepted = gateway.accepts(transaction_id, user_id);
                 (accepted, Some(self.remember(transaction_id, accepted)))
             }
-        }
+        })
     }
 
     /// Reads every decision made so far if one of `transaction_ids` has no known answer
     /// (another instance may just have made it: the event moved with a rebalance).
+    /// Fails for good ([`DecisionsLost`]) once a decision without a key could not be read.
     pub async fn know<'a>(
         &self,
         mut transaction_ids: impl Iterator<Item = &'a str>,
-    ) -> Result<(), KafkaFailure> {
-        match transaction_ids.any(|tx| self.answer(tx).is_none()) {
-            true => self.catch_up().await,
+    ) -> Result<(), KnowError> {
+        if let Some(at) = self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(KnowError::Lost(DecisionsLost { at }));
+        }
+        match transaction_ids.any(|tx| self.known().get(tx).is_none()) {
+            true => self.catch_up().await.map_err(KnowError::Kafka),
             false => Ok(()),
         }
     }
@@ -230,10 +279,80 @@ impl Decisions {
     }
 }
 
+/// A decision without a key could not be read: any transaction may be the one it decided.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "the payment decision at {at} has no key and cannot be read: any transaction may be the \
+     one it decided, so the payment consumer decides none. Remove the record (or the topic, \
+     if every decision in it may be forgotten) and start it again"
+)]
+pub struct DecisionsLost {
+    at: String,
+}
+
+/// Why the decisions could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum KnowError {
+    /// The broker did not answer in time: retry.
+    #[error(transparent)]
+    Kafka(#[from] KafkaFailure),
+    /// For good: see [`DecisionsLost`].
+    #[error(transparent)]
+    Lost(DecisionsLost),
+}
+
+impl KnowError {
+    /// What it makes of a step: retried when the broker was slow, the end of the
+    /// service when a decision was lost.
+    pub fn step_error(&self) -> crate::consumer::StepError {
+        match self {
+            KnowError::Kafka(error) => crate::consumer::StepError::Retry(error.to_string()),
+            KnowError::Lost(lost) => crate::consumer::StepError::Fatal(lost.to_string()),
+        }
+    }
+}
+
+/// What the follower writes: the decisions by transaction, and whether one was lost.
+struct Memory {
+    known: Arc<Mutex<HashMap<String, Known>>>,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl Memory {
+    /// Takes one record of the topic: a decision, or a record that cannot be one.
+    fn take(&self, topic: &str, message: &rdkafka::message::BorrowedMessage<'_>) {
+        let at = format!("{topic} {}@{}", message.partition(), message.offset());
+        let decision = message
+            .payload()
+            .and_then(|payload| serde_json::from_slice::<Decision>(payload).ok());
+        let key = message
+            .key()
+            .and_then(|key| std::str::from_utf8(key).ok())
+            .map(str::to_string);
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        match (decision, key) {
+            (Some(decision), _) => {
+                known.insert(decision.transaction_id, Known::Answered(decision.accepted));
+            }
+            (None, Some(transaction_id)) => {
+                tracing::error!(tx = %transaction_id, at, "a payment decision cannot be read: this transaction will not be decided again");
+                known.insert(transaction_id, Known::Unreadable(at));
+            }
+            (None, None) => {
+                tracing::error!(
+                    at,
+                    "a payment decision without a key cannot be read: no transaction can be decided any more"
+                );
+                *self.lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
+            }
+        }
+    }
+}
+
 /// Reads decisions as they come until `shutdown`, recording how far each partition is read.
 async fn follow(
     reader: Arc<SagaConsumer>,
-    known: Arc<Mutex<HashMap<String, bool>>>,
+    memory: Memory,
     progress: watch::Sender<HashMap<i32, i64>>,
     shutdown: CancellationToken,
 ) {
@@ -244,15 +363,7 @@ async fn follow(
         };
         match received {
             Ok(message) => {
-                let decision = message
-                    .payload()
-                    .and_then(|payload| serde_json::from_slice::<Decision>(payload).ok());
-                if let Some(decision) = decision {
-                    known
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(decision.transaction_id, decision.accepted);
-                }
+                memory.take(message.topic(), &message);
                 let (partition, next) = (message.partition(), message.offset() + 1);
                 progress.send_modify(|read| {
                     read.insert(partition, next);

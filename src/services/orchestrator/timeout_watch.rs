@@ -28,6 +28,7 @@ use tracing::warn;
 
 use super::Orchestrator;
 use crate::kafka::{EventProducer, Kafka, KafkaFailure, Owned, Partitioner};
+use crate::store::orders::OrderStoreError;
 
 /// How long a round waits for the reply loop to catch up with the partitions' ends.
 const CATCH_UP: Duration = Duration::from_secs(1);
@@ -50,6 +51,8 @@ pub struct TimeoutWatch {
     /// The partitions the reply loop owns.
     pub owned: Owned,
     pub step_timeout: Duration,
+    /// Sagas already reported as unreadable (each is reported once).
+    pub unreadable: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl TimeoutWatch {
@@ -89,11 +92,7 @@ impl TimeoutWatch {
                 _ = tokio::time::sleep(period) => {}
             }
         }
-        // Off the runtime's workers: a flush blocks its thread.
-        let flushed = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(5)));
-        if let Err(error) = flushed.await {
-            warn!(%error, "the timeout watch's producer did not flush");
-        }
+        producer.flush(Duration::from_secs(5)).await;
         Ok(())
     }
 
@@ -153,8 +152,11 @@ impl TimeoutWatch {
                 return;
             }
         };
-        let judged_here: Vec<_> = stalled
+        let (readable, unreadable): (Vec<_>, Vec<_>) = stalled.into_iter().partition(Result::is_ok);
+        self.report_unreadable(unreadable.into_iter().filter_map(Result::err));
+        let judged_here: Vec<_> = readable
             .into_iter()
+            .filter_map(Result::ok)
             .filter(|saga| {
                 let partition =
                     partitioner.partition(saga.transaction_id.as_bytes(), judged.partitions);
@@ -164,6 +166,19 @@ impl TimeoutWatch {
         self.orchestrator
             .time_out(producer, judged_here, self.step_timeout)
             .await;
+    }
+}
+
+impl TimeoutWatch {
+    /// Logs each saga that cannot be read, once: it can be neither timed out nor moved
+    /// until someone mends or removes its order, and it is not taken for "no saga".
+    fn report_unreadable(&self, errors: impl Iterator<Item = OrderStoreError>) {
+        let mut reported = self.unreadable.lock().unwrap_or_else(|p| p.into_inner());
+        for error in errors {
+            if reported.insert(error.to_string()) {
+                tracing::error!(%error, "a saga in flight cannot be read: it will not time out; mend or remove its order");
+            }
+        }
     }
 }
 

@@ -26,7 +26,9 @@ use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::dynamo_item::{OUTBOX, OUTBOX_INDEX, OUTBOX_PENDING, PENDING_EVENT};
-use super::{OrderStoreError, Transition, dynamo_item, parse_outbox, updated_before, updated_now};
+use super::{
+    OrderStoreError, StoreKind, Transition, dynamo_item, parse_outbox, updated_before, updated_now,
+};
 use crate::config::DynamoArgs;
 use crate::event::{SagaEvent, Status};
 
@@ -111,11 +113,13 @@ impl DynamoOrders {
         match &error {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
                 OrderStoreError::Unreachable {
+                    store: StoreKind::DynamoDb,
                     endpoint: self.endpoint.clone(),
                     detail: innermost_cause(&error),
                 }
             }
             _ if error.code() == Some("ResourceNotFoundException") => OrderStoreError::NoTable {
+                store: StoreKind::DynamoDb,
                 table: self.table.clone(),
                 endpoint: self.endpoint.clone(),
             },
@@ -127,11 +131,20 @@ impl DynamoOrders {
                     service.err().message().unwrap_or("no message")
                 );
                 match super::refuses_for_good(code, service.raw().status().as_u16()) {
-                    true => OrderStoreError::Rejected(detail),
-                    false => OrderStoreError::Request(detail),
+                    true => OrderStoreError::Rejected {
+                        store: StoreKind::DynamoDb,
+                        detail,
+                    },
+                    false => OrderStoreError::Request {
+                        store: StoreKind::DynamoDb,
+                        detail,
+                    },
                 }
             }
-            _ => OrderStoreError::Request(DisplayErrorContext(&error).to_string()),
+            _ => OrderStoreError::Request {
+                store: StoreKind::DynamoDb,
+                detail: DisplayErrorContext(&error).to_string(),
+            },
         }
     }
 

@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::OrderStoreError;
 use super::updated_now;
+use super::{OrderStoreError, StoreKind};
 use crate::event::{SagaEvent, Status};
 
 /// The outbox attribute: the ORDER_CREATED event until the broker has it.
@@ -60,7 +60,10 @@ pub(super) fn new_order(
         pending_event: event.to_json(),
         outbox: OUTBOX_PENDING,
     };
-    serde_dynamo::to_item(item).map_err(|e| OrderStoreError::Request(e.to_string()))
+    serde_dynamo::to_item(item).map_err(|e| OrderStoreError::Rejected {
+        store: StoreKind::DynamoDb,
+        detail: e.to_string(),
+    })
 }
 
 /// An order as the course's item shape shows it (plain JSON), without the outboxes'
@@ -71,8 +74,10 @@ pub(super) fn shown(
     item.remove(PENDING_EVENT);
     item.remove(OUTBOX);
     item.remove("saga_commands");
-    serde_dynamo::from_item(item)
-        .map_err(|e| OrderStoreError::Request(format!("an order item that is not plain JSON: {e}")))
+    serde_dynamo::from_item(item).map_err(|e| OrderStoreError::Rejected {
+        store: StoreKind::DynamoDb,
+        detail: format!("an order item that is not plain JSON: {e}"),
+    })
 }
 
 #[cfg(test)]

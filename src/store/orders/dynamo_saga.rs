@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::dynamo::DynamoOrders;
 use super::dynamo_item::{OUTBOX, OUTBOX_SAGA, PENDING_EVENT};
-use super::{OrderStoreError, dynamo_item, updated_at, updated_now};
+use super::{OrderStoreError, Stalled, dynamo_item, updated_at, updated_now};
 use crate::event::SagaEvent;
 use crate::orchestration::messages::Command;
 use crate::orchestration::saga::{Move, Saga, SagaState};
@@ -26,48 +26,62 @@ pub(super) fn commands_json(commands: &[Command]) -> String {
     serde_json::to_string(commands).unwrap_or_else(|_| "[]".into())
 }
 
-/// The stored commands (none once the saga is final); `None`, logged, if unreadable.
-pub(super) fn parse_commands(raw: Option<String>) -> Option<Vec<Command>> {
-    let Some(raw) = raw else {
-        return Some(Vec::new());
-    };
-    match serde_json::from_str(&raw) {
-        Ok(commands) => Some(commands),
-        Err(error) => {
-            tracing::error!(%error, raw, "unreadable saga commands skipped");
-            None
-        }
+/// The stored commands (none once the saga is final).
+pub(super) fn parse_commands(raw: Option<String>) -> Result<Vec<Command>, String> {
+    match raw {
+        None => Ok(Vec::new()),
+        Some(raw) => serde_json::from_str(&raw)
+            .map_err(|error| format!("saga_commands is not a list of commands ({error}): {raw}")),
     }
 }
 
-/// The saga stored on `item`, if it has one; an unreadable one is logged and skipped.
-fn saga_of(item: &HashMap<String, AttributeValue>) -> Option<Saga> {
-    let string = |name: &str| match item.get(name) {
-        Some(AttributeValue::S(value)) => Some(value.clone()),
-        _ => None,
+/// The saga stored on `item` (one that has a `saga_state`), every field checked.
+fn saga_of(item: &HashMap<String, AttributeValue>) -> Result<Saga, OrderStoreError> {
+    let transaction_id = match item.get("transaction_id") {
+        Some(AttributeValue::S(tx)) => tx.clone(),
+        _ => String::from("(no transaction_id)"),
     };
-    let state = SagaState::parse(&string("saga_state")?)?;
-    let commands = parse_commands(string("saga_commands"))?;
+    let unreadable = |detail: String| OrderStoreError::UnreadableSaga {
+        transaction_id: transaction_id.clone(),
+        detail,
+    };
+    let string = |name: &str| match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value.clone()),
+        other => Err(unreadable(format!("{name} is {other:?}, not a string"))),
+    };
+    let state = string("saga_state")?;
+    let state =
+        SagaState::parse(&state).ok_or_else(|| unreadable(format!("no saga state {state}")))?;
+    let commands = match item.get("saga_commands") {
+        None => Ok(Vec::new()),
+        Some(_) => parse_commands(Some(string("saga_commands")?)),
+    }
+    .map_err(unreadable)?;
     let timeouts = match item.get("saga_timeouts") {
-        Some(AttributeValue::N(n)) => n.parse().unwrap_or_default(),
-        _ => 0,
+        None => 0,
+        Some(AttributeValue::N(n)) => n
+            .parse()
+            .map_err(|_| unreadable(format!("saga_timeouts is {n}, not a count")))?,
+        Some(other) => return Err(unreadable(format!("saga_timeouts is {other:?}"))),
     };
     let history = match item.get("saga_history") {
+        None => Vec::new(),
         Some(AttributeValue::L(entries)) => entries
             .iter()
-            .filter_map(|entry| entry.as_s().ok().cloned())
-            .collect(),
-        _ => Vec::new(),
+            .map(|entry| entry.as_s().cloned())
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|entry| unreadable(format!("a saga_history entry is {entry:?}")))?,
+        Some(other) => return Err(unreadable(format!("saga_history is {other:?}"))),
     };
-    Some(Saga {
-        transaction_id: string("transaction_id")?,
+    Ok(Saga {
         user_id: string("user_id")?,
         state,
         commands,
         timeouts,
-        reason: string("reason"),
+        reason: string("reason").ok(),
         updated: string("updated")?,
         history,
+        transaction_id,
     })
 }
 
@@ -117,7 +131,12 @@ impl DynamoOrders {
             .send()
             .await
             .map_err(|e| self.failure(e))?;
-        Ok(answer.items().iter().find_map(saga_of))
+        answer
+            .items()
+            .iter()
+            .find(|item| item.contains_key("saga_state"))
+            .map(saga_of)
+            .transpose()
     }
 
     /// Moves `saga` by `step` if nothing moved it since it was read (same state, same
@@ -180,7 +199,7 @@ impl DynamoOrders {
     pub async fn stalled_sagas(
         &self,
         before: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<Saga>, OrderStoreError> {
+    ) -> Result<Vec<Stalled>, OrderStoreError> {
         let cutoff = updated_at(before);
         let items = match self.has_outbox_index().await? {
             true => self.query_outbox(OUTBOX_SAGA, &cutoff).await?,
@@ -189,6 +208,6 @@ impl DynamoOrders {
                 self.scan(Some((filter, &cutoff))).await?
             }
         };
-        Ok(items.iter().filter_map(saga_of).collect())
+        Ok(items.iter().map(saga_of).collect())
     }
 }

@@ -7,9 +7,9 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType,
 };
 
-use super::OrderStoreError;
 use super::dynamo::DynamoOrders;
 use super::dynamo_item::{OUTBOX, OUTBOX_INDEX};
+use super::{OrderStoreError, StoreKind};
 
 impl DynamoOrders {
     /// Fails with a helpful message if the endpoint or the table is missing.
@@ -42,8 +42,10 @@ impl DynamoOrders {
                 .attribute_type(ScalarAttributeType::S)
                 .build()
         };
-        let invalid =
-            |e: aws_sdk_dynamodb::error::BuildError| OrderStoreError::Request(e.to_string());
+        let invalid = |e: aws_sdk_dynamodb::error::BuildError| OrderStoreError::Request {
+            store: StoreKind::DynamoDb,
+            detail: e.to_string(),
+        };
         let outbox_index = GlobalSecondaryIndex::builder()
             .index_name(OUTBOX_INDEX)
             .key_schema(key(OUTBOX, KeyType::Hash).map_err(invalid)?)

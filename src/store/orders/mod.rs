@@ -27,34 +27,104 @@ use crate::orchestration::saga::{Move, Saga};
 pub use dynamo::DynamoOrders;
 pub use sql::SqlOrders;
 
-/// Errors of the order store, with the endpoint and a hint where that helps.
+/// A saga found stalled: readable, or the error that says why not.
+pub type Stalled = Result<Saga, OrderStoreError>;
+
+/// Which kind of order store failed (each error names it: a SQLite URL is not DynamoDB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// DynamoDB (LocalStack, moto, dynalite or AWS).
+    DynamoDb,
+    /// A SQLite file.
+    Sqlite,
+}
+
+impl std::fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StoreKind::DynamoDb => "DynamoDB",
+            StoreKind::Sqlite => "SQLite",
+        })
+    }
+}
+
+impl StoreKind {
+    /// What to do when the store does not answer.
+    fn start_hint(self) -> String {
+        match self {
+            StoreKind::DynamoDb => format!(
+                "Is it running? Start it with `{START_HINT}`, or keep the orders in a SQLite \
+                 file instead: --dynamodb-endpoint sqlite://$HOME/edm-orders.db"
+            ),
+            StoreKind::Sqlite => {
+                "Check that the file's directory exists and is writable".to_string()
+            }
+        }
+    }
+}
+
+/// Errors of the order store, naming the store, with the endpoint and a hint where that
+/// helps.
 #[derive(Debug, thiserror::Error)]
 pub enum OrderStoreError {
     /// The endpoint did not answer.
-    #[error(
-        "cannot reach DynamoDB at {endpoint}: {detail}. Is it running? Start it with `{START_HINT}`"
-    )]
+    #[error("cannot reach {store} at {endpoint}: {detail}. {}", store.start_hint())]
     Unreachable {
+        /// DynamoDB or SQLite.
+        store: StoreKind,
         /// The endpoint (or `aws`).
         endpoint: String,
-        /// What the SDK said.
+        /// What the SDK or driver said.
         detail: String,
     },
     /// The table does not exist.
-    #[error("DynamoDB table `{table}` does not exist at {endpoint}; run `edm setup` first")]
+    #[error("{store} table `{table}` does not exist at {endpoint}; run `edm setup` first")]
     NoTable {
+        /// DynamoDB or SQLite.
+        store: StoreKind,
         table: String,
         /// The endpoint (or `aws`).
         endpoint: String,
     },
-    /// A request failed for a reason that may pass (throttling, a server error): retry.
-    #[error("DynamoDB request failed: {0}")]
-    Request(String),
-    /// The store refused the request itself (a 4xx such as `ValidationException`: a key
-    /// too long, an item too large): the same request will always fail, so it is not
-    /// retried.
-    #[error("DynamoDB refused the request: {0}")]
-    Rejected(String),
+    /// A request failed for a reason that may pass (throttling, a server error, a busy
+    /// file): retry.
+    #[error("{store} request failed: {detail}")]
+    Request {
+        /// DynamoDB or SQLite.
+        store: StoreKind,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The store refused the request itself (DynamoDB's 4xx such as
+    /// `ValidationException`, SQLite's constraint or type errors): the same request will
+    /// always fail, so it is not retried.
+    #[error("{store} refused the request: {detail}")]
+    Rejected {
+        /// DynamoDB or SQLite.
+        store: StoreKind,
+        /// Why.
+        detail: String,
+    },
+    /// An order carries a saga that cannot be read (a field missing or malformed, written
+    /// by hand or by another program): it is not taken for "no saga", which would lose it.
+    #[error("the saga stored with order {transaction_id} cannot be read: {detail}")]
+    UnreadableSaga {
+        /// Its order.
+        transaction_id: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+}
+
+impl OrderStoreError {
+    /// Whether the same request will fail the same way every time (so it is
+    /// dead-lettered rather than retried).
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            OrderStoreError::Rejected { .. } | OrderStoreError::UnreadableSaga { .. }
+        )
+    }
 }
 
 /// DynamoDB's error codes that are the server's state, not the request's fault: they pass,
@@ -198,11 +268,12 @@ impl OrderStore {
         delegate!(self.advance(saga, step))
     }
 
-    /// Orchestrated sagas in flight whose current step began before `before`.
+    /// Orchestrated sagas in flight whose current step began before `before` (each, or
+    /// why it cannot be read).
     pub async fn stalled_sagas(
         &self,
         before: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<Saga>, OrderStoreError> {
+    ) -> Result<Vec<Stalled>, OrderStoreError> {
         delegate!(self.stalled_sagas(before))
     }
 

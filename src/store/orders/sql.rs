@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use sqlx::{AnyPool, Row};
 
 use super::dynamo_saga::commands_json;
-use super::{OrderStoreError, Transition, parse_outbox, updated_before, updated_now};
+use super::{OrderStoreError, StoreKind, Transition, parse_outbox, updated_before, updated_now};
 use crate::event::{SagaEvent, Status};
 use crate::orchestration::saga::Move;
 
@@ -31,6 +31,7 @@ impl SqlOrders {
             crate::store::sqlite_pool(url)
                 .await
                 .map_err(|e| OrderStoreError::Unreachable {
+                    store: StoreKind::Sqlite,
                     endpoint: url.to_string(),
                     detail: e.to_string(),
                 })?;
@@ -49,8 +50,21 @@ impl SqlOrders {
         &self.pool
     }
 
+    /// A failed statement: refused for good when the data cannot fit (a constraint, a
+    /// value too big or of the wrong type: the same statement fails the same way again),
+    /// else a failure that may pass (the file busy or locked, a disk error).
     pub(super) fn failed(&self, error: sqlx::Error) -> OrderStoreError {
-        OrderStoreError::Request(format!("{}: {error}", self.url))
+        let detail = format!("{}: {error}", self.url);
+        match refused_for_good(&error) {
+            true => OrderStoreError::Rejected {
+                store: StoreKind::Sqlite,
+                detail,
+            },
+            false => OrderStoreError::Request {
+                store: StoreKind::Sqlite,
+                detail,
+            },
+        }
     }
 
     /// Fails if the table is missing.
@@ -63,6 +77,7 @@ impl SqlOrders {
         .map_err(|e| self.failed(e))?;
         match found {
             0 => Err(OrderStoreError::NoTable {
+                store: StoreKind::Sqlite,
                 table: "orders".into(),
                 endpoint: self.url.clone(),
             }),
@@ -76,7 +91,10 @@ impl SqlOrders {
         MIGRATIONS
             .run(&self.pool)
             .await
-            .map_err(|e| OrderStoreError::Request(format!("{}: {e}", self.url)))?;
+            .map_err(|e| OrderStoreError::Request {
+                store: StoreKind::Sqlite,
+                detail: format!("{}: {e}", self.url),
+            })?;
         Ok(!existed)
     }
 
@@ -235,4 +253,65 @@ fn to_json(row: &sqlx::any::AnyRow) -> Result<Map<String, Value>, sqlx::Error> {
         order.insert(column.to_string(), value);
     }
     Ok(order)
+}
+
+/// SQLite's answers that the data cannot be stored, whatever the moment: a constraint
+/// (NOT NULL, CHECK, UNIQUE, FOREIGN KEY), SQLITE_TOOBIG (18), SQLITE_MISMATCH (20). Busy,
+/// locked or I/O errors pass, and are retried.
+fn refused_for_good(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(error) = error else {
+        return false;
+    };
+    use sqlx::error::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::NotNullViolation
+            | ErrorKind::CheckViolation
+            | ErrorKind::UniqueViolation
+            | ErrorKind::ForeignKeyViolation
+    ) || matches!(error.code().as_deref(), Some("18" | "20"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refusal_of_the_data_is_told_from_a_failure_that_passes() {
+        let dir = std::env::temp_dir().join(format!("edm-sql-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let url = format!("sqlite://{}", dir.join("t.db").display());
+        let orders = SqlOrders::connect(&url).await.expect("SQLite");
+        sqlx::query("CREATE TABLE t (id TEXT NOT NULL CHECK (length(id) < 4))")
+            .execute(orders.pool())
+            .await
+            .expect("table");
+        let refused = sqlx::query("INSERT INTO t VALUES (NULL)")
+            .execute(orders.pool())
+            .await
+            .expect_err("NOT NULL");
+        assert!(matches!(
+            orders.failed(refused),
+            OrderStoreError::Rejected { .. }
+        ));
+        let refused = sqlx::query("INSERT INTO t VALUES ('toolong')")
+            .execute(orders.pool())
+            .await
+            .expect_err("CHECK");
+        assert!(matches!(
+            orders.failed(refused),
+            OrderStoreError::Rejected { .. }
+        ));
+        // A failure of the moment (here: a closed pool) is retried.
+        orders.pool().close().await;
+        let passing = sqlx::query("SELECT 1")
+            .execute(orders.pool())
+            .await
+            .expect_err("closed");
+        assert!(matches!(
+            orders.failed(passing),
+            OrderStoreError::Request { .. }
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

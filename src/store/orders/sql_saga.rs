@@ -6,31 +6,46 @@ use sqlx::Row;
 
 use super::dynamo_saga::{commands_json, parse_commands};
 use super::sql::SqlOrders;
-use super::{OrderStoreError, updated_at, updated_now};
+use super::{OrderStoreError, Stalled, updated_at, updated_now};
 use crate::event::{SagaEvent, Status};
 use crate::orchestration::saga::{Move, Saga, SagaState};
 
 const SAGA_COLUMNS: &str = "transaction_id, user_id, saga_state, saga_commands, saga_timeouts, \
                             reason, updated, saga_history";
 
-/// The saga of a row selected with [`SAGA_COLUMNS`]; an unreadable one is logged and
-/// skipped.
-fn saga_of(row: &sqlx::any::AnyRow) -> Option<Saga> {
+/// The saga of a row selected with [`SAGA_COLUMNS`], every field checked.
+fn saga_of(row: &sqlx::any::AnyRow) -> Result<Saga, OrderStoreError> {
     let text = |column: &str| row.try_get::<Option<String>, _>(column).ok().flatten();
-    let state = SagaState::parse(&text("saga_state")?)?;
-    let commands = parse_commands(text("saga_commands"))?;
-    let timeouts: i64 = row.try_get("saga_timeouts").unwrap_or_default();
-    Some(Saga {
-        transaction_id: text("transaction_id")?,
-        user_id: text("user_id")?,
+    let transaction_id = text("transaction_id").unwrap_or_else(|| "(no transaction_id)".into());
+    let unreadable = |detail: String| OrderStoreError::UnreadableSaga {
+        transaction_id: transaction_id.clone(),
+        detail,
+    };
+    let required =
+        |column: &str| text(column).ok_or_else(|| unreadable(format!("{column} is missing")));
+    let state = required("saga_state")?;
+    let state =
+        SagaState::parse(&state).ok_or_else(|| unreadable(format!("no saga state {state}")))?;
+    let commands = parse_commands(text("saga_commands")).map_err(unreadable)?;
+    let timeouts: i64 = row
+        .try_get::<Option<i64>, _>("saga_timeouts")
+        .map_err(|e| unreadable(format!("saga_timeouts: {e}")))?
+        .unwrap_or_default();
+    let history = match text("saga_history") {
+        None => Vec::new(),
+        Some(raw) => serde_json::from_str(&raw)
+            .map_err(|e| unreadable(format!("saga_history is not a list ({e}): {raw}")))?,
+    };
+    Ok(Saga {
+        user_id: required("user_id")?,
         state,
         commands,
-        timeouts: u32::try_from(timeouts).unwrap_or_default(),
+        timeouts: u32::try_from(timeouts)
+            .map_err(|_| unreadable(format!("saga_timeouts is {timeouts}")))?,
         reason: text("reason"),
-        updated: text("updated")?,
-        history: text("saga_history")
-            .and_then(|raw| serde_json::from_str(&raw).ok())
-            .unwrap_or_default(),
+        updated: required("updated")?,
+        history,
+        transaction_id,
     })
 }
 
@@ -53,7 +68,7 @@ impl SqlOrders {
         .fetch_all(self.pool())
         .await
         .map_err(|e| self.failed(e))?;
-        Ok(rows.iter().find_map(saga_of))
+        rows.first().map(saga_of).transpose()
     }
 
     /// Moves `saga` by `step` if nothing moved it since it was read; false if something did.
@@ -90,7 +105,7 @@ impl SqlOrders {
     pub async fn stalled_sagas(
         &self,
         before: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<Saga>, OrderStoreError> {
+    ) -> Result<Vec<Stalled>, OrderStoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {SAGA_COLUMNS} FROM orders WHERE saga_commands IS NOT NULL AND updated < ?"
         )))
@@ -98,6 +113,6 @@ impl SqlOrders {
         .fetch_all(self.pool())
         .await
         .map_err(|e| self.failed(e))?;
-        Ok(rows.iter().filter_map(saga_of).collect())
+        Ok(rows.iter().map(saga_of).collect())
     }
 }
