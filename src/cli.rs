@@ -61,3 +61,14 @@ pub enum Command {
     /// Check which servers and services answer, and say how to start the others.
     Doctor(Targets),
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap's own checks of every subcommand (two flags with one name, a default that does
+    /// not parse…), which otherwise run only when that subcommand is used.
+    #[test]
+    fn every_subcommand_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -63,35 +63,38 @@ impl KafkaArgs {
     }
 }
 
-/// Where MySQL is.
+/// Where the stock is: MySQL, as in the course, or a SQLite file.
 #[derive(Args, Debug, Clone)]
-pub struct MysqlArgs {
-    /// MySQL URL of the inventory database.
-    #[arg(long, env = "EDM_MYSQL_URL", default_value = DEFAULT_MYSQL_URL)]
-    pub mysql_url: String,
+pub struct InventoryStoreArgs {
+    /// The inventory database: a MySQL URL (`mysql://user:password@host:port/database`),
+    /// or `sqlite://FILE` for a SQLite file (no server needed).
+    #[arg(long = "mysql-url", value_name = "URL", env = "EDM_MYSQL_URL", default_value = DEFAULT_MYSQL_URL)]
+    pub inventory_store: String,
 
     /// Maximum number of pooled MySQL connections.
     #[arg(long, env = "EDM_MYSQL_POOL_SIZE", default_value_t = 5)]
     pub mysql_pool_size: u32,
 }
 
-impl MysqlArgs {
+impl InventoryStoreArgs {
     /// Settings for the given URL with the default pool size.
-    pub fn new(mysql_url: impl Into<String>) -> Self {
+    pub fn new(inventory_store: impl Into<String>) -> Self {
         Self {
-            mysql_url: mysql_url.into(),
+            inventory_store: inventory_store.into(),
             mysql_pool_size: 5,
         }
     }
 }
 
-/// Where DynamoDB is and which table holds the orders.
+/// Where the orders are: DynamoDB, as in the course, or a SQLite file; and which table
+/// holds them.
 #[derive(Args, Debug, Clone)]
-pub struct DynamoArgs {
-    /// DynamoDB endpoint URL, or `aws` for the real AWS endpoint of the region (credentials
-    /// then come from the normal AWS chain: environment, profile, instance role).
-    #[arg(long, env = "EDM_DYNAMODB_ENDPOINT", default_value = DEFAULT_DYNAMODB_ENDPOINT)]
-    pub dynamodb_endpoint: String,
+pub struct OrderStoreArgs {
+    /// The order store: a DynamoDB endpoint URL, `aws` for the real AWS endpoint of the
+    /// region (credentials then come from the normal AWS chain: environment, profile,
+    /// instance role), or `sqlite://FILE` for a SQLite file (no server needed).
+    #[arg(long = "dynamodb-endpoint", value_name = "URL", env = "EDM_DYNAMODB_ENDPOINT", default_value = DEFAULT_DYNAMODB_ENDPOINT)]
+    pub order_store: String,
 
     /// AWS region of the DynamoDB table.
     #[arg(long, env = "EDM_DYNAMODB_REGION", default_value = "us-east-2")]
@@ -111,11 +114,11 @@ pub struct DynamoArgs {
 /// Default of `--dynamodb-connections`: as many as the order consumer updates at once.
 pub const DEFAULT_DYNAMODB_CONNECTIONS: u32 = 64;
 
-impl DynamoArgs {
+impl OrderStoreArgs {
     /// Settings for a local endpoint with the course's region and table name.
     pub fn new(endpoint: impl Into<String>) -> Self {
         Self {
-            dynamodb_endpoint: endpoint.into(),
+            order_store: endpoint.into(),
             dynamodb_region: "us-east-2".into(),
             orders_table: "order".into(),
             dynamodb_connections: DEFAULT_DYNAMODB_CONNECTIONS,
@@ -124,7 +127,7 @@ impl DynamoArgs {
 
     /// The endpoint override, or `None` for real AWS.
     pub fn endpoint_override(&self) -> Option<&str> {
-        let endpoint = self.dynamodb_endpoint.trim();
+        let endpoint = self.order_store.trim();
         (!endpoint.is_empty() && !endpoint.eq_ignore_ascii_case("aws")).then_some(endpoint)
     }
 }
@@ -286,11 +289,11 @@ mod tests {
 
     #[test]
     fn aws_means_no_endpoint_override() {
-        let mut args = DynamoArgs::new("http://127.0.0.1:4566");
+        let mut args = OrderStoreArgs::new("http://127.0.0.1:4566");
         assert_eq!(args.endpoint_override(), Some("http://127.0.0.1:4566"));
-        args.dynamodb_endpoint = "aws".into();
+        args.order_store = "aws".into();
         assert_eq!(args.endpoint_override(), None);
-        args.dynamodb_endpoint = String::new();
+        args.order_store = String::new();
         assert_eq!(args.endpoint_override(), None);
     }
 

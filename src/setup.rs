@@ -5,7 +5,7 @@
 use sqlx::Connection;
 use sqlx::mysql::MySqlConnection;
 
-use crate::config::{DynamoArgs, MysqlArgs};
+use crate::config::{InventoryStoreArgs, OrderStoreArgs};
 use crate::store::inventory::{Dialect, InventoryError, InventoryStore, redact};
 use crate::store::orders::OrderStore;
 
@@ -13,9 +13,9 @@ use crate::store::orders::OrderStore;
 #[derive(Debug, Clone, clap::Args)]
 pub struct SetupArgs {
     #[command(flatten)]
-    pub mysql: MysqlArgs,
+    pub mysql: InventoryStoreArgs,
     #[command(flatten)]
-    pub dynamo: DynamoArgs,
+    pub dynamo: OrderStoreArgs,
 }
 
 /// `edm setup`: prepares both stores and says what it did.
@@ -46,13 +46,14 @@ pub struct SetupReport {
 }
 
 /// Creates the MySQL database if missing (the URL's path names it).
-pub async fn create_database(mysql_url: &str) -> Result<String, InventoryError> {
-    let mut url = url::Url::parse(mysql_url).map_err(|e| InventoryError::BadUrl(e.to_string()))?;
+pub async fn create_database(inventory_store: &str) -> Result<String, InventoryError> {
+    let mut url =
+        url::Url::parse(inventory_store).map_err(|e| InventoryError::BadUrl(e.to_string()))?;
     let database = url.path().trim_start_matches('/').to_string();
     if database.is_empty() {
         return Err(InventoryError::BadUrl(format!(
             "{} names no database (expected …/inventory)",
-            redact(mysql_url)
+            redact(inventory_store)
         )));
     }
     if !database
@@ -67,8 +68,8 @@ pub async fn create_database(mysql_url: &str) -> Result<String, InventoryError> 
     let mut connection = MySqlConnection::connect(url.as_str())
         .await
         .map_err(|detail| InventoryError::Unreachable {
-            address: redact(mysql_url),
-            user: crate::store::inventory::login::user_of(mysql_url),
+            address: redact(inventory_store),
+            user: crate::store::inventory::login::user_of(inventory_store),
             detail,
         })?;
     let statement = format!("CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4");
@@ -80,10 +81,13 @@ pub async fn create_database(mysql_url: &str) -> Result<String, InventoryError> 
 }
 
 /// Applies `sql/` to MySQL and creates the DynamoDB table.
-pub async fn run(mysql: &MysqlArgs, dynamo: &DynamoArgs) -> anyhow::Result<SetupReport> {
-    let database = match Dialect::of_url(&mysql.mysql_url)? {
-        Dialect::MySql => create_database(&mysql.mysql_url).await?,
-        Dialect::Sqlite => mysql.mysql_url.clone(),
+pub async fn run(
+    mysql: &InventoryStoreArgs,
+    dynamo: &OrderStoreArgs,
+) -> anyhow::Result<SetupReport> {
+    let database = match Dialect::of_url(&mysql.inventory_store)? {
+        Dialect::MySql => create_database(&mysql.inventory_store).await?,
+        Dialect::Sqlite => mysql.inventory_store.clone(),
     };
     let store = InventoryStore::connect_unchecked(mysql).await?;
     store.apply_schema().await?;

@@ -86,7 +86,7 @@ async fn an_event_mysql_refuses_for_good_is_dead_lettered_and_its_batch_goes_on(
     config.prepare().await;
     // A database made with the course's older `CHARSET=utf8` (utf8mb3): a transaction id
     // with a 4-byte character fits the event but never the table.
-    let pool = sqlx::MySqlPool::connect(&config.mysql.mysql_url)
+    let pool = sqlx::MySqlPool::connect(&config.mysql.inventory_store)
         .await
         .expect("mysql");
     for statement in [

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::process::EdmProcess;
 use common::{Lab, LabConfig, Services, first_dead_letter, order_body, read_topic, send_json};
-use edm::config::DynamoArgs;
+use edm::config::OrderStoreArgs;
 use edm::kafka::Kafka;
 use edm::orchestration::SagaStyle;
 use edm::orchestration::messages::{Reply, ReplyKind};
@@ -119,7 +119,7 @@ async fn a_saga_that_cannot_be_read_is_dead_lettered_not_taken_for_none() {
     std::fs::create_dir_all(&dir).expect("dir");
     let url = format!("sqlite://{}", dir.join("orders.db").display());
     let mut config = LabConfig::fresh();
-    config.dynamo = DynamoArgs::new(url.clone());
+    config.dynamo = OrderStoreArgs::new(url.clone());
     let lab = Lab::start_with(
         config,
         Services {

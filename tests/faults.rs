@@ -225,8 +225,10 @@ async fn a_batch_of_steps_applies_each_once_in_order_on_mysql_and_sqlite() {
 
     let dir = std::env::temp_dir().join(format!("edm-test-{}", config.id));
     std::fs::create_dir_all(&dir).expect("dir");
-    let sqlite =
-        edm::config::MysqlArgs::new(format!("sqlite://{}", dir.join("inventory.db").display()));
+    let sqlite = edm::config::InventoryStoreArgs::new(format!(
+        "sqlite://{}",
+        dir.join("inventory.db").display()
+    ));
     let store = InventoryStore::connect_unchecked(&sqlite)
         .await
         .expect("sqlite");
@@ -239,7 +241,7 @@ async fn a_batch_of_steps_applies_each_once_in_order_on_mysql_and_sqlite() {
 async fn a_mysql_outage_mid_run_loses_and_doubles_nothing() {
     let mysql = PrivateMysql::start();
     let mut config = LabConfig::fresh();
-    config.mysql.mysql_url = format!("{}/edm_{}", mysql.url(), config.id);
+    config.mysql.inventory_store = format!("{}/edm_{}", mysql.url(), config.id);
     let lab = Lab::start_with(config, Services::all(Gateway::DeclineRate(0.4))).await;
     let initial = stock_by_item(&lab.stock).await;
 
@@ -288,7 +290,7 @@ async fn sigterm_while_mysql_is_down_keeps_the_event_for_the_next_run() {
 
     let mysql = PrivateMysql::start();
     let mut config = LabConfig::fresh();
-    config.mysql.mysql_url = format!("{}/edm_{}", mysql.url(), config.id);
+    config.mysql.inventory_store = format!("{}/edm_{}", mysql.url(), config.id);
     config.prepare().await;
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");

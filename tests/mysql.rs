@@ -5,7 +5,7 @@
 mod common;
 
 use common::server_env;
-use edm::config::MysqlArgs;
+use edm::config::InventoryStoreArgs;
 use edm::store::inventory::InventoryStore;
 use sqlx::Row;
 
@@ -27,8 +27,8 @@ async fn a_user_that_requires_tls_logs_in_over_tls() {
         "edm_tls_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let mysql = MysqlArgs::new(url("edm_tls", "inventorypw", &database));
-    edm::setup::create_database(&mysql.mysql_url)
+    let mysql = InventoryStoreArgs::new(url("edm_tls", "inventorypw", &database));
+    edm::setup::create_database(&mysql.inventory_store)
         .await
         .expect("the TLS user logs in");
     let store = InventoryStore::connect_unchecked(&mysql)
@@ -49,7 +49,7 @@ async fn a_user_that_requires_tls_logs_in_over_tls() {
 
 #[tokio::test]
 async fn a_wrong_password_is_named_as_such_not_as_a_server_down() {
-    let mysql = MysqlArgs::new(url("root", "not-the-password", "inventory"));
+    let mysql = InventoryStoreArgs::new(url("root", "not-the-password", "inventory"));
     let error = InventoryStore::connect(&mysql)
         .await
         .expect_err("refused")
@@ -66,7 +66,7 @@ async fn a_wrong_password_is_named_as_such_not_as_a_server_down() {
 #[tokio::test]
 async fn a_closed_port_says_nothing_answers() {
     let port = common::servers::free_port();
-    let mysql = MysqlArgs::new(format!(
+    let mysql = InventoryStoreArgs::new(format!(
         "mysql://root:inventorypw@127.0.0.1:{port}/inventory"
     ));
     let error = InventoryStore::connect(&mysql)
@@ -83,13 +83,13 @@ async fn the_schema_is_versioned_migrations_recorded_once_over_an_older_database
         "edm_schema_{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let mysql = MysqlArgs::new(url("root", "inventorypw", &database));
-    edm::setup::create_database(&mysql.mysql_url)
+    let mysql = InventoryStoreArgs::new(url("root", "inventorypw", &database));
+    edm::setup::create_database(&mysql.inventory_store)
         .await
         .expect("database");
     // As an older edm, or the compose stack's first start, left it: the tables and the
     // items, no record of migrations; then the stock moved.
-    let pool = sqlx::MySqlPool::connect(&mysql.mysql_url)
+    let pool = sqlx::MySqlPool::connect(&mysql.inventory_store)
         .await
         .expect("connect");
     for script in [

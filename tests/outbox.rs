@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::servers::PrivateServer;
 use common::{Lab, LabConfig, Services, order_body, order_created};
-use edm::config::DynamoArgs;
+use edm::config::OrderStoreArgs;
 use edm::kafka::Kafka;
 use edm::services::order_service::OrderServiceOptions;
 use edm::services::payment_consumer::Gateway;
@@ -77,9 +77,9 @@ async fn an_order_kafka_does_not_acknowledge_is_accepted_and_sent_once_kafka_is_
 async fn the_order_service_answers_503_when_dynamodb_is_gone() {
     let mut dynamodb = PrivateServer::moto();
     let mut config = LabConfig::fresh();
-    config.dynamo = DynamoArgs {
+    config.dynamo = OrderStoreArgs {
         orders_table: config.dynamo.orders_table.clone(),
-        ..DynamoArgs::new(format!("http://127.0.0.1:{}", dynamodb.port))
+        ..OrderStoreArgs::new(format!("http://127.0.0.1:{}", dynamodb.port))
     };
     let lab = Lab::start_with(config, Services::http_only()).await;
     lab.place("before", 1, 1).await;
@@ -143,14 +143,14 @@ async fn the_outbox_relay_reads_an_index_of_unsent_orders_and_scans_older_tables
     assert!(indexed.outbox_indexed().await.expect("describe"));
 
     // A table as an older `edm setup` made it: keys only, no index.
-    let older_args = DynamoArgs {
+    let older_args = OrderStoreArgs {
         orders_table: format!("{}-older", config.dynamo.orders_table),
         ..config.dynamo.clone()
     };
     let client = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::Config::builder()
             .behavior_version_latest()
-            .endpoint_url(&config.dynamo.dynamodb_endpoint)
+            .endpoint_url(&config.dynamo.order_store)
             .region(aws_sdk_dynamodb::config::Region::new(
                 config.dynamo.dynamodb_region.clone(),
             ))

@@ -133,7 +133,7 @@ async fn doctor_reports_what_answers_and_what_does_not() {
         run(command)
     };
 
-    let (code, stdout, stderr) = doctor(&lab.config.mysql.mysql_url);
+    let (code, stdout, stderr) = doctor(&lab.config.mysql.inventory_store);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with('✓')).count(),

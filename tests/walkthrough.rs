@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::LabConfig;
 use common::process::{EdmProcess, edm_command};
 use common::servers::{PrivateApacheKafka, PrivateServer, free_port, wait_port};
-use edm::config::{DynamoArgs, MysqlArgs};
+use edm::config::{InventoryStoreArgs, OrderStoreArgs};
 use serde_json::Value;
 
 /// Places an order of 5 × item 2 through the order service at `url`, waits until its saga
@@ -56,10 +56,77 @@ async fn the_walkthrough_runs_with_edm_broker_and_sqlite_files() {
     // The course's names: a broker of this test's own.
     config.kafka.bootstrap_servers = format!("127.0.0.1:{}", broker.port);
     config.kafka.topic_prefix = String::new();
-    config.mysql = MysqlArgs::new(format!("sqlite://{}", dir.join("inventory.db").display()));
-    config.dynamo = DynamoArgs::new(format!("sqlite://{}", dir.join("orders.db").display()));
+    config.mysql =
+        InventoryStoreArgs::new(format!("sqlite://{}", dir.join("inventory.db").display()));
+    config.dynamo = OrderStoreArgs::new(format!("sqlite://{}", dir.join("orders.db").display()));
     walkthrough(&config).await;
+
+    // Then `edm lab` in the same shell (the exports still set): it must leave the
+    // student's files as they are and create nothing outside its own directory.
+    let before = books(&config).await;
+    let files_before = listing(&dir);
+    let scratch = dir.join("tmp");
+    std::fs::create_dir_all(&scratch).expect("scratch");
+    for saga in ["choreography", "both"] {
+        let output = common::process::edm_command(&config)
+            .args(["lab", "--saga", saga])
+            .env("TMPDIR", &scratch)
+            .output()
+            .expect("edm lab");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "edm lab --saga {saga}: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            stdout.contains("the lab leaves it alone") && !stdout.contains("stock in MySQL sqlite"),
+            "{stdout}"
+        );
+    }
+    assert_eq!(
+        books(&config).await,
+        before,
+        "the walkthrough's books changed"
+    );
+    let mut files_after = listing(&dir);
+    files_after.retain(|f| f != "tmp");
+    assert_eq!(
+        files_after, files_before,
+        "files appeared beside the student's"
+    );
+    let left: Vec<_> = listing(&scratch);
+    assert!(left.is_empty(), "the lab left {left:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The student's books: stock, history and orders, as the walkthrough left them.
+async fn books(config: &LabConfig) -> (String, String, usize) {
+    let stock = edm::store::inventory::InventoryStore::connect(&config.mysql)
+        .await
+        .expect("inventory store");
+    let items = format!("{:?}", stock.items().await.expect("items"));
+    let history = format!("{:?}", stock.history().await.expect("history"));
+    let orders = edm::store::orders::OrderStore::connect(&config.dynamo)
+        .await
+        .expect("order store")
+        .all_orders()
+        .await
+        .expect("orders")
+        .len();
+    (items, history, orders)
+}
+
+/// The names in `dir` (SQLite's -wal and -shm files aside: they come and go).
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with("-wal") && !n.ends_with("-shm"))
+        .collect();
+    names.sort();
+    names
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

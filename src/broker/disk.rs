@@ -30,9 +30,8 @@ use super::log::PartitionLog;
 /// A topic as `topics.json` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TopicEntry {
-    /// Name.
     pub name: String,
-    /// Id.
+    /// Kept so that clients that name topics by id (Metadata v10+) find them again.
     pub id: uuid::Uuid,
     /// Partition count.
     pub partitions: i32,

@@ -38,7 +38,7 @@ pub use step::{
     Incoming, Outgoing, STEP_CONCURRENCY, SagaStep, StepError, StepResult, only_result,
 };
 
-use crate::kafka::{Kafka, KafkaFailure, Record};
+use crate::kafka::{Kafka, KafkaFailure, Record, SagaConsumer};
 
 /// Why a loop stopped before it was told to.
 #[derive(Debug, thiserror::Error)]
@@ -132,30 +132,7 @@ pub async fn run<S: SagaStep>(
 
     // Set when the loop ends on an error that no retry can fix.
     let mut stopped_by = None;
-    loop {
-        let received = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            received = consumer.recv() => received,
-        };
-        let mut batch = match received {
-            Ok(message) => vec![message],
-            Err(error) => {
-                warn!(%error, "Kafka receive failed; retrying in 1 s");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        // Whatever else is already fetched joins the batch; nothing is waited for.
-        while batch.len() < MAX_BATCH {
-            match consumer.recv().now_or_never() {
-                Some(Ok(message)) => batch.push(message),
-                Some(Err(error)) => {
-                    warn!(%error, "Kafka receive failed");
-                    break;
-                }
-                None => break,
-            }
-        }
+    while let Some(batch) = next_batch(&consumer, &shutdown).await {
         let started = std::time::Instant::now();
         let records = match handle_batch(&step, &batch, &shutdown).await {
             Ok(Some(records)) => records,
@@ -179,27 +156,74 @@ pub async fn run<S: SagaStep>(
         }
         debug!(group, events = batch.len(), sent, handled = ?handled, acknowledged = ?started.elapsed(),
                "batch done");
-        // Only now is the batch done: store its offsets, so that no commit (the final one
-        // at shutdown included) ever covers an event still in hand.
-        for message in &batch {
-            if let Err(error) = consumer.store_offset_from_message(message) {
-                let at = Origin::of(message);
-                warn!(%error, %at, "offset not stored; the event may be redelivered (harmless)");
+        commit(&consumer, &batch);
+    }
+    info!(topic, group, "stopping: committing offsets and flushing");
+    stop(consumer, &producer).await;
+    // A static member's close keeps its place for a restart; a stop gives it up.
+    if let Some(membership) = membership
+        && let Err(error) = membership.leave().await
+    {
+        warn!(group, instance = %membership.instance_id, "could not leave the group ({error}): its partitions move to the other instances once its session ends");
+    }
+    stopped_by.map_or(Ok(()), Err)
+}
+
+/// The next batch: the next message, and whatever else is already fetched (up to
+/// [`MAX_BATCH`]; nothing is waited for); `None` once `shutdown` is asked for.
+async fn next_batch<'a>(
+    consumer: &'a SagaConsumer,
+    shutdown: &CancellationToken,
+) -> Option<Vec<BorrowedMessage<'a>>> {
+    let first = loop {
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            received = consumer.recv() => received,
+        };
+        match received {
+            Ok(message) => break message,
+            Err(error) => {
+                warn!(%error, "Kafka receive failed; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
-        if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
-            warn!(%error, "offset commit failed; the batch may be redelivered (harmless)");
+    };
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match consumer.recv().now_or_never() {
+            Some(Ok(message)) => batch.push(message),
+            Some(Err(error)) => {
+                warn!(%error, "Kafka receive failed");
+                break;
+            }
+            None => break,
         }
     }
+    Some(batch)
+}
 
-    info!(topic, group, "stopping: committing offsets and flushing");
-    // librdkafka's final commit and close (LeaveGroup) block their thread for up to
-    // seconds: off the runtime's workers, or an embedded broker on the same runtime could
-    // not answer them (seen: every `edm lab` took 5 s per pair of consumers to stop).
+/// Stores and commits the offsets of a batch that is done — only then, so that no commit
+/// (the final one at shutdown included) ever covers an event still in hand.
+fn commit(consumer: &SagaConsumer, batch: &[BorrowedMessage<'_>]) {
+    for message in batch {
+        if let Err(error) = consumer.store_offset_from_message(message) {
+            let at = Origin::of(message);
+            warn!(%error, %at, "offset not stored; the event may be redelivered (harmless)");
+        }
+    }
+    if let Err(error) = consumer.commit_consumer_state(CommitMode::Async) {
+        warn!(%error, "offset commit failed; the batch may be redelivered (harmless)");
+    }
+}
+
+/// The final commit (of the stored offsets only: events fully handled), the consumer's
+/// close and the producer's flush. librdkafka's commit and close block their thread for
+/// up to seconds: off the runtime's workers, or an embedded broker on the same runtime
+/// could not answer them (seen: every `edm lab` took 5 s per pair of consumers to stop).
+async fn stop(consumer: SagaConsumer, producer: &crate::kafka::EventProducer) {
     let span = tracing::Span::current();
     let teardown = tokio::task::spawn_blocking(move || {
         let _service = span.enter();
-        // Commits the stored offsets only: events fully handled.
         if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
             // NoOffset just means nothing was consumed since the last commit.
             if !matches!(
@@ -215,13 +239,6 @@ pub async fn run<S: SagaStep>(
         warn!(%error, "the consumer's teardown failed");
     }
     producer.flush(Duration::from_secs(5)).await;
-    // A static member's close keeps its place for a restart; a stop gives it up.
-    if let Some(membership) = membership
-        && let Err(error) = membership.leave().await
-    {
-        warn!(group, instance = %membership.instance_id, "could not leave the group ({error}): its partitions move to the other instances once its session ends");
-    }
-    stopped_by.map_or(Ok(()), Err)
 }
 
 /// Applies the step to a batch of messages, retrying server failures with backoff; returns

@@ -40,7 +40,6 @@ pub enum TopicChange {
     Kept(usize),
     /// There already, its configs set to edm's (`key=value`), which it did not have.
     Altered {
-        /// Partitions.
         partitions: usize,
         /// The configs it has now.
         configs: Vec<(&'static str, &'static str)>,

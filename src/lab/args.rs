@@ -42,12 +42,16 @@ pub struct LabArgs {
     pub properties: Vec<PropertyList>,
     /// MySQL server, e.g. mysql://root:inventorypw@127.0.0.1:3306/inventory; the lab uses a
     /// database of its own on it (`edm_lab_<id>`). Default: an embedded SQLite file.
-    #[arg(long, env = "EDM_MYSQL_URL")]
-    pub mysql_url: Option<String>,
+    #[arg(long = "mysql-url", value_name = "URL", env = "EDM_MYSQL_URL")]
+    pub inventory_store: Option<String>,
     /// DynamoDB endpoint (`aws` for real AWS); the lab uses a table of its own.
     /// Default: an embedded SQLite file.
-    #[arg(long, env = "EDM_DYNAMODB_ENDPOINT")]
-    pub dynamodb_endpoint: Option<String>,
+    #[arg(
+        long = "dynamodb-endpoint",
+        value_name = "URL",
+        env = "EDM_DYNAMODB_ENDPOINT"
+    )]
+    pub order_store: Option<String>,
     /// AWS region.
     #[arg(long, env = "EDM_DYNAMODB_REGION", default_value = "us-east-2")]
     pub dynamodb_region: String,

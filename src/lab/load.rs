@@ -152,6 +152,25 @@ fn bar(progress: &MultiProgress, len: usize, label: &str) -> ProgressBar {
     bar
 }
 
+/// What the order placers share: the next order's number, when each placed order was
+/// sent, how many were refused.
+#[derive(Clone, Default)]
+struct Placing {
+    next: Arc<AtomicUsize>,
+    placed_at: Arc<Mutex<HashMap<String, Instant>>>,
+    refused: Arc<AtomicUsize>,
+}
+
+/// How the sagas ended, as the order consumer reported them.
+struct Finishing {
+    /// When each saga finished (its first report), and how.
+    finished_at: HashMap<String, (Instant, Status)>,
+    /// When the last one did.
+    last: Instant,
+    /// Whether Ctrl-C stopped the placing.
+    interrupted: bool,
+}
+
 /// Places `orders` orders, `concurrency` at a time (or offered at `rate` a second), until
 /// all are placed or `interrupt`; then waits for every placed saga to finish.
 async fn drive(
@@ -170,104 +189,40 @@ async fn drive(
 
     let progress = MultiProgress::new();
     let placed_bar = bar(&progress, orders, "placed");
-    let completed_bar = bar(&progress, orders, "completed");
-    let cancelled_bar = bar(&progress, orders, "cancelled");
-
-    let next = Arc::new(AtomicUsize::new(0));
-    let placed_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let refused = Arc::new(AtomicUsize::new(0));
+    let placing = Placing::default();
     let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (client, next, placed_at, refused, placed_bar, interrupt) = (
-            lab.client.clone(),
-            next.clone(),
-            placed_at.clone(),
-            refused.clone(),
-            placed_bar.clone(),
-            interrupt.clone(),
-        );
-        workers.push(tokio::spawn(async move {
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= orders || interrupt.is_cancelled() {
-                    return;
-                }
-                let order = load_order(format!("load-{n}"), 1 + (n % 5) as i64, 1 + (n % 3) as i64);
-                // Open loop: order n is due at n / rate; its latency counts from then.
-                let sent = match rate {
-                    Some(rate) => {
-                        let due = started + Duration::from_secs_f64(n as f64 / rate);
-                        tokio::select! {
-                            _ = tokio::time::sleep_until(due.into()) => {}
-                            _ = interrupt.cancelled() => return,
-                        }
-                        due
-                    }
-                    None => Instant::now(),
-                };
-                match client.place(&order).await {
-                    Ok(placed) => {
-                        placed_at.lock().await.insert(placed.transaction_id, sent);
-                        placed_bar.inc(1);
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "order refused");
-                        refused.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }));
-    }
-
-    let mut finished_at: HashMap<String, (Instant, Status)> = HashMap::new();
-    let mut last = started;
-    let mut interrupted = false;
-    loop {
-        let all_placed = workers.iter().all(|w| w.is_finished());
-        let expected = placed_at.lock().await.len();
-        if all_placed && finished_at.len() >= expected {
-            break;
-        }
-        lab.check_services()?;
-        let finished = tokio::select! {
-            finished = tokio::time::timeout(Duration::from_secs(60), lab.finished.recv()) => finished,
-            _ = interrupt.cancelled(), if !interrupted => {
-                interrupted = true;
-                progress.println("interrupted: no more orders; waiting for the sagas in flight (Ctrl-C again to quit at once)")?;
-                continue;
-            }
-        };
-        match finished {
-            Ok(Some(done)) => {
-                // A saga may be reported twice (redelivered final event): count it once,
-                // at its first report.
-                if let std::collections::hash_map::Entry::Vacant(entry) =
-                    finished_at.entry(done.transaction_id)
-                {
-                    last = Instant::now();
-                    entry.insert((last, done.status));
-                    match done.status {
-                        Status::OrderComplete => completed_bar.inc(1),
-                        _ => cancelled_bar.inc(1),
-                    }
-                }
-            }
-            Ok(None) => anyhow::bail!("the order consumer stopped"),
-            Err(_) if finished_at.len() < expected => anyhow::bail!(
-                "no saga finished for 60 s ({} of {expected} done)",
-                finished_at.len()
-            ),
-            Err(_) => {}
-        }
-    }
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let placer = place_orders(
+                lab.client.clone(),
+                placing.clone(),
+                Pace {
+                    orders,
+                    rate,
+                    started,
+                },
+                placed_bar.clone(),
+                interrupt.clone(),
+            );
+            tokio::spawn(placer)
+        })
+        .collect();
+    let finishing = follow(
+        lab, &placing, &workers, &progress, orders, interrupt, started,
+    )
+    .await?;
     for worker in workers {
         worker.await?;
     }
     placed_bar.finish();
-    completed_bar.finish();
-    cancelled_bar.finish();
-
+    let Finishing {
+        finished_at,
+        last,
+        interrupted,
+    } = finishing;
+    let Placing {
+        placed_at, refused, ..
+    } = placing;
     let placed_at = placed_at.lock().await;
     let mut latencies: Vec<Duration> = finished_at
         .iter()
@@ -294,4 +249,118 @@ async fn drive(
         latencies,
         books,
     })
+}
+
+/// When the orders are placed: `orders` in all, as fast as the placers go, or order n at
+/// `started` + n / `rate`.
+#[derive(Clone, Copy)]
+struct Pace {
+    orders: usize,
+    rate: Option<f64>,
+    started: Instant,
+}
+
+/// One placer: takes the next order's number and places it, until all are placed or
+/// `interrupt`.
+async fn place_orders(
+    client: crate::tools::order_client::OrderClient,
+    placing: Placing,
+    pace: Pace,
+    placed_bar: ProgressBar,
+    interrupt: CancellationToken,
+) {
+    loop {
+        let n = placing.next.fetch_add(1, Ordering::Relaxed);
+        if n >= pace.orders || interrupt.is_cancelled() {
+            return;
+        }
+        let order = load_order(format!("load-{n}"), 1 + (n % 5) as i64, 1 + (n % 3) as i64);
+        // Open loop: order n is due at n / rate; its latency counts from then.
+        let sent = match pace.rate {
+            Some(rate) => {
+                let due = pace.started + Duration::from_secs_f64(n as f64 / rate);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due.into()) => {}
+                    _ = interrupt.cancelled() => return,
+                }
+                due
+            }
+            None => Instant::now(),
+        };
+        match client.place(&order).await {
+            Ok(placed) => {
+                placing
+                    .placed_at
+                    .lock()
+                    .await
+                    .insert(placed.transaction_id, sent);
+                placed_bar.inc(1);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "order refused");
+                placing.refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Follows the sagas' ends until every placed order is final (or none finishes for 60 s),
+/// showing them on two bars; the first Ctrl-C only stops the placing.
+async fn follow(
+    lab: &mut Lab,
+    placing: &Placing,
+    workers: &[tokio::task::JoinHandle<()>],
+    progress: &MultiProgress,
+    orders: usize,
+    interrupt: &CancellationToken,
+    started: Instant,
+) -> anyhow::Result<Finishing> {
+    let completed_bar = bar(progress, orders, "completed");
+    let cancelled_bar = bar(progress, orders, "cancelled");
+    let mut finishing = Finishing {
+        finished_at: HashMap::new(),
+        last: started,
+        interrupted: false,
+    };
+    loop {
+        let all_placed = workers.iter().all(|w| w.is_finished());
+        let expected = placing.placed_at.lock().await.len();
+        if all_placed && finishing.finished_at.len() >= expected {
+            break;
+        }
+        lab.check_services()?;
+        let finished = tokio::select! {
+            finished = tokio::time::timeout(Duration::from_secs(60), lab.finished.recv()) => finished,
+            _ = interrupt.cancelled(), if !finishing.interrupted => {
+                finishing.interrupted = true;
+                progress.println("interrupted: no more orders; waiting for the sagas in flight (Ctrl-C again to quit at once)")?;
+                continue;
+            }
+        };
+        match finished {
+            Ok(Some(done)) => {
+                // A saga may be reported twice (redelivered final event): count it once,
+                // at its first report.
+                if let std::collections::hash_map::Entry::Vacant(entry) =
+                    finishing.finished_at.entry(done.transaction_id)
+                {
+                    finishing.last = Instant::now();
+                    entry.insert((finishing.last, done.status));
+                    match done.status {
+                        Status::OrderComplete => completed_bar.inc(1),
+                        _ => cancelled_bar.inc(1),
+                    }
+                }
+            }
+            Ok(None) => anyhow::bail!("the order consumer stopped"),
+            Err(_) if finishing.finished_at.len() < expected => anyhow::bail!(
+                "no saga finished for 60 s ({} of {expected} done)",
+                finishing.finished_at.len()
+            ),
+            Err(_) => {}
+        }
+    }
+    completed_bar.finish();
+    cancelled_bar.finish();
+    Ok(finishing)
 }

@@ -14,13 +14,14 @@ mod embedded;
 pub mod invariants;
 pub mod load;
 pub mod services;
+mod stores;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::config::{DynamoArgs, KafkaArgs, MysqlArgs};
+use crate::config::KafkaArgs;
 use crate::kafka::{AssignmentNotifier, Kafka};
 use crate::orchestration::SagaStyle;
 use crate::services::order_consumer::Finished;
@@ -91,42 +92,11 @@ impl Lab {
     pub async fn start(args: &LabArgs, gateway: Gateway, style: SagaStyle) -> anyhow::Result<Lab> {
         let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
         let dir = embedded::data_dir(&id);
-        if args.mysql_url.is_none() || args.dynamodb_endpoint.is_none() {
+        let stores = stores::plan(args, &id, &dir)?;
+        if stores.uses_dir {
             std::fs::create_dir_all(&dir)?;
         }
-        let (broker, bootstrap) = match &args.bootstrap_servers {
-            Some(servers) => (None, servers.clone()),
-            None => {
-                let broker = embedded::EmbeddedBroker::start().await?;
-                let address = broker.address.clone();
-                (Some(broker), address)
-            }
-        };
-        let mut kafka_args = KafkaArgs::new(bootstrap);
-        kafka_args.topic_prefix = format!("lab-{id}-");
-        kafka_args.properties = args.properties.clone();
-        let (database, mysql_url) = match &args.mysql_url {
-            Some(url) => {
-                let mut url = url::Url::parse(url)?;
-                let database = format!("edm_lab_{id}");
-                url.set_path(&database);
-                (Some(database), url.to_string())
-            }
-            None => (None, embedded::sqlite_url(&dir, "inventory.db")),
-        };
-        let mysql = MysqlArgs {
-            mysql_url,
-            mysql_pool_size: 8,
-        };
-        let dynamo = DynamoArgs {
-            dynamodb_endpoint: args
-                .dynamodb_endpoint
-                .clone()
-                .unwrap_or_else(|| embedded::sqlite_url(&dir, "orders.db")),
-            dynamodb_region: args.dynamodb_region.clone(),
-            orders_table: format!("edm_lab_{id}"),
-            dynamodb_connections: crate::config::DEFAULT_DYNAMODB_CONNECTIONS,
-        };
+        let (broker, kafka_args) = start_kafka(args, &id).await?;
         let servers = Servers {
             kafka: match &broker {
                 Some(b) => format!(
@@ -135,49 +105,19 @@ impl Lab {
                 ),
                 None => format!("Kafka {}", kafka_args.bootstrap_servers),
             },
-            stock: match &database {
-                Some(_) => format!(
-                    "MySQL {} (this run's database)",
-                    crate::store::inventory::redact(&mysql.mysql_url)
-                ),
-                None => format!("embedded SQLite {}", dir.join("inventory.db").display()),
-            },
-            orders: match &args.dynamodb_endpoint {
-                Some(endpoint) => format!("DynamoDB {endpoint}, table {}", dynamo.orders_table),
-                None => format!("embedded SQLite {}", dir.join("orders.db").display()),
-            },
+            stock: stores.stock_label.clone(),
+            orders: stores.orders_label.clone(),
         };
 
-        let (assigned, mut assignments) = mpsc::unbounded_channel();
+        let (assigned, assignments) = mpsc::unbounded_channel();
         let kafka = Kafka::connect(&kafka_args)
             .await?
             .reporting_assignments_to(AssignmentNotifier(assigned))
             .with_dynamic_members();
-        crate::setup::run(&mysql, &dynamo).await?;
-        let topics = kafka.topics.every_topic();
-        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-        kafka
-            .ensure_topics(&topics, Some(args.partitions), 1)
-            .await?;
-        let topics = &kafka.topics;
-        let groups = [
-            (inventory_consumer::GROUP, &topics.inventory),
-            (payment_consumer::GROUP, &topics.payment),
-            (order_consumer::GROUP, &topics.order),
-            (
-                inventory_commands::COMMAND_GROUP,
-                &topics.inventory_commands,
-            ),
-            (payment_commands::COMMAND_GROUP, &topics.payment_commands),
-            (orchestrator::GROUP, &topics.saga_replies),
-        ];
-        for (group, topic) in groups {
-            kafka
-                .commit_start(&kafka.group(group), topic, args.partitions)
-                .await?;
-        }
-        let stock = InventoryStore::connect(&mysql).await?;
-        let orders = OrderStore::connect(&dynamo).await?;
+        crate::setup::run(&stores.inventory, &stores.orders).await?;
+        let groups = prepare_topics(&kafka, args.partitions).await?;
+        let stock = InventoryStore::connect(&stores.inventory).await?;
+        let orders = OrderStore::connect(&stores.orders).await?;
 
         let (observer, finished) = mpsc::unbounded_channel();
         let services = Services::start(
@@ -191,30 +131,11 @@ impl Lab {
             Some(observer),
         )
         .await?;
-        let client = OrderClient::new(&services.order_url);
-        let inventory_url = services.inventory_url.clone();
-
         // Orders placed before the consumers have joined their groups would wait for the
         // join (seconds): wait for every group first, so timelines show the saga.
-        let mut ready = std::collections::HashSet::new();
-        let groups = groups.map(|(g, _)| kafka.group(g));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while !groups.iter().all(|g| ready.contains(g)) {
-            if let Ok(Some(group)) =
-                tokio::time::timeout(Duration::from_millis(200), assignments.recv()).await
-            {
-                ready.insert(group);
-            }
-            let stopped = services.stopped();
-            if stopped.is_some() || tokio::time::Instant::now() > deadline {
-                services.stop().await;
-                match stopped {
-                    Some(name) => anyhow::bail!("{name} stopped at start; see its error above"),
-                    None => {
-                        anyhow::bail!("the lab's consumers did not join their groups within 60 s")
-                    }
-                }
-            }
+        if let Err(error) = wait_until_joined(&services, &groups, assignments).await {
+            services.stop().await;
+            return Err(error);
         }
         // With several partitions, a consumer's first fetch may go out before all of its
         // partitions are ready to fetch; an event on one left out waits for that fetch to
@@ -226,14 +147,14 @@ impl Lab {
 
         Ok(Lab {
             id,
+            client: OrderClient::new(&services.order_url),
+            inventory_url: services.inventory_url.clone(),
             kafka,
             stock,
             orders,
-            client,
-            inventory_url,
             finished,
             servers,
-            database,
+            database: stores.mysql_database,
             dir,
             broker,
             keep: args.keep,
@@ -309,4 +230,76 @@ impl Lab {
         }
         Ok(())
     }
+}
+
+/// The run's Kafka: the servers given, or edm's broker embedded in this process; with the
+/// run's topic prefix.
+async fn start_kafka(
+    args: &LabArgs,
+    id: &str,
+) -> anyhow::Result<(Option<embedded::EmbeddedBroker>, KafkaArgs)> {
+    let (broker, bootstrap) = match &args.bootstrap_servers {
+        Some(servers) => (None, servers.clone()),
+        None => {
+            let broker = embedded::EmbeddedBroker::start().await?;
+            let address = broker.address.clone();
+            (Some(broker), address)
+        }
+    };
+    let mut kafka_args = KafkaArgs::new(bootstrap);
+    kafka_args.topic_prefix = format!("lab-{id}-");
+    kafka_args.properties = args.properties.clone();
+    Ok((broker, kafka_args))
+}
+
+/// Creates the run's topics, and sets each of its fresh groups at the start of its topic;
+/// returns the groups (already prefixed).
+async fn prepare_topics(kafka: &Kafka, partitions: i32) -> anyhow::Result<Vec<String>> {
+    let topics = kafka.topics.every_topic();
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    kafka.ensure_topics(&topics, Some(partitions), 1).await?;
+    let topics = &kafka.topics;
+    let groups = [
+        (inventory_consumer::GROUP, &topics.inventory),
+        (payment_consumer::GROUP, &topics.payment),
+        (order_consumer::GROUP, &topics.order),
+        (
+            inventory_commands::COMMAND_GROUP,
+            &topics.inventory_commands,
+        ),
+        (payment_commands::COMMAND_GROUP, &topics.payment_commands),
+        (orchestrator::GROUP, &topics.saga_replies),
+    ];
+    let mut prefixed = Vec::new();
+    for (group, topic) in groups {
+        let group = kafka.group(group);
+        kafka.commit_start(&group, topic, partitions).await?;
+        prefixed.push(group);
+    }
+    Ok(prefixed)
+}
+
+/// Waits (up to 60 s) until every group has its partitions; fails if a service stops
+/// meanwhile.
+async fn wait_until_joined(
+    services: &Services,
+    groups: &[String],
+    mut assignments: mpsc::UnboundedReceiver<String>,
+) -> anyhow::Result<()> {
+    let mut ready = std::collections::HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !groups.iter().all(|g| ready.contains(g)) {
+        if let Ok(Some(group)) =
+            tokio::time::timeout(Duration::from_millis(200), assignments.recv()).await
+        {
+            ready.insert(group);
+        }
+        if let Some(name) = services.stopped() {
+            anyhow::bail!("{name} stopped at start; see its error above");
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("the lab's consumers did not join their groups within 60 s");
+        }
+    }
+    Ok(())
 }

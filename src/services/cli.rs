@@ -12,7 +12,9 @@ use super::{
     inventory_consumer, inventory_service, orchestrator, order_consumer, order_service,
     payment_consumer,
 };
-use crate::config::{DynamoArgs, KafkaArgs, MysqlArgs, parse_bool_flag, parse_rate, parse_seconds};
+use crate::config::{
+    InventoryStoreArgs, KafkaArgs, OrderStoreArgs, parse_bool_flag, parse_rate, parse_seconds,
+};
 use crate::orchestration::SagaStyle;
 use crate::{http, shutdown};
 
@@ -41,7 +43,7 @@ pub struct OrderServiceArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
-    pub dynamo: DynamoArgs,
+    pub dynamo: OrderStoreArgs,
 }
 
 /// `edm order-service`.
@@ -73,7 +75,7 @@ pub struct OrchestratorArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
-    pub dynamo: DynamoArgs,
+    pub dynamo: OrderStoreArgs,
 }
 
 /// `edm orchestrator`.
@@ -94,7 +96,7 @@ pub struct OrderConsumerArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
-    pub dynamo: DynamoArgs,
+    pub dynamo: OrderStoreArgs,
 }
 
 /// `edm order-consumer`.
@@ -110,7 +112,7 @@ pub struct InventoryConsumerArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
-    pub mysql: MysqlArgs,
+    pub mysql: InventoryStoreArgs,
 }
 
 /// `edm inventory-consumer`.
@@ -131,7 +133,7 @@ pub struct InventoryServiceArgs {
     )]
     pub listen: SocketAddr,
     #[command(flatten)]
-    pub mysql: MysqlArgs,
+    pub mysql: InventoryStoreArgs,
 }
 
 /// `edm inventory-service`.

@@ -10,7 +10,7 @@ use tracing::info;
 
 use super::inventory_commands::{COMMAND_GROUP, InventoryCommandStep};
 use super::inventory_steps::apply_in_order;
-use crate::config::{KafkaArgs, MysqlArgs};
+use crate::config::{InventoryStoreArgs, KafkaArgs};
 use crate::consumer::{self, Loop, Outgoing, SagaStep, StepError, StepResult};
 use crate::event::{SagaEvent, Status};
 use crate::kafka::{Kafka, Record, Topics};
@@ -113,7 +113,7 @@ impl SagaStep for InventoryStep {
 /// Runs the inventory consumer until `shutdown`.
 pub async fn run(
     kafka: &KafkaArgs,
-    mysql: &MysqlArgs,
+    mysql: &InventoryStoreArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let store = InventoryStore::connect(mysql).await?;

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::config::MysqlArgs;
+use crate::config::InventoryStoreArgs;
 use crate::http::{self, ApiError};
 use crate::store::inventory::{HistoryRow, InventoryStore, Item};
 
@@ -34,7 +34,7 @@ async fn list_history(
 /// Runs the inventory service on `listener` until `shutdown`.
 pub async fn run(
     listener: TcpListener,
-    mysql: &MysqlArgs,
+    mysql: &InventoryStoreArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     serve(listener, InventoryStore::connect(mysql).await?, shutdown).await

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 
 use super::order_consumer::{Finished, FinishedSender};
-use crate::config::{DynamoArgs, KafkaArgs};
+use crate::config::{KafkaArgs, OrderStoreArgs};
 use crate::consumer::{self, SagaStep, StepError, StepResult};
 use crate::kafka::{EventProducer, Kafka, Owned, Record, Topics};
 use crate::orchestration::messages::Reply;
@@ -202,7 +202,7 @@ impl SagaStep for Orchestrator {
 /// Runs the orchestrator until `shutdown` (`edm orchestrator`).
 pub async fn run(
     kafka: &KafkaArgs,
-    dynamo: &DynamoArgs,
+    dynamo: &OrderStoreArgs,
     step_timeout: Duration,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {

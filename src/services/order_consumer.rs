@@ -5,7 +5,7 @@
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{DynamoArgs, KafkaArgs};
+use crate::config::{KafkaArgs, OrderStoreArgs};
 use crate::consumer::{self, Outgoing, SagaStep, StepError};
 use crate::event::{SagaEvent, Status, reason};
 use crate::kafka::{Kafka, Record, Topics};
@@ -113,7 +113,7 @@ impl SagaStep for OrderStep {
 /// Runs the order consumer until `shutdown` (`edm order-consumer`).
 pub async fn run(
     kafka: &KafkaArgs,
-    dynamo: &DynamoArgs,
+    dynamo: &OrderStoreArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let store = OrderStore::connect(dynamo).await?;

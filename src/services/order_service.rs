@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, warn};
 
 use super::outbox_relay;
-use crate::config::{DynamoArgs, KafkaArgs};
+use crate::config::{KafkaArgs, OrderStoreArgs};
 use crate::event::{ItemRequest, OrderDetails, SagaEvent, Status, validate_user_id};
 use crate::http::{self, ApiError};
 use crate::kafka::{EventProducer, Kafka, KafkaFailure, Record, Topics};
@@ -261,7 +261,7 @@ impl Default for OrderServiceOptions {
 pub async fn run(
     listener: TcpListener,
     kafka: &KafkaArgs,
-    dynamo: &DynamoArgs,
+    dynamo: &OrderStoreArgs,
     options: OrderServiceOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::{DynamoArgs, KafkaArgs, MysqlArgs, START_HINT};
+use crate::config::{InventoryStoreArgs, KafkaArgs, OrderStoreArgs, START_HINT};
 use crate::kafka::Kafka;
 use crate::store::inventory::InventoryStore;
 use crate::store::orders::OrderStore;
@@ -42,9 +42,9 @@ pub struct Targets {
     #[command(flatten)]
     pub kafka: KafkaArgs,
     #[command(flatten)]
-    pub mysql: MysqlArgs,
+    pub mysql: InventoryStoreArgs,
     #[command(flatten)]
-    pub dynamo: DynamoArgs,
+    pub dynamo: OrderStoreArgs,
     /// Base URL of the order service.
     #[arg(
         long,
@@ -146,8 +146,11 @@ async fn check_kafka(args: &KafkaArgs) -> Check {
     Check::new(name, result)
 }
 
-async fn check_mysql(args: &MysqlArgs) -> Check {
-    let name = format!("MySQL {}", crate::store::inventory::redact(&args.mysql_url));
+async fn check_mysql(args: &InventoryStoreArgs) -> Check {
+    let name = format!(
+        "MySQL {}",
+        crate::store::inventory::redact(&args.inventory_store)
+    );
     let result = match InventoryStore::connect(args).await {
         Err(error) => Err(error.to_string()),
         Ok(store) => match store.items().await {
@@ -158,7 +161,7 @@ async fn check_mysql(args: &MysqlArgs) -> Check {
     Check::new(name, result)
 }
 
-async fn check_dynamo(args: &DynamoArgs) -> Check {
+async fn check_dynamo(args: &OrderStoreArgs) -> Check {
     let endpoint = args.endpoint_override().unwrap_or("aws");
     let name = format!("DynamoDB {endpoint}");
     let result = match OrderStore::connect(args).await {

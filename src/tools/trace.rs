@@ -10,7 +10,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
-use crate::config::{DynamoArgs, KafkaArgs};
+use crate::config::{KafkaArgs, OrderStoreArgs};
 use crate::event::Status;
 use crate::kafka::{Kafka, KafkaFailure, SagaConsumer, Topics};
 use crate::orchestration::saga::{HistoryEntry, Saga};
@@ -25,7 +25,7 @@ pub struct TraceArgs {
     pub kafka: KafkaArgs,
     /// Where the orders are: an orchestrated saga's state changes are read from its order.
     #[command(flatten)]
-    pub dynamo: DynamoArgs,
+    pub dynamo: OrderStoreArgs,
 }
 
 /// `edm trace`: prints the saga's timeline; fails if no topic has an event of it.
@@ -57,7 +57,7 @@ pub async fn command(args: TraceArgs) -> anyhow::Result<()> {
 /// The orchestrator's state changes of saga `transaction_id` (none for a choreographed
 /// saga), from its order.
 async fn orchestrator_states(
-    dynamo: &DynamoArgs,
+    dynamo: &OrderStoreArgs,
     transaction_id: &str,
 ) -> Result<Vec<TracedEvent>, OrderStoreError> {
     let store = OrderStore::connect(dynamo).await?;

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use edm::config::{DynamoArgs, KafkaArgs, MysqlArgs};
+use edm::config::{InventoryStoreArgs, KafkaArgs, OrderStoreArgs};
 use edm::event::SagaEvent;
 use edm::kafka::{EventProducer, Kafka};
 use edm::setup;
@@ -34,9 +34,9 @@ pub struct LabConfig {
     /// Kafka settings with a unique topic prefix.
     pub kafka: KafkaArgs,
     /// MySQL settings with a database of its own.
-    pub mysql: MysqlArgs,
+    pub mysql: InventoryStoreArgs,
     /// DynamoDB settings with a table of its own.
-    pub dynamo: DynamoArgs,
+    pub dynamo: OrderStoreArgs,
 }
 
 impl LabConfig {
@@ -47,11 +47,11 @@ impl LabConfig {
         kafka.topic_prefix = format!("t{id}-");
         kafka.set_property("session.timeout.ms", "6000");
         kafka.set_property("heartbeat.interval.ms", "1000");
-        let mysql = MysqlArgs::new(format!(
+        let mysql = InventoryStoreArgs::new(format!(
             "{}/edm_{id}",
             server_env("EDM_TEST_MYSQL_URL").trim_end_matches('/')
         ));
-        let mut dynamo = DynamoArgs::new(server_env("EDM_TEST_DYNAMODB_ENDPOINT"));
+        let mut dynamo = OrderStoreArgs::new(server_env("EDM_TEST_DYNAMODB_ENDPOINT"));
         dynamo.orders_table = format!("order_{id}");
         Self {
             id,

@@ -182,8 +182,8 @@ pub fn edm_command(config: &LabConfig) -> Command {
         .env("EDM_BOOTSTRAP_SERVERS", &config.kafka.bootstrap_servers)
         .env("EDM_TOPIC_PREFIX", &config.kafka.topic_prefix)
         .env("EDM_KAFKA_PROPERTIES", properties.join(","))
-        .env("EDM_MYSQL_URL", &config.mysql.mysql_url)
-        .env("EDM_DYNAMODB_ENDPOINT", &config.dynamo.dynamodb_endpoint)
+        .env("EDM_MYSQL_URL", &config.mysql.inventory_store)
+        .env("EDM_DYNAMODB_ENDPOINT", &config.dynamo.order_store)
         .env("EDM_ORDERS_TABLE", &config.dynamo.orders_table)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null());

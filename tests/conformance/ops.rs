@@ -163,7 +163,19 @@ pub async fn produce(
                         .with_records(Some(batch)),
                 ]),
         ]);
-    let answer = wire.ask(&request, PRODUCE).await;
+    // Retried as clients retry NOT_LEADER_OR_FOLLOWER and LEADER_NOT_AVAILABLE: Apache
+    // Kafka's broker may take a moment after its metadata names it the leader of a new
+    // partition before it takes writes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let answer = wire.ask(&request, PRODUCE).await;
+        let code = answer.responses[0].partition_responses[0].error_code;
+        if matches!(code, 5 | 6) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        break answer;
+    };
     let partition = &answer.responses[0].partition_responses[0];
     match partition.error_code {
         0 => json!({"error": 0, "base_offset": partition.base_offset}),

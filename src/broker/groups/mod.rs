@@ -55,7 +55,6 @@ pub struct GroupDescription {
     pub protocol_type: String,
     /// Chosen strategy.
     pub protocol: String,
-    /// Members.
     pub members: Vec<MemberDescription>,
 }
 
@@ -133,7 +132,7 @@ impl Coordinator {
         }
     }
 
-    /// Heartbeat.
+    /// Heartbeat of a member of `group_id` (an unknown group has no such member).
     pub fn heartbeat(
         &self,
         group_id: &str,

@@ -29,7 +29,8 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 /// `isolation_level` of read_committed readers.
 const READ_COMMITTED: i8 = 1;
 
-/// Fetch.
+/// Fetch: each partition's batches from the offset asked for; when none has data, waits
+/// (up to the request's `max_wait_ms`) until an append wakes it.
 pub async fn fetch(state: &State, request: FetchRequest, version: i16) -> FetchResponse {
     // Fetch sessions (KIP-227) are not kept: session id 0 in every answer tells clients to
     // send full requests; one that goes on with a session of its own is told it is unknown.

@@ -148,7 +148,8 @@ pub async fn sync(state: &State, request: SyncGroupRequest, version: i16) -> Syn
     }
 }
 
-/// Heartbeat.
+/// Heartbeat: keeps a member's session alive, and tells it to join again when a
+/// rebalance is under way (REBALANCE_IN_PROGRESS).
 pub fn heartbeat(state: &State, request: HeartbeatRequest) -> HeartbeatResponse {
     let error = state.groups.heartbeat(
         &request.group_id,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyConnection, AnyPool, Connection};
 
-use crate::config::MysqlArgs;
+use crate::config::InventoryStoreArgs;
 
 mod dialect;
 pub mod login;
@@ -150,7 +150,7 @@ pub struct InventoryStore {
 
 impl InventoryStore {
     /// Connects to MySQL and checks that the schema is there.
-    pub async fn connect(args: &MysqlArgs) -> Result<Self, InventoryError> {
+    pub async fn connect(args: &InventoryStoreArgs) -> Result<Self, InventoryError> {
         let store = Self::connect_unchecked(args).await?;
         store.check_schema().await?;
         Ok(store)
@@ -158,12 +158,12 @@ impl InventoryStore {
 
     /// Connects without checking the schema (used by `edm setup`). A SQLite file is
     /// created if missing.
-    pub async fn connect_unchecked(args: &MysqlArgs) -> Result<Self, InventoryError> {
+    pub async fn connect_unchecked(args: &InventoryStoreArgs) -> Result<Self, InventoryError> {
         install_default_drivers();
-        let dialect = Dialect::of_url(&args.mysql_url)?;
-        let address = redact(&args.mysql_url);
-        let user = login::user_of(&args.mysql_url);
-        let url = args.mysql_url.clone();
+        let dialect = Dialect::of_url(&args.inventory_store)?;
+        let address = redact(&args.inventory_store);
+        let user = login::user_of(&args.inventory_store);
+        let url = args.inventory_store.clone();
         let pool = match dialect {
             Dialect::MySql => {
                 AnyPoolOptions::new()

@@ -29,7 +29,7 @@ use super::dynamo_item::{OUTBOX, OUTBOX_INDEX, OUTBOX_PENDING, PENDING_EVENT};
 use super::{
     OrderStoreError, StoreKind, Transition, dynamo_item, parse_outbox, updated_before, updated_now,
 };
-use crate::config::DynamoArgs;
+use crate::config::OrderStoreArgs;
 use crate::event::{SagaEvent, Status};
 
 /// Orders in DynamoDB: a client, the table name and the limit on requests in flight.
@@ -47,7 +47,7 @@ pub struct DynamoOrders {
 impl DynamoOrders {
     /// Builds a client: with an endpoint override (LocalStack, moto, dynalite) credentials
     /// come from the environment or are dummies; without one, the normal AWS chain is used.
-    pub async fn connect(args: &DynamoArgs) -> Self {
+    pub async fn connect(args: &OrderStoreArgs) -> Self {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(2))
             .operation_attempt_timeout(Duration::from_secs(5))

@@ -10,6 +10,7 @@
 //!   its outbox, its history), moved by conditional writes (`dynamo_saga`, `sql_saga`).
 
 mod dynamo;
+mod dynamo_contract;
 mod dynamo_item;
 mod dynamo_saga;
 mod dynamo_table;
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::config::{DynamoArgs, START_HINT};
+use crate::config::{OrderStoreArgs, START_HINT};
 use crate::event::{SagaEvent, Status};
 use crate::orchestration::saga::{Move, Saga};
 
@@ -174,155 +175,104 @@ pub fn updated_now() -> String {
     chrono::Utc::now().format(UPDATED_FORMAT).to_string()
 }
 
-/// The orders: in DynamoDB, or in SQL when the endpoint is a `sqlite:` URL.
-#[derive(Debug, Clone)]
-pub enum OrderStore {
-    /// DynamoDB (LocalStack, moto, dynalite or AWS).
-    Dynamo(DynamoOrders),
-    /// SQL (the embedded SQLite store of `edm lab`).
-    Sql(SqlOrders),
-}
-
-/// Calls the same method on whichever store this is (on DynamoDB, within the
-/// `--dynamodb-connections` limit).
-macro_rules! delegate {
-    ($self:ident.$method:ident($($arg:expr),*)) => {
-        match $self {
-            OrderStore::Dynamo(store) => {
-                let _connection = store.connection().await;
-                store.$method($($arg),*).await
-            }
-            OrderStore::Sql(store) => store.$method($($arg),*).await,
-        }
-    };
-}
-
-impl OrderStore {
-    /// Connects to the store `args` names: a `sqlite:` endpoint means SQL, anything else
-    /// DynamoDB (see [`DynamoOrders::connect`]).
-    pub async fn connect(args: &DynamoArgs) -> Result<Self, OrderStoreError> {
-        if args.dynamodb_endpoint.starts_with("sqlite:") {
-            Ok(OrderStore::Sql(
-                SqlOrders::connect(&args.dynamodb_endpoint).await?,
-            ))
-        } else {
-            Ok(OrderStore::Dynamo(DynamoOrders::connect(args).await))
-        }
-    }
-
+/// What an order store does, DynamoDB ([`DynamoOrders`]) or SQL ([`SqlOrders`]): the
+/// contract the services rely on, whichever store holds the orders.
+#[async_trait::async_trait]
+pub trait Orders: std::fmt::Debug + Send + Sync {
     /// The table name.
-    pub fn table(&self) -> &str {
-        match self {
-            OrderStore::Dynamo(store) => store.table(),
-            OrderStore::Sql(store) => store.table(),
-        }
-    }
+    fn table(&self) -> &str;
 
-    /// Store calls in flight now on DynamoDB (at most `--dynamodb-connections`); 0 on SQL.
-    pub fn requests_in_flight(&self) -> usize {
-        match self {
-            OrderStore::Dynamo(store) => store.requests_in_flight(),
-            OrderStore::Sql(_) => 0,
-        }
+    /// Store calls in flight now (on DynamoDB at most `--dynamodb-connections`).
+    fn requests_in_flight(&self) -> usize {
+        0
     }
 
     /// Fails with a helpful message if the store or the table is missing.
-    pub async fn check_table(&self) -> Result<(), OrderStoreError> {
-        delegate!(self.check_table())
-    }
+    async fn check_table(&self) -> Result<(), OrderStoreError>;
 
-    /// Creates the table if it is missing; true if it was created.
-    pub async fn ensure_table(&self) -> Result<bool, OrderStoreError> {
-        delegate!(self.ensure_table())
-    }
+    /// Creates the table if it is missing (or brings it up to date); true if it was
+    /// created.
+    async fn ensure_table(&self) -> Result<bool, OrderStoreError>;
 
     /// Deletes the table (the lab's own table, after a run).
-    pub async fn delete_table(&self) -> Result<(), OrderStoreError> {
-        delegate!(self.delete_table())
+    async fn delete_table(&self) -> Result<(), OrderStoreError>;
+
+    /// Whether the outbox relay finds unsent orders through an index (a table created by
+    /// an older `edm setup` has none: the relay then scans it).
+    async fn outbox_indexed(&self) -> Result<bool, OrderStoreError> {
+        Ok(true)
     }
 
     /// Stores a new order with status ORDER_CREATED and its event in the outbox.
-    pub async fn create(&self, event: &SagaEvent) -> Result<(), OrderStoreError> {
-        delegate!(self.create(event))
-    }
+    async fn create(&self, event: &SagaEvent) -> Result<(), OrderStoreError>;
 
     /// Stores a new order with status ORDER_CREATED and its orchestrated saga at `start`,
     /// whose commands are the saga's outbox.
-    pub async fn create_saga(
-        &self,
-        event: &SagaEvent,
-        start: &Move,
-    ) -> Result<(), OrderStoreError> {
-        delegate!(self.create_saga(event, start))
-    }
+    async fn create_saga(&self, event: &SagaEvent, start: &Move) -> Result<(), OrderStoreError>;
 
     /// The orchestrated saga `transaction_id`, or `None` if there is none.
-    pub async fn saga(&self, transaction_id: &str) -> Result<Option<Saga>, OrderStoreError> {
-        delegate!(self.saga(transaction_id))
-    }
+    async fn saga(&self, transaction_id: &str) -> Result<Option<Saga>, OrderStoreError>;
 
     /// Moves `saga` by `step` — state, outbox, history and, when final, the order's
     /// status, in one conditional write — unless something moved it since it was read
     /// (false: read it again).
-    pub async fn advance(&self, saga: &Saga, step: &Move) -> Result<bool, OrderStoreError> {
-        delegate!(self.advance(saga, step))
-    }
+    async fn advance(&self, saga: &Saga, step: &Move) -> Result<bool, OrderStoreError>;
 
     /// Orchestrated sagas in flight whose current step began before `before` (each, or
     /// why it cannot be read).
-    pub async fn stalled_sagas(
+    async fn stalled_sagas(
         &self,
         before: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<Stalled>, OrderStoreError> {
-        delegate!(self.stalled_sagas(before))
-    }
+    ) -> Result<Vec<Stalled>, OrderStoreError>;
 
     /// The stored order's attributes, or `None` if there is no such order.
-    pub async fn get(
+    async fn get(
         &self,
         transaction_id: &str,
         user_id: &str,
-    ) -> Result<Option<Map<String, Value>>, OrderStoreError> {
-        delegate!(self.get(transaction_id, user_id))
-    }
+    ) -> Result<Option<Map<String, Value>>, OrderStoreError>;
 
     /// Every order (a full scan: for tools and checks, not for hot paths).
-    pub async fn all_orders(&self) -> Result<Vec<Map<String, Value>>, OrderStoreError> {
-        delegate!(self.all_orders())
-    }
+    async fn all_orders(&self) -> Result<Vec<Map<String, Value>>, OrderStoreError>;
 
     /// Marks the order's ORDER_CREATED event as sent (empties its outbox).
-    pub async fn mark_sent(
-        &self,
-        transaction_id: &str,
-        user_id: &str,
-    ) -> Result<(), OrderStoreError> {
-        delegate!(self.mark_sent(transaction_id, user_id))
-    }
-
-    /// Whether the outbox relay finds unsent orders through an index (a table created by
-    /// an older `edm setup` has none: the relay then scans it).
-    pub async fn outbox_indexed(&self) -> Result<bool, OrderStoreError> {
-        match self {
-            OrderStore::Dynamo(store) => store.has_outbox_index().await,
-            OrderStore::Sql(_) => Ok(true),
-        }
-    }
+    async fn mark_sent(&self, transaction_id: &str, user_id: &str) -> Result<(), OrderStoreError>;
 
     /// ORDER_CREATED events still in the outbox of orders last updated more than `age` ago.
-    pub async fn pending_events(&self, age: Duration) -> Result<Vec<SagaEvent>, OrderStoreError> {
-        delegate!(self.pending_events(age))
-    }
+    async fn pending_events(&self, age: Duration) -> Result<Vec<SagaEvent>, OrderStoreError>;
 
     /// Moves an order from ORDER_CREATED to `status` (ORDER_COMPLETE or ORDER_CANCEL).
-    pub async fn finish(
+    async fn finish(
         &self,
         transaction_id: &str,
         user_id: &str,
         status: Status,
         reason: Option<&str>,
-    ) -> Result<Transition, OrderStoreError> {
-        delegate!(self.finish(transaction_id, user_id, status, reason))
+    ) -> Result<Transition, OrderStoreError>;
+}
+
+/// The order store a service was given: DynamoDB, or SQL when the endpoint is a
+/// `sqlite:` URL. Cheap to clone; every [`Orders`] call goes through it.
+#[derive(Debug, Clone)]
+pub struct OrderStore(std::sync::Arc<dyn Orders>);
+
+impl OrderStore {
+    /// Connects to the store `args` names: a `sqlite:` endpoint means SQL, anything else
+    /// DynamoDB (see [`DynamoOrders::connect`]).
+    pub async fn connect(args: &OrderStoreArgs) -> Result<Self, OrderStoreError> {
+        let store: std::sync::Arc<dyn Orders> = match args.order_store.starts_with("sqlite:") {
+            true => std::sync::Arc::new(SqlOrders::connect(&args.order_store).await?),
+            false => std::sync::Arc::new(DynamoOrders::connect(args).await),
+        };
+        Ok(OrderStore(store))
+    }
+}
+
+impl std::ops::Deref for OrderStore {
+    type Target = dyn Orders;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref()
     }
 }
 

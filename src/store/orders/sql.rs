@@ -7,9 +7,12 @@ use serde_json::{Map, Value};
 use sqlx::{AnyPool, Row};
 
 use super::dynamo_saga::commands_json;
-use super::{OrderStoreError, StoreKind, Transition, parse_outbox, updated_before, updated_now};
+use super::{
+    OrderStoreError, Orders, Stalled, StoreKind, Transition, parse_outbox, updated_before,
+    updated_now,
+};
 use crate::event::{SagaEvent, Status};
-use crate::orchestration::saga::Move;
+use crate::orchestration::saga::{Move, Saga};
 
 /// The table's schema as versioned migrations (`sql/orders/NN_name.sql`), embedded.
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./sql/orders");
@@ -253,6 +256,79 @@ fn to_json(row: &sqlx::any::AnyRow) -> Result<Map<String, Value>, sqlx::Error> {
         order.insert(column.to_string(), value);
     }
     Ok(order)
+}
+
+/// The contract, on SQLite.
+#[async_trait::async_trait]
+impl Orders for SqlOrders {
+    fn table(&self) -> &str {
+        SqlOrders::table(self)
+    }
+
+    async fn check_table(&self) -> Result<(), OrderStoreError> {
+        SqlOrders::check_table(self).await
+    }
+
+    async fn ensure_table(&self) -> Result<bool, OrderStoreError> {
+        SqlOrders::ensure_table(self).await
+    }
+
+    async fn delete_table(&self) -> Result<(), OrderStoreError> {
+        SqlOrders::delete_table(self).await
+    }
+
+    async fn create(&self, event: &SagaEvent) -> Result<(), OrderStoreError> {
+        SqlOrders::create(self, event).await
+    }
+
+    async fn create_saga(&self, event: &SagaEvent, start: &Move) -> Result<(), OrderStoreError> {
+        SqlOrders::create_saga(self, event, start).await
+    }
+
+    async fn saga(&self, transaction_id: &str) -> Result<Option<Saga>, OrderStoreError> {
+        SqlOrders::saga(self, transaction_id).await
+    }
+
+    async fn advance(&self, saga: &Saga, step: &Move) -> Result<bool, OrderStoreError> {
+        SqlOrders::advance(self, saga, step).await
+    }
+
+    async fn stalled_sagas(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Stalled>, OrderStoreError> {
+        SqlOrders::stalled_sagas(self, before).await
+    }
+
+    async fn get(
+        &self,
+        transaction_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Map<String, Value>>, OrderStoreError> {
+        SqlOrders::get(self, transaction_id, user_id).await
+    }
+
+    async fn all_orders(&self) -> Result<Vec<Map<String, Value>>, OrderStoreError> {
+        SqlOrders::all_orders(self).await
+    }
+
+    async fn mark_sent(&self, transaction_id: &str, user_id: &str) -> Result<(), OrderStoreError> {
+        SqlOrders::mark_sent(self, transaction_id, user_id).await
+    }
+
+    async fn pending_events(&self, age: Duration) -> Result<Vec<SagaEvent>, OrderStoreError> {
+        SqlOrders::pending_events(self, age).await
+    }
+
+    async fn finish(
+        &self,
+        transaction_id: &str,
+        user_id: &str,
+        status: Status,
+        reason: Option<&str>,
+    ) -> Result<Transition, OrderStoreError> {
+        SqlOrders::finish(self, transaction_id, user_id, status, reason).await
+    }
 }
 
 /// SQLite's answers that the data cannot be stored, whatever the moment: a constraint
