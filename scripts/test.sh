@@ -9,7 +9,9 @@
 #   4. runs the integration tests again on Apache Kafka, the broker the course's compose
 #      stack runs (the conformance suite, whose tests are named `both_brokers_…`, is
 #      not run twice),
-#   5. stops the servers it started.
+#   5. fuzzes edm broker's request path for 60 s (scripts/fuzz.sh; skip with
+#      EDM_SKIP_FUZZ=1),
+#   6. stops the servers it started.
 # Extra arguments go to both `cargo test` runs (e.g. `--test saga`). EDM_TEST_BROKERS
 # chooses the passes: "edm apache-kafka" (the default), "edm" or "apache-kafka".
 set -euo pipefail
@@ -39,8 +41,12 @@ for broker in ${EDM_TEST_BROKERS:-edm apache-kafka}; do
       cargo test --locked "$@"
       ;;
     apache-kafka)
-      echo "== cargo test --test '*', on Apache Kafka ($EDM_TEST_BOOTSTRAP_SERVERS)" >&2
-      cargo test --locked --test '*' "$@" -- --skip both_brokers
+      echo "== cargo test -p edm --test '*', on Apache Kafka ($EDM_TEST_BOOTSTRAP_SERVERS)" >&2
+      cargo test --locked -p edm --test '*' "$@" -- --skip both_brokers
       ;;
   esac
 done
+
+if [ "${EDM_SKIP_FUZZ:-0}" != 1 ]; then
+  scripts/fuzz.sh 60
+fi

@@ -1,9 +1,8 @@
 //! The `edm` command line's shape: one subcommand per step of the course exercise, each
 //! with its flags defined next to the code that runs it.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use edm::broker::BrokerConfig;
 use edm::lab::LabArgs;
 use edm::services::cli::{
     InventoryConsumerArgs, InventoryServiceArgs, OrchestratorArgs, OrderConsumerArgs,
@@ -14,6 +13,7 @@ use edm::tools::create_topics::CreateTopicsArgs;
 use edm::tools::doctor::Targets;
 use edm::tools::order_command::OrderCommand;
 use edm::tools::trace::TraceArgs;
+use edm_broker::BrokerConfig;
 
 /// Event-driven microservices with Kafka: the course's order / inventory / payment SAGA.
 #[derive(Parser, Debug)]
@@ -60,6 +60,22 @@ pub enum Command {
     Trace(TraceArgs),
     /// Check which servers and services answer, and say how to start the others.
     Doctor(Targets),
+}
+
+impl Cli {
+    /// The command line, parsed; `--help` and mistakes print and exit as clap does.
+    pub fn from_env() -> Self {
+        let matches = help_without_env_values(Cli::command()).get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    }
+}
+
+/// Help names each flag's environment variable without its value: clap shows an unset one
+/// as `[env: EDM_BOOTSTRAP_SERVERS=]`, which reads as "set, to nothing".
+fn help_without_env_values(command: clap::Command) -> clap::Command {
+    command
+        .mut_args(|arg| arg.hide_env_values(true))
+        .mut_subcommands(help_without_env_values)
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@ mod ops;
 mod rdkafka_scenarios;
 #[path = "conformance/restart.rs"]
 mod restart;
-#[path = "conformance/wire.rs"]
+// Shared with the broker crate's own tests, which speak the protocol by hand too.
+#[path = "../crates/edm-broker/tests/wire/mod.rs"]
 mod wire;
 
 use compare::{Broker, same_on_both};
@@ -295,6 +296,39 @@ async fn both_brokers_check_idempotent_sequences_alike() {
         answer["init_with_an_empty_transactional_id"],
         code::INVALID_REQUEST
     );
+}
+
+#[tokio::test]
+async fn both_brokers_apply_kafkas_limits_alike() {
+    let answer = same_on_both(
+        "fetch.max.bytes and its first-batch rule, offset.metadata.max.bytes",
+        |broker: Broker| async move {
+            let mut wire = Wire::connect(&broker.address).await;
+            let name = broker.topic("limits");
+            assert_eq!(ops::create_topic(&mut wire, &name, 2, 1, &[]).await, 0);
+            for partition in [0, 1] {
+                let values: [&[u8]; 2] = [b"a", b"b"];
+                for value in values {
+                    let one = batch(&[value], Producer::NONE, now_ms());
+                    ops::produce(&mut wire, &name, partition, one, None).await;
+                }
+            }
+            let group = broker.topic("limits-group");
+            json!({
+                // One byte for the answer: the first partition still gets its first
+                // batch whole, the second nothing.
+                "fetch_one_byte": ops::fetch_sized(&mut wire, &name, &[0, 1], 1, 1 << 20).await,
+                "fetch_one_byte_per_partition":
+                    ops::fetch_sized(&mut wire, &name, &[0, 1], 1 << 20, 1).await,
+                "fetch_plenty": ops::fetch_sized(&mut wire, &name, &[0, 1], i32::MAX, i32::MAX).await,
+                "commit_4_kib_of_metadata": ops::commit_with_metadata(&mut wire, &group, &name, 4096).await,
+                "commit_a_byte_more": ops::commit_with_metadata(&mut wire, &group, &name, 4097).await,
+            })
+        },
+    )
+    .await;
+    assert_eq!(answer["commit_a_byte_more"], json!([[0, 0], [1, 12]]));
+    assert_eq!(answer["fetch_one_byte"][1]["offsets"], json!([]));
 }
 
 #[tokio::test]

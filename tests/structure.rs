@@ -22,27 +22,47 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The crates whose sources are held to these rules: their `src` directory, and the name
+/// their modules are told apart by (edm's own have none).
+const CRATES: &[(&str, &str)] = &[("src", ""), ("crates/edm-broker/src", "edm_broker")];
+
 fn all_sources() -> Vec<PathBuf> {
     let mut files = Vec::new();
-    sources(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut files,
-    );
+    for (src, _) in CRATES {
+        sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join(src), &mut files);
+    }
     files.sort();
     files
 }
 
-/// The module path of a source file: `src/store/orders/dynamo.rs` → `store::orders::dynamo`.
+/// The module path of a file's crate root: none for edm, `edm_broker` for the broker's.
+fn crate_of(file: &Path) -> (PathBuf, Vec<String>) {
+    CRATES
+        .iter()
+        .rev()
+        .map(|(src, name)| (Path::new(env!("CARGO_MANIFEST_DIR")).join(src), name))
+        .find(|(src, _)| file.starts_with(src))
+        .map(|(src, name)| {
+            let root = (!name.is_empty()).then(|| name.to_string());
+            (src, root.into_iter().collect())
+        })
+        .expect("a crate's source")
+}
+
+/// The module path of a source file: `src/store/orders/dynamo.rs` → `store::orders::dynamo`
+/// (and `edm_broker::…` for the broker crate's).
 fn module_of(file: &Path) -> Vec<String> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let (src, root) = crate_of(file);
     let relative = file
         .strip_prefix(&src)
         .expect("under src")
         .with_extension("");
-    let mut parts: Vec<String> = relative
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
+    let mut parts: Vec<String> = root;
+    parts.extend(
+        relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
     if matches!(
         parts.last().map(String::as_str),
         Some("mod" | "lib" | "main")
@@ -63,8 +83,9 @@ fn is_name(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
-/// The modules a file's code names: `crate::a::b…` and `super::x` (in `use` lists too).
-fn references(module: &[String], code: &str) -> Vec<Vec<String>> {
+/// The modules a file's code names: `crate::a::b…` (below `root`, its crate's) and
+/// `super::x` (in `use` lists too).
+fn references(root: &[String], module: &[String], code: &str) -> Vec<Vec<String>> {
     let mut found = Vec::new();
     for (at, _) in code.match_indices("crate::") {
         let path: String = code[at + 7..]
@@ -72,9 +93,9 @@ fn references(module: &[String], code: &str) -> Vec<Vec<String>> {
             .take_while(|&c| is_name(c) || c == ':')
             .collect();
         found.push(
-            path.split("::")
-                .filter(|p| !p.is_empty())
-                .map(String::from)
+            root.iter()
+                .cloned()
+                .chain(path.split("::").filter(|p| !p.is_empty()).map(String::from))
                 .collect(),
         );
     }
@@ -139,7 +160,8 @@ fn no_two_sibling_modules_import_each_other() {
     for file in all_sources() {
         let module = module_of(&file);
         let text = std::fs::read_to_string(&file).expect("readable");
-        for target in references(&module, code_of(&text)) {
+        let (_, root) = crate_of(&file);
+        for target in references(&root, &module, code_of(&text)) {
             let common = module
                 .iter()
                 .zip(&target)
@@ -182,10 +204,12 @@ fn the_circle_check_sees_a_circle() {
     let a = vec!["store".to_string(), "orders".into(), "dynamo".into()];
     let b = vec!["store".to_string(), "orders".into(), "dynamo_item".into()];
     let from_a = references(
+        &[],
         &a,
         "use super::{OrderStoreError, dynamo_item, updated_now};",
     );
     let from_b = references(
+        &[],
         &b,
         "use super::dynamo::{OUTBOX, PENDING_EVENT};\nx(crate::event::Status)",
     );

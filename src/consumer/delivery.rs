@@ -103,7 +103,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_producer_that_failed_for_good_is_an_error_not_a_retry_forever() {
-        use crate::broker::{Broker, BrokerConfig};
+        use edm_broker::{Broker, BrokerConfig};
         let broker = Broker::start(&BrokerConfig::new(([127, 0, 0, 1], 0).into()))
             .await
             .expect("broker");

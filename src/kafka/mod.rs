@@ -129,7 +129,7 @@ impl Kafka {
         .map_err(|join| KafkaFailure::Task(join.to_string()))?;
         if cluster_id
             .as_deref()
-            .is_some_and(crate::broker::is_edm_cluster)
+            .is_some_and(edm_broker::is_edm_cluster)
         {
             kafka.broker = BrokerKind::Edm;
         }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::broker::{Broker, BrokerConfig};
+use edm_broker::{Broker, BrokerConfig};
 
 /// The lab's broker, on the lab's own runtime: its work per request is small, and tasks on
 /// one runtime wake each other more cheaply than threads of two (20,000 orders × 64:

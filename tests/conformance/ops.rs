@@ -324,3 +324,101 @@ pub async fn init_producer_id(wire: &mut Wire, transactional_id: Option<&str>) -
         );
     }
 }
+
+/// A fetch of `partitions` from offset 0 with `max_bytes` for the answer and
+/// `partition_max_bytes` for each: the offsets each partition answered.
+pub async fn fetch_sized(
+    wire: &mut Wire,
+    name: &str,
+    partitions: &[i32],
+    max_bytes: i32,
+    partition_max_bytes: i32,
+) -> Value {
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(topic_name(name))
+                .with_partitions(
+                    partitions
+                        .iter()
+                        .map(|&p| {
+                            FetchPartition::default()
+                                .with_partition(p)
+                                .with_fetch_offset(0)
+                                .with_partition_max_bytes(partition_max_bytes)
+                        })
+                        .collect(),
+                ),
+        ]);
+    let answer = wire.ask(&request, FETCH).await;
+    answer.responses[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            let offsets: Vec<i64> = wire::records(p.records.as_ref())
+                .into_iter()
+                .map(|(o, _)| o)
+                .collect();
+            json!({"partition": p.partition_index, "error": p.error_code, "offsets": offsets})
+        })
+        .collect()
+}
+
+/// OffsetCommit v8 of offset 1 on partitions 0 and 1 of `name` for `group` (no member,
+/// generation −1: a commit from outside any group's generation), with metadata of
+/// `metadata_len` bytes on partition 1 only: each partition's error code.
+pub async fn commit_with_metadata(
+    wire: &mut Wire,
+    group: &str,
+    name: &str,
+    metadata_len: usize,
+) -> Value {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    let partition = |index: i32, metadata: String| {
+        OffsetCommitRequestPartition::default()
+            .with_partition_index(index)
+            .with_committed_offset(1)
+            .with_committed_metadata(Some(StrBytes::from_string(metadata)))
+    };
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(topic_name(name))
+                .with_partitions(vec![
+                    partition(0, String::new()),
+                    partition(1, "m".repeat(metadata_len)),
+                ]),
+        ]);
+    // As a client does: find the group's coordinator first (Apache Kafka creates its
+    // offsets topic then), and retry while the coordinator is loading.
+    let find = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_string(group.to_string()))
+        .with_key_type(0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while wire.ask(&find, 3).await.error_code != 0 {
+        assert!(Instant::now() < deadline, "no coordinator for {group}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answer = loop {
+        let answer = wire.ask(&request, 8).await;
+        let code = answer.topics[0].partitions[0].error_code;
+        if !(14..=16).contains(&code) || Instant::now() >= deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    answer.topics[0]
+        .partitions
+        .iter()
+        .map(|p| json!([p.partition_index, p.error_code]))
+        .collect()
+}
