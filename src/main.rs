@@ -5,8 +5,6 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use cli::{Cli, Command};
 use edm::services::cli as service;
 use edm::tools::{create_topics, doctor, order_command, trace};
@@ -14,7 +12,8 @@ use edm::{broker, lab, setup, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    quiet_on_a_closed_pipe();
+    let cli = Cli::from_env();
     match cli.command {
         // The lab prints its own report; its services only log problems.
         Command::Lab(_) => telemetry::init_with_default("warn,rdkafka=error,librdkafka=error"),
@@ -41,5 +40,16 @@ async fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `edm create-topics | head -3`: when the reader of stdout goes away, end quietly as Unix
+/// tools do (SIGPIPE's default action) rather than panic on the failed write, which is
+/// what Rust's runtime makes of it by ignoring the signal.
+fn quiet_on_a_closed_pipe() {
+    // SAFETY: called first thing in main, before any thread is started; restores the
+    // signal's default disposition and touches nothing else.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -309,3 +309,36 @@ fn a_broker_on_a_port_in_use_says_what_to_do() {
         "{error}"
     );
 }
+
+#[test]
+fn a_closed_pipe_ends_a_subcommand_quietly() {
+    // `edm create-topics | head -3`: the reader is gone before edm writes its first line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edm"))
+        .args(["create-topics", "--topic-prefix", "closed-pipe-"])
+        .env(
+            "EDM_BOOTSTRAP_SERVERS",
+            std::env::var("EDM_TEST_BOOTSTRAP_SERVERS")
+                .unwrap_or_else(|_| "127.0.0.1:29092".into()),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run edm");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("edm ends");
+    let errors = stderr(&output);
+    assert!(!errors.contains("panicked"), "{errors}");
+    use std::os::unix::process::ExitStatusExt;
+    assert!(
+        output.status.success() || output.status.signal() == Some(13),
+        "ended by SIGPIPE, or done: {:?}\n{errors}",
+        output.status
+    );
+}
+
+#[test]
+fn help_names_environment_variables_without_a_value() {
+    let help = String::from_utf8_lossy(&edm(&["order-consumer", "--help"]).stdout).into_owned();
+    assert!(help.contains("[env: EDM_BOOTSTRAP_SERVERS]"), "{help}");
+    assert!(!help.contains("EDM_BOOTSTRAP_SERVERS="), "{help}");
+}

@@ -279,3 +279,99 @@ async fn a_decisions_topic_that_is_not_compacted_is_flagged_and_altered() {
     assert_eq!(code, 0, "{stdout}");
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_consumer_is_named_by_doctor_and_by_order_place_wait() {
+    let config = common::LabConfig::fresh();
+    let lab = Lab::start_with(
+        config.clone(),
+        Services {
+            payment: None,
+            ..Services::all(Gateway::Accept)
+        },
+    )
+    .await;
+    // The payment consumer runs, handles a saga (its group commits), and is stopped.
+    let mut payment =
+        common::process::EdmProcess::spawn(&config, "payment-consumer", &["--pg-ok", "true"]);
+    let tx = lab.place("lee", 2, 1).await;
+    assert_eq!(
+        lab.wait_terminal(&tx, "lee").await["status"],
+        "ORDER_COMPLETE"
+    );
+    assert!(payment.terminate().success());
+
+    // The next order waits at the payment step; `order place --wait` says so.
+    let mut place = edm_command(&config);
+    place.args([
+        "order",
+        "place",
+        "--user",
+        "lee",
+        "--item",
+        "2",
+        "--quantity",
+        "1",
+    ]);
+    place.args(["--url", &lab.order_url, "--wait", "--timeout", "3"]);
+    let (code, _, stderr) = run(place);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("ORDER_CREATED  transaction_id="),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("it waits on:") && stderr.contains("start `edm payment-consumer`"),
+        "{stderr}"
+    );
+
+    // And doctor: the payment step's group is the one check that fails.
+    let mut doctor = edm_command(&config);
+    doctor.args(["doctor", "--order-url", &lab.order_url]);
+    doctor.args(["--inventory-url", &lab.inventory_url]);
+    let (code, stdout, stderr) = run(doctor);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let failed: Vec<&str> = stdout.lines().filter(|l| l.starts_with('✗')).collect();
+    assert_eq!(failed.len(), 1, "{stdout}");
+    assert!(
+        failed[0].contains("payment_consumer_group")
+            && failed[0].contains("start `edm payment-consumer`"),
+        "{stdout}"
+    );
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_topics_will_not_grow_topics_that_running_services_read() {
+    let lab = Lab::start(Services::all(Gateway::Accept)).await;
+    let tx = lab.place("park", 2, 1).await;
+    assert_eq!(
+        lab.wait_terminal(&tx, "park").await["status"],
+        "ORDER_COMPLETE"
+    );
+    let create = |extra: &[&str]| {
+        let mut command = edm_command(&lab.config);
+        command
+            .args(["create-topics", "--partitions", "3"])
+            .args(extra);
+        run(command)
+    };
+    let (code, stdout, stderr) = create(&[]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    for service in [
+        "edm inventory-consumer",
+        "edm payment-consumer",
+        "edm order-consumer",
+    ] {
+        assert!(stderr.contains(service), "{service}: {stderr}");
+    }
+    assert!(stderr.contains("--while-services-run"), "{stderr}");
+    let prefix = &lab.config.kafka.topic_prefix;
+    let (code, stdout, stderr) = create(&["--while-services-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("grown  {prefix}inventory from 1 to 3 partitions")),
+        "{stdout}"
+    );
+    lab.stop().await;
+}

@@ -190,6 +190,11 @@ async fn walkthrough(config: &LabConfig) {
         .and_then(|items| items.iter().find(|i| i["id"] == 2))
         .map(|i| i["quantity"].clone());
     assert_eq!(shown_cap, Some(Value::from(95)), "{shown}");
+    // examples.txt tells the student the same figures, after step 5 and after step 6.
+    let examples = include_str!("../examples.txt");
+    for said in ["(stock of item 2 is now 95,", "(stock back to 95;"] {
+        assert!(examples.contains(said), "examples.txt says {said:?}");
+    }
     let stock = edm::store::inventory::InventoryStore::connect(&config.mysql)
         .await
         .expect("inventory store");

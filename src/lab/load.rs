@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressState, ProgressStyle};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -69,7 +69,8 @@ impl LoadReport {
              placed     {} orders ({} refused){}\n\
              finished   {} ORDER_COMPLETE, {} ORDER_CANCEL in {:.2} s\n\
              throughput {:.0} sagas/s, {:.0} completed orders/s\n\
-             latency    p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms (order placed → order final)\n{}",
+             latency    p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms (order placed → order final)\n\
+             books      every saga of the run, the warm-up's too:\n{}",
             ms(self.warm_up),
             self.placed,
             self.refused,
@@ -144,12 +145,28 @@ fn load_order(user_id: String, item: i64, quantity: i64) -> NewOrder {
 
 fn bar(progress: &MultiProgress, len: usize, label: &str) -> ProgressBar {
     let bar = progress.add(ProgressBar::new(len as u64));
-    let style = ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {per_sec}")
+    // A rate in whole units: indicatif's `{per_sec}` prints "1,784.7593/s".
+    let style = ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {rate}")
+        .map(|style| {
+            style.with_key(
+                "rate",
+                |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                    let _ = write!(out, "{:.0}/s", state.per_sec());
+                },
+            )
+        })
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(label.to_string());
     bar
+}
+
+/// Leaves `bar` on what it counted, out of `of` (`finish` would fill it to its length:
+/// "cancelled 2000/2000" over 426 cancels, "placed 20000/20000" after a Ctrl-C at 600).
+fn end_bar(bar: &ProgressBar, of: usize) {
+    bar.set_length(of as u64);
+    bar.abandon();
 }
 
 /// What the order placers share: the next order's number, when each placed order was
@@ -214,7 +231,7 @@ async fn drive(
     for worker in workers {
         worker.await?;
     }
-    placed_bar.finish();
+    end_bar(&placed_bar, orders);
     let Finishing {
         finished_at,
         last,
@@ -360,7 +377,30 @@ async fn follow(
             Err(_) => {}
         }
     }
-    completed_bar.finish();
-    cancelled_bar.finish();
+    let placed = placing.placed_at.lock().await.len();
+    end_bar(&completed_bar, placed);
+    end_bar(&cancelled_bar, placed);
     Ok(finishing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use indicatif::ProgressDrawTarget;
+
+    #[test]
+    fn a_bar_ends_on_what_it_counted() {
+        let progress = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
+        let cancelled = bar(&progress, 2000, "cancelled");
+        cancelled.inc(426);
+        end_bar(&cancelled, 2000);
+        assert_eq!(
+            (cancelled.position(), cancelled.length()),
+            (426, Some(2000))
+        );
+        let placed = bar(&progress, 20_000, "placed");
+        placed.inc(600);
+        end_bar(&placed, 20_000);
+        assert_eq!((placed.position(), placed.length()), (600, Some(20_000)));
+    }
 }

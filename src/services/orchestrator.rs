@@ -238,6 +238,9 @@ pub async fn orchestrate(
         step_timeout,
         unreadable: Default::default(),
     };
+    let tools = watch
+        .tools()
+        .map_err(|error| anyhow::anyhow!("the timeout watch cannot run: {error}"))?;
     let replies = kafka.topics.saga_replies.clone();
     let reading = kafka.clone().tracking_partitions_in(owned);
     // The reply loop and the watch stop together: the orchestrator runs with both or
@@ -251,7 +254,7 @@ pub async fn orchestrate(
             result
         },
         async {
-            let result = watch.run(stop.clone()).in_current_span().await;
+            let result = watch.run(tools, stop.clone()).in_current_span().await;
             stop.cancel();
             result
         }

@@ -15,6 +15,11 @@ pub struct CreateTopicsArgs {
     /// Replication factor of new topics (1 on a single broker).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
     pub replication_factor: i32,
+    /// Grow topics even while services read them (they then need a restart: until
+    /// librdkafka's next metadata refresh, up to 5 minutes, they do not read the new
+    /// partitions, and sagas there wait).
+    #[arg(long)]
+    pub while_services_run: bool,
     #[command(flatten)]
     pub kafka: KafkaArgs,
 }
@@ -24,6 +29,11 @@ pub async fn command(args: CreateTopicsArgs) -> anyhow::Result<()> {
     let kafka = Kafka::new(&args.kafka);
     let names = kafka.topics.every_topic();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    if let Some(partitions) = args.partitions
+        && !args.while_services_run
+    {
+        refuse_to_grow_under_readers(&kafka, partitions).await?;
+    }
     let changes = kafka
         .ensure_topics(&names, args.partitions, args.replication_factor)
         .await?;
@@ -53,4 +63,44 @@ pub async fn command(args: CreateTopicsArgs) -> anyhow::Result<()> {
         println!("  {:<30} {} partition(s)", topic.name, topic.partitions);
     }
     Ok(())
+}
+
+/// Refuses to grow a topic that running services read: a consumer learns of new
+/// partitions only at librdkafka's next metadata refresh (`topic.metadata.refresh.
+/// interval.ms`, 5 minutes), while producers write to them at once, so sagas there would
+/// wait minutes. Says which services to stop first.
+async fn refuse_to_grow_under_readers(kafka: &Kafka, partitions: i32) -> anyhow::Result<()> {
+    let growing: Vec<String> = kafka
+        .check_reachable()
+        .await?
+        .into_iter()
+        .filter(|t| (t.partitions as i64) < i64::from(partitions))
+        .map(|t| t.name)
+        .collect();
+    let readers = super::doctor::groups::running_readers(kafka, &growing)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot read the consumer groups: {error}"))?;
+    if readers.is_empty() {
+        return Ok(());
+    }
+    let mut services: Vec<&str> = readers.iter().map(|r| r.service).collect();
+    services.sort_unstable();
+    services.dedup();
+    let running: Vec<String> = readers
+        .iter()
+        .map(|r| {
+            format!(
+                "{} reads `{}` ({} member(s))",
+                r.service, r.topic, r.members
+            )
+        })
+        .collect();
+    anyhow::bail!(
+        "not growing topics that running services read: {}. They would learn of the new \
+         partitions only at their next metadata refresh (up to 5 minutes), and sagas there \
+         would wait until then. Stop {}, run this again, then start them; or grow now with \
+         --while-services-run and restart them after",
+        running.join("; "),
+        services.join(", ")
+    )
 }

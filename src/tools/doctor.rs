@@ -7,6 +7,8 @@ use crate::kafka::Kafka;
 use crate::store::inventory::InventoryStore;
 use crate::store::orders::OrderStore;
 
+pub mod groups;
+
 /// The result of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
@@ -35,8 +37,9 @@ impl Check {
     }
 }
 
-/// What `doctor` looks at (`edm doctor`'s flags): the three servers and the two HTTP
-/// services, at the same addresses the services use.
+/// What `doctor` looks at (`edm doctor`'s flags): the three servers, the two HTTP
+/// services, at the same addresses the services use, and the saga steps' consumer groups
+/// (a stopped consumer answers no probe; its group shows it).
 #[derive(Debug, Clone, clap::Args)]
 pub struct Targets {
     #[command(flatten)]
@@ -94,7 +97,11 @@ pub async fn run(targets: &Targets) -> Vec<Check> {
             "edm inventory-service",
         ),
     );
-    vec![kafka, mysql, dynamo, order, inventory]
+    let mut checks = vec![kafka, mysql, dynamo, order, inventory];
+    if checks[0].ok {
+        checks.extend(groups::check(&Kafka::new(&targets.kafka)).await);
+    }
+    checks
 }
 
 async fn check_kafka(args: &KafkaArgs) -> Check {
@@ -147,8 +154,13 @@ async fn check_kafka(args: &KafkaArgs) -> Check {
 }
 
 async fn check_mysql(args: &InventoryStoreArgs) -> Check {
+    // Named by what the URL is: the walkthrough without Docker keeps stock in SQLite.
+    let kind = match args.inventory_store.starts_with("sqlite:") {
+        true => "stock in SQLite",
+        false => "MySQL",
+    };
     let name = format!(
-        "MySQL {}",
+        "{kind} {}",
         crate::store::inventory::redact(&args.inventory_store)
     );
     let result = match InventoryStore::connect(args).await {
@@ -162,8 +174,10 @@ async fn check_mysql(args: &InventoryStoreArgs) -> Check {
 }
 
 async fn check_dynamo(args: &OrderStoreArgs) -> Check {
-    let endpoint = args.endpoint_override().unwrap_or("aws");
-    let name = format!("DynamoDB {endpoint}");
+    let name = match args.order_store.starts_with("sqlite:") {
+        true => format!("orders in SQLite {}", args.order_store),
+        false => format!("DynamoDB {}", args.endpoint_override().unwrap_or("aws")),
+    };
     let result = match OrderStore::connect(args).await {
         Ok(store) => store
             .check_table()

@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::order_client::{NewOrder, OrderClient, render_order};
+use super::order_client::{ClientError, NewOrder, OrderClient, render_order};
+use crate::config::KafkaArgs;
+use crate::kafka::Kafka;
 
 /// `edm order …`: the walkthrough's curl steps.
 #[derive(Subcommand, Debug, Clone)]
@@ -68,11 +70,45 @@ pub struct OrderOutput {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// How long `--wait` waits for the saga to end.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+    /// Where the saga's topics are: when a saga does not end, `--wait` says which step
+    /// it waits on.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
+/// Waits for the order's saga to end; when it does not, says which steps wait for a
+/// service that is not running (the consumer groups, as `edm doctor` reads them).
+async fn wait_final(
+    client: &OrderClient,
+    tx: &str,
+    user: &str,
+    output: &OrderOutput,
+) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+    let timeout = Duration::from_secs(output.timeout);
+    match client.wait_final(tx, user, timeout).await {
+        Err(error @ ClientError::NotFinal(..)) => {
+            let waiting: Vec<String> = super::doctor::groups::check(&Kafka::new(&output.kafka))
+                .await
+                .into_iter()
+                .filter(|check| !check.ok)
+                .map(|check| format!("\n  {}: {}", check.name, check.detail))
+                .collect();
+            match waiting.is_empty() {
+                true => anyhow::bail!(
+                    "{error}; every saga step has a running service: see `edm trace {tx}`"
+                ),
+                false => anyhow::bail!("{error}; it waits on:{}", waiting.concat()),
+            }
+        }
+        other => Ok(other?),
+    }
 }
 
 /// `edm order place|get`.
 pub async fn command(command: OrderCommand) -> anyhow::Result<()> {
-    const WAIT: Duration = Duration::from_secs(60);
     match command {
         OrderCommand::Place {
             user,
@@ -101,7 +137,8 @@ pub async fn command(command: OrderCommand) -> anyhow::Result<()> {
                 eprintln!("note: {pending}");
             }
             if wait {
-                let order = client.wait_final(&tx, &user, WAIT).await?;
+                eprintln!("ORDER_CREATED  transaction_id={tx}: waiting for its saga to end");
+                let order = wait_final(&client, &tx, &user, &output).await?;
                 print_order(&order, output.json);
             } else if output.json {
                 println!(
@@ -123,7 +160,7 @@ pub async fn command(command: OrderCommand) -> anyhow::Result<()> {
         } => {
             let client = OrderClient::new(&output.url);
             let order = if wait {
-                client.wait_final(&transaction_id, &user, WAIT).await?
+                wait_final(&client, &transaction_id, &user, &output).await?
             } else {
                 client.get(&transaction_id, &user).await?
             };

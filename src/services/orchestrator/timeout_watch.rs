@@ -55,13 +55,19 @@ pub struct TimeoutWatch {
     pub unreadable: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
+/// What the watch works with. Made before the orchestrator reads its first reply, so that
+/// a watch that cannot run ends the orchestrator before it joins its group (a consumer
+/// closed while its first assignment arrives can hang in librdkafka).
+pub struct Tools {
+    producer: EventProducer,
+    ends: Arc<BaseConsumer>,
+    partitioner: Partitioner,
+}
+
 impl TimeoutWatch {
-    /// Runs a round every fraction of the step timeout until `shutdown`. Fails (and with
-    /// it the orchestrator) when a part it needs cannot be made: its producer, its client
-    /// for the partitions' ends, a partitioner it can compute.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), KafkaFailure> {
-        let producer = self.kafka.producer()?;
-        let ends = Arc::new(self.kafka.group_reader(&self.group)?);
+    /// The watch's producer, its reader of the reply partitions' ends, and the
+    /// partitioner that tells which reply partition holds a saga's replies.
+    pub fn tools(&self) -> Result<Tools, KafkaFailure> {
         let partitioner = self.kafka.partitioner().ok_or_else(|| {
             KafkaFailure::Unsupported(
                 "-X partitioner is one the orchestrator cannot compute, so it cannot tell which \
@@ -70,6 +76,22 @@ impl TimeoutWatch {
                     .to_string(),
             )
         })?;
+        Ok(Tools {
+            producer: self.kafka.producer()?,
+            ends: Arc::new(self.kafka.group_reader(&self.group)?),
+            partitioner,
+        })
+    }
+
+    /// Runs a round every fraction of the step timeout until `shutdown`. Fails (and with
+    /// it the orchestrator) when a part it needs cannot be made: its producer, its client
+    /// for the partitions' ends, a partitioner it can compute.
+    pub async fn run(self, tools: Tools, shutdown: CancellationToken) -> Result<(), KafkaFailure> {
+        let Tools {
+            producer,
+            ends,
+            partitioner,
+        } = tools;
         let period =
             (self.step_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
         let mut ends_unknown = false;
