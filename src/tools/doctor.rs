@@ -221,7 +221,9 @@ pub fn render(checks: &[Check]) -> String {
         .collect();
     if checks.iter().any(|c| !c.ok) {
         out.push_str(&format!(
-            "\nServers come from the compose stack: `{START_HINT}`, then `edm setup` and `edm create-topics`.\n"
+            "\nServers come from the compose stack: `{START_HINT}`; or, without Docker, `edm broker` \
+             for Kafka and SQLite files for the stores (--mysql-url and --dynamodb-endpoint \
+             sqlite://FILE, README \"Without Docker\"). Then `edm setup` and `edm create-topics`.\n"
         ));
     }
     out

@@ -58,7 +58,8 @@ pub fn explain(address: &str, user: &str, detail: &sqlx::Error) -> String {
     match classify(detail) {
         LoginProblem::NotAnswering => format!(
             "nothing answers as MySQL at {address} ({detail}). Is it running? Start it with \
-             `{START_HINT}`, then run `edm setup`"
+             `{START_HINT}`, then run `edm setup`; or keep the stock in a SQLite file instead \
+             (no server): --mysql-url sqlite://$HOME/edm-inventory.db, then `edm setup`"
         ),
         LoginProblem::Refused => format!(
             "MySQL at {address} refused user `{user}` ({detail}). Check the user and password \
