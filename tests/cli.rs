@@ -81,7 +81,10 @@ fn an_unreachable_mysql_is_named_with_what_to_do() {
         "{message}"
     );
     assert!(message.contains("docker compose"), "{message}");
-    assert!(message.contains("sqlite://"), "the way without Docker: {message}");
+    assert!(
+        message.contains("sqlite://"),
+        "the way without Docker: {message}"
+    );
     assert!(!message.contains("secret"), "password leaked: {message}");
     assert_eq!(message.trim().lines().count(), 1, "not one line: {message}");
 }
