@@ -177,6 +177,12 @@ async fn kill_an_orchestrator(orchestrators: usize, partitions: i32, restart: bo
         "every participant answered, yet steps timed out:\n{}",
         timeouts.join("\n")
     );
+    // Its first line says which saga the orders start.
+    let order_service = processes[0].output();
+    assert!(
+        order_service.contains("orchestration: each order sends RESERVE_STOCK"),
+        "{order_service}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -209,6 +209,12 @@ async fn walkthrough(config: &LabConfig) {
         .collect();
     assert_eq!(history, [-5, 5]);
 
+    // The order service's first line says which saga the orders start.
+    let order_service = services[0].output();
+    assert!(
+        order_service.contains("choreography: each order sends ORDER_CREATED"),
+        "{order_service}"
+    );
     // Ctrl-C in each terminal: every service stops cleanly.
     for mut service in services {
         let status = service.terminate();

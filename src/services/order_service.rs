@@ -306,8 +306,20 @@ pub async fn serve(
         options.saga,
         stop.clone(),
     ));
+    // The first line says which saga the orders start: both styles look alike otherwise.
+    let starts = match options.saga {
+        SagaStyle::Choreography => format!(
+            "choreography: each order sends ORDER_CREATED to `{}`",
+            kafka.topics.inventory
+        ),
+        SagaStyle::Orchestration => format!(
+            "orchestration: each order sends RESERVE_STOCK to `{}`, and `edm orchestrator` \
+             drives the saga from there",
+            kafka.topics.inventory_commands
+        ),
+    };
     info!(
-        "order service listening on http://{} (POST /v1/order, GET /v1/order)",
+        "order service listening on http://{} (POST /v1/order, GET /v1/order), {starts}",
         listener.local_addr()?
     );
     http::serve(listener, router(service), stop).await?;
