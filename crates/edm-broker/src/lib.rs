@@ -250,17 +250,9 @@ pub mod fuzzing {
         /// The broker's periodic work (sessions, rebalances, transaction timeouts) goes
         /// on meanwhile, as its ticker task does, so that a join can complete.
         pub async fn answer(&mut self, frame: Bytes) -> Result<Option<Bytes>, String> {
-            let state = self.state.clone();
-            let ticking = async move {
-                let mut every = tokio::time::interval(super::groups::TICK);
-                loop {
-                    every.tick().await;
-                    state.tick();
-                }
-            };
             tokio::select! {
                 answer = super::server::answer(&self.state, &mut self.client, frame) => answer,
-                never = ticking => never,
+                never = super::server::tick(self.state.clone()) => match never {},
             }
         }
     }

@@ -61,18 +61,14 @@ pub struct Limits {
 }
 
 impl Default for Limits {
+    /// The flags' defaults: written once, in the `#[arg]`s above.
     fn default() -> Self {
-        Self {
-            max_request_bytes: 100 * MIB,
-            queued_request_bytes: 512 * MIB,
-            max_connections: 4096,
-            connections_max_idle_ms: 600_000,
-            max_topics: 10_000,
-            max_partitions: 100_000,
-            fetch_max_bytes: 55 * MIB,
-            offset_metadata_max_bytes: 4096,
-            retention_bytes: 1024 * MIB as i64,
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            limits: Limits,
         }
+        <Defaults as clap::Parser>::parse_from(["edm-broker"]).limits
     }
 }
 
@@ -92,5 +88,27 @@ impl Limits {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_the_ones_readme_gives() {
+        let limits = Limits::default();
+        assert_eq!(limits.max_request_bytes, 100 * MIB);
+        assert_eq!(limits.queued_request_bytes, 512 * MIB);
+        assert_eq!(limits.max_connections, 4096);
+        assert_eq!(limits.connections_max_idle(), Duration::from_secs(600));
+        assert_eq!(
+            (limits.max_topics, limits.max_partitions),
+            (10_000, 100_000)
+        );
+        assert_eq!(limits.fetch_max_bytes, 55 * MIB);
+        assert_eq!(limits.offset_metadata_max_bytes, 4096);
+        assert_eq!(limits.retention_bytes, 1024 * MIB as i64);
+        assert!(limits.check().is_ok());
     }
 }

@@ -39,13 +39,9 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, shutdown: Cancellat
     tasks.spawn({
         let (state, shutdown) = (state.clone(), shutdown.clone());
         async move {
-            let mut every = tokio::time::interval(super::groups::TICK);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = every.tick() => state.tick(),
-                }
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                never = tick(state) => match never {},
             }
         }
     });
@@ -86,6 +82,17 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, shutdown: Cancellat
     }
     tasks.close();
     tasks.wait().await;
+}
+
+/// The broker's periodic work (sessions, rebalance deadlines, transaction timeouts),
+/// every [`super::groups::TICK`], for as long as it is polled.
+pub(crate) async fn tick(state: Arc<State>) -> std::convert::Infallible {
+    let mut every = tokio::time::interval(super::groups::TICK);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        state.tick();
+    }
 }
 
 /// Permits of the request-bytes budget for `bytes`: one per KiB, rounded up (a semaphore

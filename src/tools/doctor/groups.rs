@@ -125,8 +125,8 @@ fn judge(step: &Step, seen: Result<Seen, String>) -> Option<Check> {
 
 /// Asks the broker about one step's group (blocking).
 fn see(kafka: &Kafka, step: &Step) -> Result<Seen, String> {
-    let members = members(kafka, step)?;
     let reader: BaseConsumer = kafka.group_reader(&step.group).map_err(|e| e.to_string())?;
+    let members = members(&reader, step)?;
     let metadata = reader
         .fetch_metadata(Some(&step.topic), TIMEOUT)
         .map_err(|e| e.to_string())?;
@@ -182,7 +182,9 @@ pub async fn running_readers(
             .into_iter()
             .filter(|s| topics.contains(&s.topic))
         {
-            let members = members(&kafka, &step)?;
+            let reader: BaseConsumer =
+                kafka.group_reader(&step.group).map_err(|e| e.to_string())?;
+            let members = members(&reader, &step)?;
             if members > 0 {
                 running.push(RunningReader {
                     group: step.group,
@@ -197,9 +199,8 @@ pub async fn running_readers(
     found.await.map_err(|error| error.to_string())?
 }
 
-/// The members of one step's group (blocking).
-fn members(kafka: &Kafka, step: &Step) -> Result<usize, String> {
-    let reader: BaseConsumer = kafka.group_reader(&step.group).map_err(|e| e.to_string())?;
+/// The members of one step's group, asked with `reader` (blocking).
+fn members(reader: &BaseConsumer, step: &Step) -> Result<usize, String> {
     Ok(reader
         .fetch_group_list(Some(&step.group), TIMEOUT)
         .map_err(|e| e.to_string())?
