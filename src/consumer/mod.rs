@@ -159,7 +159,7 @@ pub async fn run<S: SagaStep>(
         commit(&consumer, &batch);
     }
     info!(topic, group, "stopping: committing offsets and flushing");
-    stop(consumer, &producer).await;
+    stop(consumer, group, &producer).await;
     // A static member's close keeps its place for a restart; a stop gives it up.
     if let Some(membership) = membership
         && let Err(error) = membership.leave().await
@@ -216,29 +216,57 @@ fn commit(consumer: &SagaConsumer, batch: &[BorrowedMessage<'_>]) {
     }
 }
 
+/// How long the final commit and the consumer's close may take before the stop goes on
+/// without them. Both take milliseconds (a static member sends no LeaveGroup); but a close
+/// that races a group join can hang for good: the join's rebalance event, served after the
+/// group is torn down, waits for an answer that never comes (confluentinc/librdkafka#4884;
+/// seen on Apache Kafka as a payment consumer stopped while it joined, and then deaf to
+/// SIGTERM). Past this, the close is left to its thread; what it did not commit is
+/// redelivered to the next member, which answers it as before.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The final commit (of the stored offsets only: events fully handled), the consumer's
 /// close and the producer's flush. librdkafka's commit and close block their thread for
 /// up to seconds: off the runtime's workers, or an embedded broker on the same runtime
 /// could not answer them (seen: every `edm lab` took 5 s per pair of consumers to stop).
-async fn stop(consumer: SagaConsumer, producer: &crate::kafka::EventProducer) {
+/// A thread of its own, not `spawn_blocking`: a runtime waits for its blocking tasks when
+/// it shuts down, so a close that never ends would keep the process from exiting.
+async fn stop(consumer: SagaConsumer, group: &str, producer: &crate::kafka::EventProducer) {
     let span = tracing::Span::current();
-    let teardown = tokio::task::spawn_blocking(move || {
-        let _service = span.enter();
-        if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
-            // NoOffset just means nothing was consumed since the last commit.
-            if !matches!(
-                error.rdkafka_error_code(),
-                Some(rdkafka::types::RDKafkaErrorCode::NoOffset)
-            ) {
-                warn!(%error, "final offset commit failed; uncommitted events will be redelivered");
+    let (closed, done) = tokio::sync::oneshot::channel();
+    let teardown = std::thread::Builder::new()
+        .name("consumer close".into())
+        .spawn(move || {
+            let _service = span.enter();
+            final_commit(&consumer);
+            drop(consumer);
+            let _ = closed.send(());
+        });
+    match teardown {
+        Err(error) => warn!(%error, "no thread to close the consumer in; left open"),
+        Ok(_) => {
+            if tokio::time::timeout(CLOSE_TIMEOUT, done).await.is_err() {
+                warn!(
+                    group,
+                    "the Kafka consumer did not close within {CLOSE_TIMEOUT:?} (librdkafka \
+                     can hang when a stop meets a group join); stopping without it"
+                );
             }
         }
-        drop(consumer);
-    });
-    if let Err(error) = teardown.await {
-        warn!(%error, "the consumer's teardown failed");
     }
     producer.flush(Duration::from_secs(5)).await;
+}
+
+/// Commits the stored offsets; nothing stored since the last commit is fine.
+fn final_commit(consumer: &SagaConsumer) {
+    if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync)
+        && !matches!(
+            error.rdkafka_error_code(),
+            Some(rdkafka::types::RDKafkaErrorCode::NoOffset)
+        )
+    {
+        warn!(%error, "final offset commit failed; uncommitted events will be redelivered");
+    }
 }
 
 /// Applies the step to a batch of messages, retrying server failures with backoff; returns

@@ -79,13 +79,23 @@ impl Membership {
     /// Leaves the group by instance id (after the consumer has closed), so that the
     /// partitions go to the other instances at once. A group that no longer has the
     /// instance (it never joined, or was removed) is fine.
+    /// A coordinator that is still loading or moving (a broker just started: Apache
+    /// Kafka answers NOT_COORDINATOR then) is asked again until [`LEAVE_TIMEOUT`].
     pub async fn leave(&self) -> Result<(), String> {
-        tokio::time::timeout(
-            LEAVE_TIMEOUT,
-            leave_group(&self.servers, &self.group, &self.instance_id),
-        )
-        .await
-        .map_err(|_| format!("no answer within {LEAVE_TIMEOUT:?}"))?
+        let attempts = async {
+            loop {
+                match leave_group(&self.servers, &self.group, &self.instance_id).await {
+                    Err(Failure::Coordinator(_)) => {
+                        tokio::time::sleep(Duration::from_millis(100)).await
+                    }
+                    outcome => return outcome,
+                }
+            }
+        };
+        match tokio::time::timeout(LEAVE_TIMEOUT, attempts).await {
+            Ok(outcome) => outcome.map_err(|failure| failure.to_string()),
+            Err(_) => Err(format!("no answer within {LEAVE_TIMEOUT:?}")),
+        }
     }
 }
 
@@ -129,8 +139,41 @@ fn claim_slot(servers: &str, group: &str) -> std::io::Result<(usize, File)> {
     )))
 }
 
+/// Why leaving failed.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// The group's coordinator is loading, moving or not yet known: worth asking again.
+    #[error("{0}: the group's coordinator is not ready")]
+    Coordinator(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<String> for Failure {
+    fn from(detail: String) -> Self {
+        Failure::Other(detail)
+    }
+}
+
+/// Kafka's error codes for a coordinator not (yet) in place.
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+const NOT_COORDINATOR: i16 = 16;
+const UNKNOWN_MEMBER_ID: i16 = 25;
+
+/// A failure for a non-zero `code` in the answer to `request`.
+fn failure(request: &str, code: i16) -> Failure {
+    let detail = format!("{request}: error {code}");
+    match code {
+        COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE | NOT_COORDINATOR => {
+            Failure::Coordinator(detail)
+        }
+        _ => Failure::Other(detail),
+    }
+}
+
 /// FindCoordinator, then LeaveGroup naming `instance` to the coordinator.
-async fn leave_group(servers: &str, group: &str, instance: &str) -> Result<(), String> {
+async fn leave_group(servers: &str, group: &str, instance: &str) -> Result<(), Failure> {
     let bootstrap = servers.split(',').next().unwrap_or(servers).trim();
     let mut stream = TcpStream::connect(bootstrap)
         .await
@@ -143,7 +186,7 @@ async fn leave_group(servers: &str, group: &str, instance: &str) -> Result<(), S
     )
     .await?;
     if found.error_code != 0 {
-        return Err(format!("FindCoordinator: error {}", found.error_code));
+        return Err(failure("FindCoordinator", found.error_code));
     }
     let coordinator = format!("{}:{}", found.host, found.port);
     if coordinator != bootstrap {
@@ -159,14 +202,13 @@ async fn leave_group(servers: &str, group: &str, instance: &str) -> Result<(), S
                 .with_group_instance_id(Some(StrBytes::from_string(instance.to_string()))),
         ]);
     let answer = ask(&mut stream, &leave, 3).await?;
-    const UNKNOWN_MEMBER_ID: i16 = 25;
     let errors: Vec<i16> = std::iter::once(answer.error_code)
         .chain(answer.members.iter().map(|m| m.error_code))
         .filter(|&code| code != 0 && code != UNKNOWN_MEMBER_ID)
         .collect();
     match errors.first() {
         None => Ok(()),
-        Some(code) => Err(format!("LeaveGroup: error {code}")),
+        Some(&code) => Err(failure("LeaveGroup", code)),
     }
 }
 

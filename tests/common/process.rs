@@ -135,8 +135,9 @@ impl EdmProcess {
             }
             assert!(
                 Instant::now() < deadline,
-                "{} ignored SIGTERM for 30 s",
-                self.name
+                "{} ignored SIGTERM for 30 s:\n{}",
+                self.name,
+                self.output()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
