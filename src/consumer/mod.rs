@@ -38,7 +38,7 @@ pub use step::{
     Incoming, Outgoing, STEP_CONCURRENCY, SagaStep, StepError, StepResult, only_result,
 };
 
-use crate::kafka::{Kafka, KafkaFailure, Record, SagaConsumer};
+use crate::kafka::{ClusterHealth, Kafka, KafkaFailure, Record, SagaConsumer};
 
 /// Why a loop stopped before it was told to.
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +132,15 @@ pub async fn run<S: SagaStep>(
 
     // Set when the loop ends on an error that no retry can fix.
     let mut stopped_by = None;
-    while let Some(batch) = next_batch(&consumer, &shutdown).await {
+    loop {
+        let batch = match next_batch(&consumer, &shutdown, kafka.health()).await {
+            Next::Batch(batch) => batch,
+            Next::Stop => break,
+            Next::Replaced(how) => {
+                stopped_by = Some(LoopError::Kafka(KafkaFailure::ClusterReplaced(how)));
+                break;
+            }
+        };
         let started = std::time::Instant::now();
         let records = match handle_batch(&step, &batch, &shutdown).await {
             Ok(Some(records)) => records,
@@ -158,8 +166,16 @@ pub async fn run<S: SagaStep>(
                "batch done");
         commit(&consumer, &batch);
     }
-    info!(topic, group, "stopping: committing offsets and flushing");
-    stop(consumer, group, &producer).await;
+    // Offsets of the old cluster committed to a new one would skip its first events.
+    let commit_last = kafka.health().replaced_already().is_none();
+    match commit_last {
+        true => info!(topic, group, "stopping: committing offsets and flushing"),
+        false => info!(
+            topic,
+            group, "stopping (nothing committed: the cluster is another)"
+        ),
+    }
+    stop(consumer, group, &producer, commit_last).await;
     // A static member's close keeps its place for a restart; a stop gives it up.
     if let Some(membership) = membership
         && let Err(error) = membership.leave().await
@@ -169,22 +185,42 @@ pub async fn run<S: SagaStep>(
     stopped_by.map_or(Ok(()), Err)
 }
 
+/// What the consumer has next.
+enum Next<'a> {
+    /// The next message, and whatever else is already fetched.
+    Batch(Vec<BorrowedMessage<'a>>),
+    /// Shutdown was asked for.
+    Stop,
+    /// The cluster was replaced ([`crate::kafka::ClusterHealth`]): what to say.
+    Replaced(String),
+}
+
 /// The next batch: the next message, and whatever else is already fetched (up to
-/// [`MAX_BATCH`]; nothing is waited for); `None` once `shutdown` is asked for.
+/// [`MAX_BATCH`]; nothing is waited for). A broker out of reach is said once by `health`,
+/// not once per retry here.
 async fn next_batch<'a>(
     consumer: &'a SagaConsumer,
     shutdown: &CancellationToken,
-) -> Option<Vec<BorrowedMessage<'a>>> {
+    health: &ClusterHealth,
+) -> Next<'a> {
     let first = loop {
         let received = tokio::select! {
-            _ = shutdown.cancelled() => return None,
+            _ = shutdown.cancelled() => return Next::Stop,
+            how = health.replaced() => return Next::Replaced(how),
             received = consumer.recv() => received,
         };
         match received {
             Ok(message) => break message,
             Err(error) => {
-                warn!(%error, "Kafka receive failed; retrying in 1 s");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                if ClusterHealth::is_unreachable(&error) {
+                    debug!(%error, "Kafka receive failed; retrying in 1 s");
+                } else {
+                    warn!(%error, "Kafka receive failed; retrying in 1 s");
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Next::Stop,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
             }
         }
     };
@@ -193,13 +229,15 @@ async fn next_batch<'a>(
         match consumer.recv().now_or_never() {
             Some(Ok(message)) => batch.push(message),
             Some(Err(error)) => {
-                warn!(%error, "Kafka receive failed");
+                if !ClusterHealth::is_unreachable(&error) {
+                    warn!(%error, "Kafka receive failed");
+                }
                 break;
             }
             None => break,
         }
     }
-    Some(batch)
+    Next::Batch(batch)
 }
 
 /// Stores and commits the offsets of a batch that is done — only then, so that no commit
@@ -231,14 +269,21 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// could not answer them (seen: every `edm lab` took 5 s per pair of consumers to stop).
 /// A thread of its own, not `spawn_blocking`: a runtime waits for its blocking tasks when
 /// it shuts down, so a close that never ends would keep the process from exiting.
-async fn stop(consumer: SagaConsumer, group: &str, producer: &crate::kafka::EventProducer) {
+async fn stop(
+    consumer: SagaConsumer,
+    group: &str,
+    producer: &crate::kafka::EventProducer,
+    commit_last: bool,
+) {
     let span = tracing::Span::current();
     let (closed, done) = tokio::sync::oneshot::channel();
     let teardown = std::thread::Builder::new()
         .name("consumer close".into())
         .spawn(move || {
             let _service = span.enter();
-            final_commit(&consumer);
+            if commit_last {
+                final_commit(&consumer);
+            }
             drop(consumer);
             let _ = closed.send(());
         });

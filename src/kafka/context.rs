@@ -4,8 +4,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use super::health::ClusterHealth;
 
 /// The consumers' type: a stream consumer with [`SagaContext`].
 pub type SagaConsumer = StreamConsumer<SagaContext>;
@@ -42,12 +45,13 @@ impl Owned {
 }
 
 /// Consumer callbacks: logs rebalances, so a student sees partitions move between
-/// instances, and reports assignments to an optional [`AssignmentNotifier`] and
-/// [`Owned`].
+/// instances, reports assignments to an optional [`AssignmentNotifier`] and [`Owned`],
+/// and tells [`ClusterHealth`] of outages and of a replaced cluster.
 pub struct SagaContext {
     group: String,
     on_assigned: Option<AssignmentNotifier>,
     owned: Option<Owned>,
+    health: ClusterHealth,
 }
 
 impl SagaContext {
@@ -57,11 +61,13 @@ impl SagaContext {
         group: &str,
         on_assigned: Option<AssignmentNotifier>,
         owned: Option<Owned>,
+        health: ClusterHealth,
     ) -> Self {
         Self {
             group: group.to_string(),
             on_assigned,
             owned,
+            health,
         }
     }
 }
@@ -76,18 +82,11 @@ impl rdkafka::ClientContext for SagaContext {
         ) {
             return;
         }
-        // A connection lost: librdkafka makes it again by itself, and a broker that stays
-        // away shows in the consumer's own errors and retries. A warning, not an error.
-        let reconnecting = matches!(
-            error.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
-        );
-        match reconnecting {
-            true => tracing::warn!(target: "librdkafka", group = %self.group, "{error}: {reason}"),
-            false => {
-                tracing::error!(target: "librdkafka", group = %self.group, "{error}: {reason}")
-            }
-        }
+        self.health.client_error(&error, reason, &self.group);
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.health.log(level, facility, message);
     }
 }
 

@@ -30,6 +30,9 @@ pub enum KafkaFailure {
          start the service again (nothing is lost — what was not acknowledged is redelivered)"
     )]
     Fatal { reason: String },
+    /// The broker restarted without its data: another cluster (the message says what to do).
+    #[error("{0}")]
+    ClusterReplaced(String),
     /// A background task of the client died.
     #[error("Kafka client task failed: {0}")]
     Task(String),

@@ -20,9 +20,12 @@ use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::bindings as rdsys;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
 use tokio::sync::{oneshot, watch};
+
+use super::health::ClusterHealth;
 
 /// What a delivery report tells its sender.
 pub type Delivered = Result<(), KafkaError>;
@@ -37,13 +40,14 @@ pub type Delivered = Result<(), KafkaError>;
 /// statistics.
 pub struct EventContext {
     ready: watch::Sender<bool>,
+    health: ClusterHealth,
 }
 
 impl EventContext {
     /// A context, and the receiver that learns when the producer is ready.
-    pub fn new() -> (Self, watch::Receiver<bool>) {
+    pub fn new(health: ClusterHealth) -> (Self, watch::Receiver<bool>) {
         let (ready, receiver) = watch::channel(false);
-        (Self { ready }, receiver)
+        (Self { ready, health }, receiver)
     }
 }
 
@@ -51,6 +55,14 @@ impl EventContext {
 const IDEMP_STATE: &[u8] = b"\"idemp_state\"";
 
 impl ClientContext for EventContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.health.client_error(&error, reason, "producer");
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.health.log(level, facility, message);
+    }
+
     fn stats_raw(&self, statistics: &[u8]) {
         if *self.ready.borrow() {
             return;

@@ -22,6 +22,7 @@ mod admin;
 mod context;
 pub mod error;
 mod events;
+mod health;
 mod membership;
 mod partitioner;
 mod producer;
@@ -32,6 +33,7 @@ pub use admin::{TopicChange, TopicInfo};
 pub use context::{AssignmentNotifier, Owned, SagaConsumer, SagaContext};
 pub use error::KafkaFailure;
 use events::{EventContext, EventServer};
+pub use health::ClusterHealth;
 pub use membership::Membership;
 pub use partitioner::Partitioner;
 pub use producer::{EventProducer, Record};
@@ -63,6 +65,8 @@ pub struct Kafka {
     owned: Option<Owned>,
     /// Whether the services' consumers join as static members ([`Membership`]).
     static_members: bool,
+    /// Outages and a replaced cluster, as every client of this connection saw them.
+    health: ClusterHealth,
 }
 
 impl Kafka {
@@ -76,7 +80,13 @@ impl Kafka {
             on_assigned: None,
             owned: None,
             static_members: true,
+            health: ClusterHealth::new(&args.bootstrap_servers),
         }
+    }
+
+    /// What its clients saw of the cluster: outages, or the cluster replaced.
+    pub fn health(&self) -> &ClusterHealth {
+        &self.health
     }
 
     /// The same, with every consumer it creates reporting its assignments to `notifier`
@@ -194,7 +204,7 @@ impl Kafka {
         if watch_id {
             config.set("statistics.interval.ms", "100");
         }
-        let (context, ready) = EventContext::new();
+        let (context, ready) = EventContext::new(self.health.clone());
         let producer: Arc<rdkafka::producer::BaseProducer<EventContext>> = Arc::new(
             self.with_user_properties(config, Role::Producer)
                 .create_with_context(context)
@@ -207,6 +217,7 @@ impl Kafka {
             producer,
             _events: Arc::new(events),
             ready: watch_id.then_some(ready),
+            health: self.health.clone(),
         })
     }
 
@@ -274,7 +285,12 @@ impl Kafka {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", partition_eof.to_string());
-        let context = SagaContext::new(group, self.on_assigned.clone(), self.owned.clone());
+        let context = SagaContext::new(
+            group,
+            self.on_assigned.clone(),
+            self.owned.clone(),
+            self.health.clone(),
+        );
         self.with_user_properties(config, Role::Consumer)
             .create_with_context(context)
             .map_err(KafkaFailure::Config)

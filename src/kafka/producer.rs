@@ -50,6 +50,8 @@ pub struct EventProducer {
     /// Whether the producer has its id (see [`EventContext`]); `None` when statistics are
     /// off, so there is no telling.
     pub(super) ready: Option<watch::Receiver<bool>>,
+    /// The connection's health: a broker away has been said already.
+    pub(super) health: super::ClusterHealth,
 }
 
 impl EventProducer {
@@ -72,9 +74,13 @@ impl EventProducer {
     pub async fn wait_for_id(&self) {
         const PRODUCER_ID_TIMEOUT: Duration = Duration::from_secs(5);
         if self.ready.is_some() && !self.wait_ready(PRODUCER_ID_TIMEOUT).await {
-            tracing::warn!(
-                "the Kafka producer has no producer id after {PRODUCER_ID_TIMEOUT:?}; going on (the first sends wait for it)"
-            );
+            if self.health.in_outage() {
+                tracing::debug!("no producer id yet: the broker is away");
+            } else {
+                tracing::warn!(
+                    "the Kafka producer has no producer id after {PRODUCER_ID_TIMEOUT:?}; going on (the first sends wait for it)"
+                );
+            }
         }
     }
 

@@ -322,9 +322,26 @@ pub async fn serve(
         "order service listening on http://{} (POST /v1/order, GET /v1/order), {starts}",
         listener.local_addr()?
     );
-    http::serve(listener, router(service), stop).await?;
-    if let Err(error) = relay.await {
-        warn!(%error, "outbox relay task failed");
+    // A replaced cluster ends the service (see `ClusterHealth`).
+    let replaced = {
+        let (health, stop) = (kafka.health().clone(), stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                how = health.replaced() => {
+                    stop.cancel();
+                    Some(how)
+                }
+                _ = stop.cancelled() => None,
+            }
+        })
+    };
+    http::serve(listener, router(service), stop.clone()).await?;
+    stop.cancel();
+    relay
+        .await
+        .map_err(|error| anyhow::anyhow!("the outbox relay task failed: {error}"))?;
+    if let Ok(Some(how)) = replaced.await {
+        return Err(KafkaFailure::ClusterReplaced(how).into());
     }
     if let Some(fatal) = producer.fatal_error() {
         return Err(fatal.into());

@@ -17,13 +17,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::payment_gateway::Gateway;
 use crate::kafka::{Kafka, KafkaFailure, Record, SagaConsumer};
+use follower::{Memory, follow, serve_events};
+
+mod follower;
 
 /// How long catching up with the decisions may take before the batch is retried.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -131,10 +134,12 @@ impl Decisions {
                 lost: lost.clone(),
             },
             progress,
-            shutdown,
+            shutdown.clone(),
         ));
+        let shutdown_events = shutdown;
         let ends_client =
             Arc::new(kafka.reader(&format!("{topic}-ends-{}", uuid::Uuid::new_v4().simple()))?);
+        tokio::spawn(serve_events(ends_client.clone(), shutdown_events));
         let decisions = Self {
             known,
             lost,
@@ -308,75 +313,6 @@ impl KnowError {
         match self {
             KnowError::Kafka(error) => crate::consumer::StepError::Retry(error.to_string()),
             KnowError::Lost(lost) => crate::consumer::StepError::Fatal(lost.to_string()),
-        }
-    }
-}
-
-/// What the follower writes: the decisions by transaction, and whether one was lost.
-struct Memory {
-    known: Arc<Mutex<HashMap<String, Known>>>,
-    lost: Arc<Mutex<Option<String>>>,
-}
-
-impl Memory {
-    /// Takes one record of the topic: a decision, or a record that cannot be one.
-    fn take(&self, topic: &str, message: &rdkafka::message::BorrowedMessage<'_>) {
-        let at = format!("{topic} {}@{}", message.partition(), message.offset());
-        let decision = message
-            .payload()
-            .and_then(|payload| serde_json::from_slice::<Decision>(payload).ok());
-        let key = message
-            .key()
-            .and_then(|key| std::str::from_utf8(key).ok())
-            .map(str::to_string);
-        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-        match (decision, key) {
-            (Some(decision), _) => {
-                known.insert(decision.transaction_id, Known::Answered(decision.accepted));
-            }
-            (None, Some(transaction_id)) => {
-                tracing::error!(tx = %transaction_id, at, "a payment decision cannot be read: this transaction will not be decided again");
-                known.insert(transaction_id, Known::Unreadable(at));
-            }
-            (None, None) => {
-                tracing::error!(
-                    at,
-                    "a payment decision without a key cannot be read: no transaction can be decided any more"
-                );
-                *self.lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
-            }
-        }
-    }
-}
-
-/// Reads decisions as they come until `shutdown`, recording how far each partition is read.
-async fn follow(
-    reader: Arc<SagaConsumer>,
-    memory: Memory,
-    progress: watch::Sender<HashMap<i32, i64>>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let received = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            received = reader.recv() => received,
-        };
-        match received {
-            Ok(message) => {
-                memory.take(message.topic(), &message);
-                let (partition, next) = (message.partition(), message.offset() + 1);
-                progress.send_modify(|read| {
-                    read.insert(partition, next);
-                });
-            }
-            // The end of a partition: nothing to do (a decision is never deleted but by
-            // compaction, which keeps the last record of a partition, so the offset after
-            // the last record read is the partition's end).
-            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => {}
-            Err(error) => {
-                tracing::warn!(%error, "reading the payment decisions failed; retrying in 1 s");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
         }
     }
 }

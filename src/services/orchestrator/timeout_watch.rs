@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::Orchestrator;
 use crate::kafka::{EventProducer, Kafka, KafkaFailure, Owned, Partitioner};
@@ -103,7 +103,10 @@ impl TimeoutWatch {
                 }
                 Ok(None) => {}
                 Err(error) => {
-                    if !ends_unknown {
+                    // During an outage (said once already) this is one of its effects.
+                    if !ends_unknown && self.kafka.health().in_outage() {
+                        info!(%error, "the reply partitions' ends cannot be read while Kafka is away: no step times out until they can");
+                    } else if !ends_unknown {
                         warn!(%error, "cannot read the reply partitions' ends: no step times out until they can be read");
                     }
                     ends_unknown = true;
