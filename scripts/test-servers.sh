@@ -57,6 +57,8 @@ export EDM_TEST_DYNAMODB_ENDPOINT=http://127.0.0.1:${DYNAMODB_PORT}
 export EDM_TEST_MYSQL_URL=mysql://root:${MYSQL_PASSWORD}@127.0.0.1:${MYSQL_PORT}
 export EDM_TEST_SERVERS_SCRIPT=$(realpath "$0")
 export EDM_TEST_MOTO_BIN=$VENV/bin/moto_server
+export EDM_TEST_CHROMIUM=$(command -v chromium || echo /usr/bin/chromium)
+export EDM_TEST_CHROMEDRIVER=$(command -v chromedriver || echo /usr/bin/chromedriver)
 ENV
 }
 
@@ -73,6 +75,12 @@ install_missing() {
     log "installing MariaDB and openssl (apt)"
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server openssl >/dev/null
+  fi
+  # The web view's tests drive headless Chromium over WebDriver (chromedriver).
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    log "installing Chromium and chromedriver (apt)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
   fi
   if [ ! -x "$VENV/bin/moto_server" ]; then
     log "installing moto into $VENV (pip)"

@@ -40,6 +40,14 @@ pub use producer::{EventProducer, Record};
 use properties::Role;
 pub use topics::Topics;
 
+/// Milliseconds since the epoch (the clock Kafka's message timestamps use).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
 /// How long a metadata request may take before the broker counts as unreachable.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 

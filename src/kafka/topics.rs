@@ -49,6 +49,11 @@ impl Topics {
         format!("{topic}{DEAD_LETTER_SUFFIX}")
     }
 
+    /// The topic a dead-letter topic's events came from (`topic` itself otherwise).
+    pub fn origin(topic: &str) -> &str {
+        topic.strip_suffix(DEAD_LETTER_SUFFIX).unwrap_or(topic)
+    }
+
     /// Whether `topic` is a dead-letter topic.
     pub fn is_dead_letter(topic: &str) -> bool {
         topic.ends_with(DEAD_LETTER_SUFFIX)

@@ -82,4 +82,16 @@ pub struct LabArgs {
     /// Keep the lab's database and table afterwards (to look at them).
     #[arg(long)]
     pub keep: bool,
+    /// After the demo, keep the lab running and serve a live web view of its sagas (place
+    /// more orders through its order API); Ctrl-C ends it.
+    #[arg(long, conflicts_with = "orders")]
+    pub ui: bool,
+    /// Where the web view listens (with --ui).
+    #[arg(
+        long,
+        value_name = "ADDRESS",
+        default_value = "127.0.0.1:8888",
+        requires = "ui"
+    )]
+    pub listen: std::net::SocketAddr,
 }

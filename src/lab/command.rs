@@ -35,7 +35,8 @@ pub async fn command(args: LabArgs) -> anyhow::Result<()> {
         }
         None => super::run_demo(&args, &interrupt).await?,
     };
-    if interrupt.is_cancelled() {
+    // With --ui, Ctrl-C is how the run ends.
+    if interrupt.is_cancelled() && !args.ui {
         anyhow::bail!("interrupted (Ctrl-C); the run's stores are removed");
     }
     if !hold {

@@ -21,24 +21,87 @@ const QUANTITY: i64 = 5;
 /// On `interrupt` it stops where it is, stops the services and removes the run's stores.
 pub async fn run_demo(args: &LabArgs, interrupt: &CancellationToken) -> anyhow::Result<bool> {
     let mut shown = Vec::new();
+    // With --ui, each style's lab keeps running for the view.
+    let mut kept = Vec::new();
     for style in args.saga.styles() {
         let mut lab = Lab::start(args, Gateway::DeclineUser(DECLINED_USER.into()), style).await?;
         let result = tokio::select! {
             result = demo(&mut lab, style) => Some(result),
             _ = interrupt.cancelled() => None,
         };
-        let stopped = lab.stop().await;
-        let Some(result) = result else {
-            stopped?;
-            return Ok(true);
+        let result = match result {
+            Some(Ok(result)) if args.ui => {
+                kept.push((lab, style));
+                result
+            }
+            Some(result) => {
+                let stopped = lab.stop().await;
+                if result.is_err() || stopped.is_err() {
+                    let _ = stop_all(std::mem::take(&mut kept)).await;
+                }
+                let result = result?;
+                stopped?;
+                result
+            }
+            None => {
+                lab.stop().await?;
+                stop_all(kept).await?;
+                return Ok(true);
+            }
         };
-        shown.push(result?);
-        stopped?;
+        shown.push(result);
     }
     if shown.len() > 1 {
         print!("{}", compare::render(&shown, &story_names()));
     }
+    if args.ui {
+        let served = serve_view(&kept, args.listen, interrupt).await;
+        stop_all(kept).await?;
+        served?;
+    }
     Ok(shown.iter().all(|s| s.hold))
+}
+
+/// Serves the web view of the kept labs until Ctrl-C.
+async fn serve_view(
+    labs: &[(Lab, SagaStyle)],
+    listen: std::net::SocketAddr,
+    interrupt: &CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "the web view cannot listen on {listen}: {error} (choose another with --listen)"
+            )
+        })?;
+    let address = listener.local_addr()?;
+    println!(
+        "
+web view of the sagas: http://{address}/"
+    );
+    for (lab, style) in labs {
+        println!(
+            "  {} orders: POST {}/v1/order (user `{DECLINED_USER}` is declined)",
+            style.as_str(),
+            lab.order_url
+        );
+    }
+    println!("  Ctrl-C ends the lab");
+    let kafkas: Vec<_> = labs.iter().map(|(lab, _)| lab.kafka.clone()).collect();
+    crate::view::View::serve(&kafkas, listener, interrupt.clone()).await
+}
+
+/// Stops the kept labs, each in turn; the first failure is the answer.
+async fn stop_all(labs: Vec<(Lab, SagaStyle)>) -> anyhow::Result<()> {
+    let mut failed = Ok(());
+    for (lab, _) in labs {
+        let stopped = lab.stop().await;
+        if failed.is_ok() {
+            failed = stopped;
+        }
+    }
+    failed
 }
 
 /// The demo sagas' one-line stories.

@@ -39,13 +39,7 @@ pub use command::command;
 pub use demo::run_demo;
 pub use services::{Selection, Services};
 
-/// Milliseconds since the epoch (the clock Kafka's message timestamps use).
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
+pub(crate) use crate::kafka::now_ms;
 
 /// How long a consumer's first fetch round may take: librdkafka's default
 /// `fetch.wait.max.ms`.
@@ -73,6 +67,8 @@ pub struct Lab {
     pub orders: OrderStore,
     /// Client of the in-process order service.
     pub client: OrderClient,
+    /// Base URL of the in-process order service.
+    pub order_url: String,
     /// Base URL of the in-process inventory service.
     pub inventory_url: String,
     /// Sagas that reached their final status, as the order consumer records them.
@@ -148,6 +144,7 @@ impl Lab {
         Ok(Lab {
             id,
             client: OrderClient::new(&services.order_url),
+            order_url: services.order_url.clone(),
             inventory_url: services.inventory_url.clone(),
             kafka,
             stock,

@@ -1,0 +1,182 @@
+// edm's saga view. Every value that comes from a message or a store is put on the page
+// with textContent, never as markup: an event whose user_id is "<script>…" shows as text.
+"use strict";
+
+// Errors of the page, for its tests (and for anyone who opens the console).
+window.__viewErrors = [];
+window.addEventListener("error", (e) => window.__viewErrors.push(String(e.message)));
+window.addEventListener("unhandledrejection", (e) => window.__viewErrors.push(String(e.reason)));
+const consoleError = console.error.bind(console);
+console.error = (...args) => {
+  window.__viewErrors.push(args.map(String).join(" "));
+  consoleError(...args);
+};
+
+const STATES = {
+  stuck: "⚠ stuck",
+  in_flight: "… in flight",
+  complete: "✓ complete",
+  cancelled: "✗ cancelled",
+};
+const RANK = { stuck: 0, in_flight: 1, complete: 2, cancelled: 2 };
+
+const sagas = new Map();
+let query = "";
+let chosen = null;
+let clockOffset = 0; // server clock minus this page's
+let renderQueued = false;
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  return node;
+}
+
+function ms(value) {
+  if (value === null || value === undefined) return "";
+  return value < 1000 ? `${value} ms` : `${(value / 1000).toFixed(1)} s`;
+}
+
+function matches(saga) {
+  return !query || saga.transaction_id.includes(query) || (saga.user_id || "").includes(query);
+}
+
+function queueRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(() => {
+    renderQueued = false;
+    renderList();
+  });
+}
+
+// Rows are kept by transaction and updated in place: a row stays the same element while
+// its saga changes (a click, or a test's WebDriver, never meets a replaced one).
+const rows = new Map();
+
+function rowOf(tx) {
+  let row = rows.get(tx);
+  if (!row) {
+    row = el("tr");
+    row.dataset.tx = tx;
+    for (const name of ["state", "tx", "style", "user", "age", "latency"]) row.append(el("td", name));
+    row.addEventListener("click", () => choose(tx));
+    rows.set(tx, row);
+  }
+  return row;
+}
+
+function renderList() {
+  const found = [...sagas.values()].filter(matches);
+  found.sort((a, b) => RANK[a.state] - RANK[b.state] || (b.last_ms || 0) - (a.last_ms || 0));
+  const shown = found.slice(0, 500);
+  const now = Date.now() + clockOffset;
+  const wanted = new Set();
+  for (const saga of shown) {
+    const row = rowOf(saga.transaction_id);
+    wanted.add(saga.transaction_id);
+    row.classList.toggle("chosen", saga.transaction_id === chosen);
+    const [state, tx, style, user, age, latency] = row.children;
+    state.className = `state ${saga.state}`;
+    state.textContent = STATES[saga.state] || saga.state;
+    state.title = saga.reason || "";
+    tx.textContent = saga.transaction_id;
+    style.textContent = saga.style;
+    user.textContent = saga.user_id || "";
+    age.textContent = saga.started_ms ? ms(Math.max(0, now - saga.started_ms)) : "";
+    latency.textContent = ms(saga.latency_ms);
+  }
+  for (const tx of [...rows.keys()]) if (!wanted.has(tx)) rows.delete(tx);
+  const body = document.querySelector("#sagas tbody");
+  const inOrder = shown.map((saga) => rows.get(saga.transaction_id));
+  const same = inOrder.length === body.children.length && inOrder.every((row, i) => body.children[i] === row);
+  if (!same) body.replaceChildren(...inOrder);
+  $("counts").textContent = `${shown.length} shown of ${found.length}${query ? " found" : ""}`;
+}
+
+async function loadList() {
+  const answer = await (await fetch(`/api/sagas?q=${encodeURIComponent(query)}`)).json();
+  clockOffset = answer.now_ms - Date.now();
+  for (const saga of answer.sagas) sagas.set(saga.transaction_id, saga);
+  queueRender();
+}
+
+async function choose(tx) {
+  chosen = tx;
+  queueRender();
+  const response = await fetch(`/api/sagas/${encodeURIComponent(tx)}`);
+  if (!response.ok) return;
+  renderDetail(await response.json());
+}
+
+function renderDetail(saga) {
+  const pane = $("detail-pane");
+  const head = el("div", "saga-head");
+  head.append(
+    el("h2", "", `saga ${saga.transaction_id}`),
+    el("p", `state ${saga.state}`, `${STATES[saga.state] || saga.state}${saga.reason ? ` — ${saga.reason}` : ""}`),
+    el("p", "", `${saga.style} · user ${saga.user_id || "?"} · ${saga.messages} messages${saga.latency_ms !== null ? ` · ${ms(saga.latency_ms)}` : ""}`),
+  );
+  const lanes = saga.lifelines;
+  const diagram = el("div", "diagram");
+  diagram.id = "diagram";
+  diagram.style.gridTemplateColumns = `repeat(${lanes.length}, minmax(5rem, 1fr))`;
+  for (const lane of lanes) diagram.append(el("div", "lifeline", lane));
+  const start = saga.arrows.find((a) => a.at_ms !== null)?.at_ms;
+  for (const arrow of saga.arrows) {
+    let from = lanes.indexOf(arrow.from);
+    let to = lanes.indexOf(arrow.to);
+    if (from < 0) from = 0;
+    if (to < 0) to = lanes.length - 1;
+    const rightward = to >= from;
+    const kind = arrow.kind === "dead letter" ? "dead" : arrow.kind;
+    const line = el("div", `arrow ${kind} ${rightward ? "right" : "left"}${arrow.compensation ? " compensation" : ""}`);
+    line.dataset.name = arrow.name;
+    line.style.gridColumn = `${Math.min(from, to) + 1} / ${Math.max(from, to) + 2}`;
+    line.append(el("strong", "name", arrow.name));
+    if (arrow.compensation) line.append(" ", el("span", "tag", "↺ compensation"));
+    if (arrow.reason && arrow.reason !== arrow.name) line.append(" ", el("span", "reason", arrow.reason));
+    const at = arrow.at_ms !== null && start !== undefined ? ` +${arrow.at_ms - start} ms` : "";
+    line.append(el("div", "meta", `${arrow.kind} · ${arrow.topic} ${arrow.partition}@${arrow.offset}${at}`));
+    line.append(el("span", "head", rightward ? "▶" : "◀"));
+    diagram.append(line);
+  }
+  const parts = [head, diagram];
+  if (saga.to_come.length) {
+    const todo = el("div", "todo");
+    todo.append(el("h3", "", "still to come"));
+    const list = el("ol");
+    for (const step of saga.to_come) list.append(el("li", "", step));
+    todo.append(list);
+    parts.push(todo);
+  }
+  pane.replaceChildren(...parts);
+}
+
+function connect() {
+  const events = new EventSource("/api/stream");
+  events.addEventListener("open", () => { $("connection").textContent = "live"; });
+  events.addEventListener("error", () => { $("connection").textContent = "reconnecting…"; });
+  events.addEventListener("sagas", (message) => {
+    for (const saga of JSON.parse(message.data)) {
+      sagas.set(saga.transaction_id, saga);
+      if (saga.transaction_id === chosen) choose(chosen);
+    }
+    queueRender();
+  });
+  events.addEventListener("reload", () => loadList());
+}
+
+let searchTimer = null;
+$("search").addEventListener("input", (e) => {
+  query = e.target.value.trim();
+  queueRender();
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(loadList, 150);
+});
+
+loadList().then(connect);
+setInterval(queueRender, 1000); // ages move on

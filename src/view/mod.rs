@@ -1,0 +1,115 @@
+//! The web view of the sagas (`edm lab --ui`): every saga of the lab, live, stuck ones
+//! first; one saga as a sequence diagram of its messages, compensations marked, with the
+//! steps it still has to take.
+//!
+//! - [`book`]: what is known of each saga (pure data).
+//! - [`follow`]: reads the lab's topics into a book.
+//! - [`routes`]: the page, its JSON API and the live stream of changes.
+//!
+//! The page, its script and its styles are compiled into the binary (no CDN, no build
+//! step: it works on a laptop with no internet). Every value from a message is put on
+//! the page as text, never as markup. Changes reach the page as server-sent events,
+//! batched every [`TICK`] so that a load run does not flood it.
+
+pub mod book;
+mod follow;
+mod routes;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+pub use book::{Book, State, Summary};
+
+use crate::kafka::Kafka;
+
+/// How often changes are sent to the pages.
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// A saga in flight with no message for this long counts as stuck.
+pub const STUCK_AFTER: Duration = Duration::from_secs(10);
+
+/// What the pages are served from: one book per lab (a lab per saga style).
+#[derive(Clone)]
+pub struct View {
+    books: Vec<Arc<Mutex<Book>>>,
+    /// Each tick's changed sagas, as the JSON array the stream sends.
+    updates: broadcast::Sender<Arc<str>>,
+    /// Ends the live streams too (a page's stream would keep the server from stopping).
+    shutdown: CancellationToken,
+}
+
+impl View {
+    /// Serves the view of the sagas on `labs`' topics on `listener` until `shutdown`.
+    pub async fn serve(
+        labs: &[Kafka],
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let books: Vec<Arc<Mutex<Book>>> = labs
+            .iter()
+            .map(|kafka| {
+                Arc::new(Mutex::new(Book::new(
+                    kafka.topics.clone(),
+                    STUCK_AFTER.as_millis() as i64,
+                )))
+            })
+            .collect();
+        let (updates, _) = broadcast::channel(64);
+        let view = View {
+            books,
+            updates,
+            shutdown: shutdown.clone(),
+        };
+        let mut followers = tokio::task::JoinSet::new();
+        for (kafka, book) in labs.iter().zip(&view.books) {
+            followers.spawn(follow::follow(
+                kafka.clone(),
+                book.clone(),
+                shutdown.clone(),
+            ));
+        }
+        let ticker = tokio::spawn(view.clone().tick(shutdown.clone()));
+        let served = crate::http::serve(listener, routes::router(view), shutdown.clone()).await;
+        shutdown.cancel();
+        let _ = ticker.await;
+        while let Some(followed) = followers.join_next().await {
+            followed.map_err(|e| anyhow::anyhow!("the web view's reader failed: {e}"))??;
+        }
+        served?;
+        Ok(())
+    }
+
+    /// Every [`TICK`], sends the sagas changed since the last one to the pages.
+    async fn tick(self, shutdown: CancellationToken) {
+        let mut last = crate::kafka::now_ms();
+        let mut interval = tokio::time::interval(TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            let now = crate::kafka::now_ms();
+            let changed: Vec<Summary> = self
+                .books
+                .iter()
+                .flat_map(|book| lock(book).take_changed(now, last))
+                .collect();
+            last = now;
+            if changed.is_empty() || self.updates.receiver_count() == 0 {
+                continue;
+            }
+            if let Ok(json) = serde_json::to_string(&changed) {
+                let _ = self.updates.send(json.into());
+            }
+        }
+    }
+}
+
+fn lock(book: &Mutex<Book>) -> std::sync::MutexGuard<'_, Book> {
+    book.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,121 @@
+//! The view's HTTP side: the page and its assets, `GET /api/sagas` (the list, searched),
+//! `GET /api/sagas/{transaction_id}` (one saga) and `GET /api/stream` (changes, live).
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use futures_util::StreamExt;
+use futures_util::stream::{self, Stream};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{STUCK_AFTER, Summary, View, lock};
+use crate::http::ApiError;
+
+const INDEX: &str = include_str!("assets/index.html");
+const SCRIPT: &str = include_str!("assets/app.js");
+const STYLE: &str = include_str!("assets/style.css");
+
+/// Most sagas one list answer holds; a search narrows the rest down.
+const MAX_LIST: usize = 500;
+
+/// The view's routes.
+pub fn router(view: View) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(INDEX) }))
+        .route(
+            "/app.js",
+            get(|| async { asset("text/javascript", SCRIPT) }),
+        )
+        .route("/style.css", get(|| async { asset("text/css", STYLE) }))
+        .route("/api/sagas", get(list))
+        .route("/api/sagas/{transaction_id}", get(detail))
+        .route("/api/stream", get(stream))
+        .with_state(view)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    q: String,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+struct ListAnswer {
+    sagas: Vec<Summary>,
+    /// How many sagas matched (the list holds at most `limit` of them).
+    matched: usize,
+    /// How many sagas there are.
+    total: usize,
+    stuck_after_ms: u128,
+    now_ms: i64,
+}
+
+async fn list(State(view): State<View>, Query(query): Query<ListQuery>) -> Json<ListAnswer> {
+    let now = crate::kafka::now_ms();
+    let limit = query.limit.unwrap_or(MAX_LIST).min(MAX_LIST);
+    let (mut sagas, mut matched, mut total) = (Vec::new(), 0, 0);
+    for book in &view.books {
+        let book = lock(book);
+        let (found, count) = book.list(query.q.trim(), limit, now);
+        sagas.extend(found);
+        matched += count;
+        total += book.len();
+    }
+    // The books' lists merged in the same order: stuck, in flight, then the newest.
+    sagas.sort_by_key(|s| {
+        let rank = match s.state {
+            super::State::Stuck => 0,
+            super::State::InFlight => 1,
+            _ => 2,
+        };
+        (rank, std::cmp::Reverse(s.last_ms))
+    });
+    sagas.truncate(limit);
+    Json(ListAnswer {
+        sagas,
+        matched,
+        total,
+        stuck_after_ms: STUCK_AFTER.as_millis(),
+        now_ms: now,
+    })
+}
+
+async fn detail(
+    State(view): State<View>,
+    Path(transaction_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let now = crate::kafka::now_ms();
+    view.books
+        .iter()
+        .find_map(|book| lock(book).detail(&transaction_id, now))
+        .map(|detail| Json(detail).into_response())
+        .ok_or_else(|| ApiError::not_found(format!("no saga {transaction_id} on the topics")))
+}
+
+/// The changed sagas as they come, one `sagas` event per tick; a page that fell behind
+/// gets `reload` (it asks for the whole list again).
+async fn stream(State(view): State<View>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let updates = view.updates.subscribe();
+    let events = stream::unfold(updates, |mut updates| async move {
+        let event = match updates.recv().await {
+            Ok(json) => Event::default().event("sagas").data(json.as_ref()),
+            Err(RecvError::Lagged(_)) => Event::default().event("reload").data("{}"),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(event), updates))
+    });
+    let stop = view.shutdown.clone().cancelled_owned();
+    Sse::new(events.take_until(stop)).keep_alive(KeepAlive::default())
+}

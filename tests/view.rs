@@ -1,0 +1,282 @@
+//! The web view (`edm lab --ui`) in a real browser: headless Chromium driven over
+//! WebDriver (chromedriver), on the test servers (issue 21). Screenshots go to the test
+//! target's temporary directory (`view-*.png`), not into the repository.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::LabConfig;
+use common::process::EdmProcess;
+use common::servers::{free_port, wait_port};
+use edm::tools::order_client::{NewOrder, OrderClient};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// A user id a careless page would run as a script.
+const HOSTILE_USER: &str = "<script>window.__pwned=1</script>";
+
+/// chromedriver on a port of its own, killed when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Self {
+        let port = free_port();
+        let child = Command::new(common::server_env("EDM_TEST_CHROMEDRIVER"))
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        wait_port(port, true, Duration::from_secs(30));
+        Self { child, port }
+    }
+
+    /// A headless Chromium session (flags from INFRA.md: headless as root, no network
+    /// of its own, a fresh profile).
+    async fn browser(&self) -> Client {
+        let profile = std::env::temp_dir().join(format!(
+            "edm-view-chromium-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let options = json!({
+            "binary": common::server_env("EDM_TEST_CHROMIUM"),
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        });
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("goog:chromeOptions".into(), options);
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a Chromium session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn order(user: &str) -> NewOrder {
+    NewOrder {
+        user_id: user.to_string(),
+        name: "view test".into(),
+        addr: "29, Hansil-ro".into(),
+        tel: "01012341234".into(),
+        email: "view@example.com".into(),
+        item: 1,
+        quantity: 1,
+    }
+}
+
+/// The order API of the lab's `style` saga, from the lab's report.
+fn order_url(lab: &EdmProcess, style: &str) -> String {
+    let output = lab.output();
+    let line = output
+        .lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with(&format!("{style} orders: POST "))
+        })
+        .unwrap_or_else(|| panic!("no {style} order API in:\n{output}"));
+    let url = line
+        .split("POST ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next());
+    url.expect("a URL")
+        .trim_end_matches("/v1/order")
+        .to_string()
+}
+
+/// Waits until the saga list has a row for `tx`; how long that took.
+async fn row_of(browser: &Client, tx: &str) -> Duration {
+    let started = Instant::now();
+    browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&format!("tr[data-tx='{tx}']")))
+        .await
+        .unwrap_or_else(|_| panic!("saga {tx} never listed"));
+    started.elapsed()
+}
+
+/// Opens saga `tx` and waits for its diagram to hold `count` messages; their names in
+/// the order drawn, and the page's text of the saga.
+async fn diagram(browser: &Client, tx: &str, count: usize) -> (Vec<String>, String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        browser
+            .find(Locator::Css(&format!("tr[data-tx='{tx}']")))
+            .await
+            .expect("row")
+            .click()
+            .await
+            .expect("click");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let names: Vec<String> = match browser
+            .execute(
+                "return [...document.querySelectorAll('#diagram .arrow')].map(a => a.dataset.name)",
+                vec![],
+            )
+            .await
+        {
+            Ok(Value::Array(names)) => names
+                .into_iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let text = browser
+            .find(Locator::Id("detail-pane"))
+            .await
+            .expect("detail pane")
+            .text()
+            .await
+            .expect("text");
+        if names.len() >= count && text.contains(tx) {
+            return (names, text);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "saga {tx}: {names:?} after 10 s\n{text}"
+        );
+    }
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    if let Ok(png) = browser.screenshot().await {
+        let path =
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("view-{name}.png"));
+        let _ = std::fs::write(&path, png);
+        eprintln!("screenshot: {}", path.display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
+    let config = LabConfig::fresh();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut lab = EdmProcess::spawn(
+        &config,
+        "lab",
+        &["--saga", "both", "--ui", "--listen", &listen],
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !lab.output().contains("Ctrl-C ends the lab") {
+        assert!(Instant::now() < deadline, "no view:\n{}", lab.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let choreography = OrderClient::new(&order_url(&lab, "choreography"));
+    let orchestration = OrderClient::new(&order_url(&lab, "orchestration"));
+
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    browser
+        .goto(&format!("http://{listen}/"))
+        .await
+        .expect("open the view");
+    // The demo's four sagas (two per style) are listed at once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while browser
+        .find_all(Locator::Css("#sagas tbody tr"))
+        .await
+        .map_or(0, |rows| rows.len())
+        < 4
+    {
+        assert!(Instant::now() < deadline, "the demo's sagas are not listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // An order placed through the API appears, live; its user id shows as text.
+    let hostile = choreography
+        .place(&order(HOSTILE_USER))
+        .await
+        .expect("order");
+    let took = row_of(&browser, &hostile.transaction_id).await;
+    eprintln!("a new saga was listed {took:?} after its order was accepted");
+    assert!(took < Duration::from_secs(1), "listed after {took:?}");
+    let (names, text) = diagram(&browser, &hostile.transaction_id, 3).await;
+    assert_eq!(
+        names,
+        ["ORDER_CREATED", "INVENTORY_RESERVED", "PAYMENT_COMPLETE"]
+    );
+    assert!(text.contains("✓ complete"), "{text}");
+    let user_cell = browser
+        .execute(
+            "return document.querySelector(arguments[0]).textContent",
+            vec![json!(format!(
+                "tr[data-tx='{}'] td.user",
+                hostile.transaction_id
+            ))],
+        )
+        .await
+        .expect("user cell");
+    assert_eq!(user_cell, json!(HOSTILE_USER));
+    let pwned = browser
+        .execute("return window.__pwned === undefined", vec![])
+        .await
+        .expect("script");
+    assert_eq!(pwned, Value::Bool(true), "a user id ran as a script");
+
+    // A declined payment: the compensation, marked, in reverse order.
+    let declined = choreography.place(&order("bob")).await.expect("order");
+    row_of(&browser, &declined.transaction_id).await;
+    let (names, text) = diagram(&browser, &declined.transaction_id, 4).await;
+    assert_eq!(
+        names,
+        [
+            "ORDER_CREATED",
+            "INVENTORY_RESERVED",
+            "ORDER_CANCEL",
+            "ORDER_CANCEL"
+        ]
+    );
+    assert!(text.contains("✗ cancelled — PAYMENT_DECLINED"), "{text}");
+    assert!(text.contains("↺ compensation"), "{text}");
+    screenshot(&browser, "declined").await;
+
+    // Orchestration: commands and replies, through the orchestrator's lifeline.
+    let orchestrated = orchestration.place(&order("bob")).await.expect("order");
+    row_of(&browser, &orchestrated.transaction_id).await;
+    let (names, text) = diagram(&browser, &orchestrated.transaction_id, 6).await;
+    assert_eq!(
+        names,
+        [
+            "RESERVE_STOCK",
+            "STOCK_RESERVED",
+            "TAKE_PAYMENT",
+            "PAYMENT_DECLINED",
+            "RELEASE_STOCK",
+            "STOCK_RELEASED"
+        ]
+    );
+    assert!(text.contains("orchestrator"), "{text}");
+    screenshot(&browser, "orchestration").await;
+
+    let errors = browser
+        .execute("return window.__viewErrors", vec![])
+        .await
+        .expect("script");
+    assert_eq!(errors, json!([]), "the page logged errors");
+    let _ = browser.close().await;
+
+    let status = lab.terminate();
+    assert!(
+        status.success(),
+        "Ctrl-C ends the lab well: {status}\n{}",
+        lab.output()
+    );
+}
