@@ -13,6 +13,7 @@ use edm::tools::create_topics::CreateTopicsArgs;
 use edm::tools::doctor::Targets;
 use edm::tools::order_command::OrderCommand;
 use edm::tools::trace::TraceArgs;
+use edm::view::UiArgs;
 use edm_broker::BrokerConfig;
 
 /// Event-driven microservices with Kafka: the course's order / inventory / payment SAGA.
@@ -60,6 +61,8 @@ pub enum Command {
     Trace(TraceArgs),
     /// Check which servers and services answer, and say how to start the others.
     Doctor(Targets),
+    /// Serve the live web view of the sagas on Kafka (both styles; what `edm trace` reads).
+    Ui(UiArgs),
 }
 
 impl Cli {

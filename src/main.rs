@@ -33,6 +33,7 @@ async fn main() -> ExitCode {
         Command::Order { command } => order_command::command(command).await,
         Command::Trace(args) => trace::command(args).await,
         Command::Doctor(targets) => doctor::command(targets).await,
+        Command::Ui(args) => edm::view::command(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

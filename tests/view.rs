@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use common::LabConfig;
 use common::process::EdmProcess;
 use common::servers::{free_port, wait_port};
+use common::{Lab, Services};
+use edm::services::payment_consumer::Gateway;
 use edm::tools::order_client::{NewOrder, OrderClient};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
@@ -279,4 +281,199 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
         "Ctrl-C ends the lab well: {status}\n{}",
         lab.output()
     );
+}
+
+/// Reads the view's live stream until a `sagas` event names `tx`; how long that took.
+async fn streamed(stream: &mut reqwest::Response, tx: &str) -> Duration {
+    let started = Instant::now();
+    let mut seen = String::new();
+    while !seen.contains(tx) {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("{tx} never streamed; got:\n{seen}"))
+            .expect("stream")
+            .expect("the stream ended");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: sagas"), "{seen}");
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edm_ui_follows_a_running_stack_in_both_styles() {
+    let lab = Lab::start(Services::all(Gateway::DeclineUser("bob".into()))).await;
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut ui = EdmProcess::spawn(&lab.config, "ui", &["--listen", &listen]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ui.output().contains("web view of the sagas") {
+        assert!(Instant::now() < deadline, "no view:\n{}", ui.output());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let base = format!("http://{listen}");
+    let http = reqwest::Client::new();
+    let mut stream = http
+        .get(format!("{base}/api/stream"))
+        .send()
+        .await
+        .expect("stream");
+
+    let orders = OrderClient::new(&lab.order_url);
+    let accepted = orders.place(&order("alice")).await.expect("order");
+    let took = streamed(&mut stream, &accepted.transaction_id).await;
+    eprintln!("streamed {took:?} after the order was accepted");
+    let declined = orders.place(&order("bob")).await.expect("order");
+    for (tx, state, reason) in [
+        (&accepted.transaction_id, "complete", Value::Null),
+        (
+            &declined.transaction_id,
+            "cancelled",
+            json!("PAYMENT_DECLINED"),
+        ),
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let saga: Value = http
+                .get(format!("{base}/api/sagas/{tx}"))
+                .send()
+                .await
+                .expect("GET")
+                .json()
+                .await
+                .unwrap_or(Value::Null);
+            if saga["state"] == state {
+                assert_eq!(saga["reason"], reason, "{saga}");
+                assert_eq!(saga["style"], "choreography", "{saga}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "saga {tx}: {saga}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let list: Value = http
+        .get(format!(
+            "{base}/api/sagas?q={}",
+            &declined.transaction_id[..8]
+        ))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(list["matched"], 1, "{list}");
+    let missing = http
+        .get(format!("{base}/api/sagas/no-such-saga"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(missing.status(), 404);
+
+    drop(stream);
+    let status = ui.terminate();
+    assert!(status.success(), "{status}\n{}", ui.output());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_scrolls_and_searches_with_20000_sagas() {
+    const SAGAS: usize = 20_000;
+    let config = LabConfig::fresh();
+    config.prepare().await;
+    // Twenty thousand sagas stopped at their first step, as dead letters: no service
+    // reads those, so the lab's stores are not involved.
+    let kafka = edm::kafka::Kafka::connect(&config.kafka)
+        .await
+        .expect("Kafka");
+    let topic = edm::kafka::Topics::dead_letter(&kafka.topics.inventory);
+    let records: Vec<edm::kafka::Record> = (0..SAGAS)
+        .map(|n| {
+            let tx = format!("load-{n:05}-{}", config.id);
+            edm::kafka::Record {
+                topic: topic.clone(),
+                key: Some(tx.clone()),
+                payload: json!({"transaction_id": tx, "status": "ORDER_CREATED",
+                                "order": {"user_id": format!("user-{n}")}})
+                .to_string()
+                .into_bytes(),
+                headers: Vec::new(),
+            }
+        })
+        .collect();
+    let producer = kafka.producer().expect("producer");
+    for sent in producer.send_all(&records).await {
+        sent.expect("sent");
+    }
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut ui = EdmProcess::spawn(&config, "ui", &["--listen", &listen]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ui.output().contains("web view of the sagas") {
+        assert!(Instant::now() < deadline, "no view:\n{}", ui.output());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    let opened = Instant::now();
+    browser
+        .goto(&format!("http://{listen}/"))
+        .await
+        .expect("open the view");
+    let counts = || async {
+        browser
+            .find(Locator::Id("counts"))
+            .await
+            .expect("counts")
+            .text()
+            .await
+            .expect("text")
+    };
+    let all = format!("500 shown of {SAGAS}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counts().await != all {
+        assert!(Instant::now() < deadline, "{} after 60 s", counts().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("{all} {:?} after the page was opened", opened.elapsed());
+
+    let scrolled = browser
+        .execute(
+            "window.scrollTo(0, document.body.scrollHeight); return window.scrollY",
+            vec![],
+        )
+        .await
+        .expect("scroll");
+    assert!(scrolled.as_f64().is_some_and(|y| y > 0.0), "{scrolled}");
+
+    let wanted = format!("load-12345-{}", config.id);
+    let searched = Instant::now();
+    browser
+        .find(Locator::Id("search"))
+        .await
+        .expect("search box")
+        .send_keys(&wanted)
+        .await
+        .expect("type");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = browser
+            .execute(
+                "return [...document.querySelectorAll('#sagas tbody tr')].map(r => r.dataset.tx)",
+                vec![],
+            )
+            .await
+            .expect("rows");
+        if rows == json!([wanted]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "search: {rows}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("found 1 of {SAGAS} {:?} after typing", searched.elapsed());
+    let errors = browser
+        .execute("return window.__viewErrors", vec![])
+        .await
+        .expect("script");
+    assert_eq!(errors, json!([]), "the page logged errors");
+    let _ = browser.close().await;
+    assert!(ui.terminate().success(), "{}", ui.output());
 }

@@ -1,10 +1,11 @@
-//! The web view of the sagas (`edm lab --ui`): every saga of the lab, live, stuck ones
+//! The web view of the sagas (`edm lab --ui`, `edm ui`): every saga, live, stuck ones
 //! first; one saga as a sequence diagram of its messages, compensations marked, with the
 //! steps it still has to take.
 //!
 //! - [`book`]: what is known of each saga (pure data).
 //! - [`follow`]: reads the lab's topics into a book.
 //! - [`routes`]: the page, its JSON API and the live stream of changes.
+//! - `command`: `edm ui`, the view of a running stack.
 //!
 //! The page, its script and its styles are compiled into the binary (no CDN, no build
 //! step: it works on a laptop with no internet). Every value from a message is put on
@@ -12,6 +13,7 @@
 //! batched every [`TICK`] so that a load run does not flood it.
 
 pub mod book;
+mod command;
 mod follow;
 mod routes;
 
@@ -23,6 +25,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use book::{Book, State, Summary};
+pub use command::{UiArgs, command};
 
 use crate::kafka::Kafka;
 

@@ -25,6 +25,7 @@ let query = "";
 let chosen = null;
 let clockOffset = 0; // server clock minus this page's
 let renderQueued = false;
+let serverMatched = 0; // sagas the server has for the current search (it sends at most 500)
 
 const $ = (id) => document.getElementById(id);
 
@@ -94,12 +95,14 @@ function renderList() {
   const inOrder = shown.map((saga) => rows.get(saga.transaction_id));
   const same = inOrder.length === body.children.length && inOrder.every((row, i) => body.children[i] === row);
   if (!same) body.replaceChildren(...inOrder);
-  $("counts").textContent = `${shown.length} shown of ${found.length}${query ? " found" : ""}`;
+  const total = Math.max(found.length, serverMatched);
+  $("counts").textContent = `${shown.length} shown of ${total}${query ? " found" : ""}`;
 }
 
 async function loadList() {
   const answer = await (await fetch(`/api/sagas?q=${encodeURIComponent(query)}`)).json();
   clockOffset = answer.now_ms - Date.now();
+  serverMatched = answer.matched;
   for (const saga of answer.sagas) sagas.set(saga.transaction_id, saga);
   queueRender();
 }

@@ -1,0 +1,40 @@
+//! `edm ui`: the web view of a running stack — the course's topics on Apache Kafka or
+//! `edm broker`, both saga styles at once (a saga's style is told by its topics).
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+use super::View;
+use crate::config::KafkaArgs;
+use crate::kafka::Kafka;
+use crate::shutdown;
+
+/// `edm ui` flags: the services' Kafka flags, and where the view listens.
+#[derive(Args, Debug, Clone)]
+pub struct UiArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Where the web view listens.
+    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:8888")]
+    pub listen: SocketAddr,
+}
+
+/// Serves the view of the sagas on `args.kafka`'s topics until Ctrl-C.
+pub async fn command(args: UiArgs) -> anyhow::Result<()> {
+    let kafka = Kafka::connect(&args.kafka).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "the web view cannot listen on {}: {error} (choose another with --listen)",
+                args.listen
+            )
+        })?;
+    println!(
+        "web view of the sagas on Kafka {}: http://{}/ (Ctrl-C ends it)",
+        kafka.servers(),
+        listener.local_addr()?
+    );
+    View::serve(&[kafka], listener, shutdown::on_signal()).await
+}
