@@ -312,3 +312,35 @@ fn ctrl_c_stops_the_load_cleanly_and_removes_the_runs_stores() {
     );
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+#[test]
+fn every_drill_runs_from_the_terminal_in_both_styles_and_keeps_the_books() {
+    let (code, stdout, stderr) = embedded_lab(&[
+        "--saga",
+        "both",
+        "--drill",
+        "decline-payment",
+        "--drill",
+        "poison-message",
+        "--drill",
+        "duplicate-event",
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    for style in ["choreography", "orchestration"] {
+        for drill in ["decline-payment", "poison-message", "duplicate-event"] {
+            assert!(
+                stdout.contains(&format!("Drill {drill} ({style})")),
+                "{drill} ({style}) not run:\n{stdout}"
+            );
+        }
+    }
+    assert!(!stdout.contains('✗'), "{stdout}");
+    assert!(
+        stdout.contains("✓ the stock was taken once, not twice"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("✓ the poison message was dead-lettered"),
+        "{stdout}"
+    );
+}

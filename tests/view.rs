@@ -268,6 +268,42 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
     assert!(text.contains("orchestrator"), "{text}");
     screenshot(&browser, "orchestration").await;
 
+    // Each failure drill, from the page: it says what should happen, shows what did,
+    // and ends with the checks, all ✓.
+    let drills = browser
+        .find_all(Locator::Css("#drill-buttons button"))
+        .await
+        .expect("drill buttons");
+    assert_eq!(drills.len(), 6, "three drills per style");
+    for n in 0..drills.len() {
+        let button = &browser
+            .find_all(Locator::Css("#drill-buttons button"))
+            .await
+            .expect("drill buttons")[n];
+        let name = button.text().await.expect("name");
+        button.click().await.expect("click");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let report = loop {
+            let report = browser
+                .find(Locator::Id("drill-report"))
+                .await
+                .expect("report")
+                .text()
+                .await
+                .expect("text");
+            if report.contains("passed:") || report.contains("failed") || report.contains("✗") {
+                break report;
+            }
+            assert!(Instant::now() < deadline, "drill {name}: {report}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        eprintln!("drill {name}:\n{report}");
+        assert!(report.contains("✓ passed"), "drill {name}:\n{report}");
+        assert!(!report.contains('✗'), "drill {name}:\n{report}");
+        assert!(report.contains("expected: "), "{report}");
+    }
+    screenshot(&browser, "drill").await;
+
     let errors = browser
         .execute("return window.__viewErrors", vec![])
         .await

@@ -82,6 +82,11 @@ pub struct LabArgs {
     /// Keep the lab's database and table afterwards (to look at them).
     #[arg(long)]
     pub keep: bool,
+    /// After the demo, run this failure drill (repeatable): decline-payment,
+    /// poison-message, duplicate-event. Each says what should happen, shows what did and
+    /// ends with the invariant checks.
+    #[arg(long = "drill", value_enum, conflicts_with = "orders")]
+    pub drills: Vec<super::drills::Drill>,
     /// After the demo, keep the lab running and serve a live web view of its sagas (place
     /// more orders through its order API); Ctrl-C ends it.
     #[arg(long, conflicts_with = "orders")]

@@ -40,7 +40,7 @@ pub async fn command(args: LabArgs) -> anyhow::Result<()> {
         anyhow::bail!("interrupted (Ctrl-C); the run's stores are removed");
     }
     if !hold {
-        anyhow::bail!("invariants broken (see above)");
+        anyhow::bail!("invariants broken or a drill failed (see above)");
     }
     Ok(())
 }

@@ -4,15 +4,16 @@
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
 use super::compare::{self, Shown};
+use super::{DECLINED_USER, drills};
 use super::{Lab, LabArgs, invariants, now_ms};
 use crate::orchestration::SagaStyle;
 use crate::services::payment_consumer::Gateway;
 use crate::tools::order_client::NewOrder;
 use crate::tools::trace;
 
-/// The customer whose payments the lab's gateway declines.
-const DECLINED_USER: &str = "bob";
 /// The item both demo orders buy, and how many.
 const ITEM: i64 = 2;
 const QUANTITY: i64 = 5;
@@ -21,17 +22,18 @@ const QUANTITY: i64 = 5;
 /// On `interrupt` it stops where it is, stops the services and removes the run's stores.
 pub async fn run_demo(args: &LabArgs, interrupt: &CancellationToken) -> anyhow::Result<bool> {
     let mut shown = Vec::new();
+    let mut drills_passed = true;
     // With --ui, each style's lab keeps running for the view.
-    let mut kept = Vec::new();
+    let mut kept: Vec<(Arc<Lab>, SagaStyle)> = Vec::new();
     for style in args.saga.styles() {
         let mut lab = Lab::start(args, Gateway::DeclineUser(DECLINED_USER.into()), style).await?;
         let result = tokio::select! {
-            result = demo(&mut lab, style) => Some(result),
+            result = demo_and_drills(&mut lab, style, &args.drills) => Some(result),
             _ = interrupt.cancelled() => None,
         };
         let result = match result {
             Some(Ok(result)) if args.ui => {
-                kept.push((lab, style));
+                kept.push((Arc::new(lab), style));
                 result
             }
             Some(result) => {
@@ -49,7 +51,8 @@ pub async fn run_demo(args: &LabArgs, interrupt: &CancellationToken) -> anyhow::
                 return Ok(true);
             }
         };
-        shown.push(result);
+        drills_passed &= result.1;
+        shown.push(result.0);
     }
     if shown.len() > 1 {
         print!("{}", compare::render(&shown, &story_names()));
@@ -59,12 +62,28 @@ pub async fn run_demo(args: &LabArgs, interrupt: &CancellationToken) -> anyhow::
         stop_all(kept).await?;
         served?;
     }
-    Ok(shown.iter().all(|s| s.hold))
+    Ok(drills_passed && shown.iter().all(|s| s.hold))
 }
 
-/// Serves the web view of the kept labs until Ctrl-C.
+/// The demo, then each drill asked for; whether every drill passed.
+async fn demo_and_drills(
+    lab: &mut Lab,
+    style: SagaStyle,
+    drills: &[drills::Drill],
+) -> anyhow::Result<(Shown, bool)> {
+    let shown = demo(lab, style).await?;
+    let mut passed = true;
+    for drill in drills {
+        let report = drills::run(lab, style, *drill).await?;
+        print!("\n{}", report.render());
+        passed &= report.passed;
+    }
+    Ok((shown, passed))
+}
+
+/// Serves the web view of the kept labs, with their drills, until Ctrl-C.
 async fn serve_view(
-    labs: &[(Lab, SagaStyle)],
+    labs: &[(Arc<Lab>, SagaStyle)],
     listen: std::net::SocketAddr,
     interrupt: &CancellationToken,
 ) -> anyhow::Result<()> {
@@ -76,10 +95,7 @@ async fn serve_view(
             )
         })?;
     let address = listener.local_addr()?;
-    println!(
-        "
-web view of the sagas: http://{address}/"
-    );
+    println!("\nweb view of the sagas: http://{address}/");
     for (lab, style) in labs {
         println!(
             "  {} orders: POST {}/v1/order (user `{DECLINED_USER}` is declined)",
@@ -89,14 +105,20 @@ web view of the sagas: http://{address}/"
     }
     println!("  Ctrl-C ends the lab");
     let kafkas: Vec<_> = labs.iter().map(|(lab, _)| lab.kafka.clone()).collect();
-    crate::view::View::serve(&kafkas, listener, interrupt.clone()).await
+    let drills: Arc<dyn crate::view::Drills> = Arc::new(drills::LabDrills::new(labs.to_vec()));
+    crate::view::View::serve(&kafkas, Some(drills), listener, interrupt.clone()).await
 }
 
 /// Stops the kept labs, each in turn; the first failure is the answer.
-async fn stop_all(labs: Vec<(Lab, SagaStyle)>) -> anyhow::Result<()> {
+async fn stop_all(labs: Vec<(Arc<Lab>, SagaStyle)>) -> anyhow::Result<()> {
     let mut failed = Ok(());
     for (lab, _) in labs {
-        let stopped = lab.stop().await;
+        let stopped = match Arc::try_unwrap(lab) {
+            Ok(lab) => lab.stop().await,
+            Err(_) => Err(anyhow::anyhow!(
+                "a lab is still in use; its stores are left"
+            )),
+        };
         if failed.is_ok() {
             failed = stopped;
         }

@@ -10,6 +10,7 @@ mod args;
 mod command;
 mod compare;
 mod demo;
+pub mod drills;
 mod embedded;
 pub mod invariants;
 pub mod load;
@@ -41,6 +42,9 @@ pub use services::{Selection, Services};
 
 pub(crate) use crate::kafka::now_ms;
 
+/// The customer whose payments the lab's gateway declines.
+pub(crate) const DECLINED_USER: &str = "bob";
+
 /// How long a consumer's first fetch round may take: librdkafka's default
 /// `fetch.wait.max.ms`.
 const FIRST_FETCH_ROUND: Duration = Duration::from_millis(500);
@@ -71,6 +75,8 @@ pub struct Lab {
     pub order_url: String,
     /// Base URL of the in-process inventory service.
     pub inventory_url: String,
+    /// The stock when the lab started (what the invariant checks count from).
+    pub initial_stock: HashMap<i32, i32>,
     /// Sagas that reached their final status, as the order consumer records them.
     pub finished: mpsc::UnboundedReceiver<Finished>,
     /// What this run uses, in words.
@@ -114,6 +120,12 @@ impl Lab {
         let groups = prepare_topics(&kafka, args.partitions).await?;
         let stock = InventoryStore::connect(&stores.inventory).await?;
         let orders = OrderStore::connect(&stores.orders).await?;
+        let initial_stock = stock
+            .items()
+            .await?
+            .into_iter()
+            .map(|item| (item.id, item.quantity))
+            .collect();
 
         let (observer, finished) = mpsc::unbounded_channel();
         let services = Services::start(
@@ -149,6 +161,7 @@ impl Lab {
             kafka,
             stock,
             orders,
+            initial_stock,
             finished,
             servers,
             database: stores.mysql_database,

@@ -26,6 +26,8 @@ pub enum State {
     Complete,
     /// Ended undone (out of stock, payment declined, a step timed out).
     Cancelled,
+    /// Not ended, and one of its messages was dead-lettered (it cannot go on by itself).
+    DeadLettered,
 }
 
 /// One message of a saga, as the page draws it.
@@ -204,7 +206,7 @@ impl Book {
         let matched = found.len();
         found.sort_by_key(|s| {
             let rank = match s.state {
-                State::Stuck => 0,
+                State::Stuck | State::DeadLettered => 0,
                 State::InFlight => 1,
                 State::Cancelled | State::Complete => 2,
             };
@@ -256,7 +258,16 @@ impl Book {
         let times = saga.events.iter().filter_map(|e| e.timestamp_ms);
         let (started_ms, last_ms) = (times.clone().min(), times.max());
         let (mut state, mut reason) = state_of(style, &saga.events);
-        if state == State::InFlight && last_ms.is_some_and(|l| now_ms - l > self.stuck_after_ms) {
+        let dead = saga
+            .events
+            .iter()
+            .find(|e| Topics::is_dead_letter(&e.topic));
+        if let (State::InFlight, Some(dead)) = (state, dead) {
+            state = State::DeadLettered;
+            reason = Some(format!("dead-lettered to {}", dead.topic));
+        } else if state == State::InFlight
+            && last_ms.is_some_and(|l| now_ms - l > self.stuck_after_ms)
+        {
             state = State::Stuck;
             reason = still_to_come(style, &saga.events)
                 .first()

@@ -36,5 +36,5 @@ pub async fn command(args: UiArgs) -> anyhow::Result<()> {
         kafka.servers(),
         listener.local_addr()?
     );
-    View::serve(&[kafka], listener, shutdown::on_signal()).await
+    View::serve(&[kafka], None, listener, shutdown::on_signal()).await
 }

@@ -35,10 +35,33 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// A saga in flight with no message for this long counts as stuck.
 pub const STUCK_AFTER: Duration = Duration::from_secs(10);
 
+/// A drill the page offers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DrillOffer {
+    pub style: &'static str,
+    pub name: &'static str,
+    /// What should happen, in words.
+    pub expected: &'static str,
+}
+
+/// Failure drills the page can run: the lab's (`edm ui` has none, and never acts on a
+/// stack it did not start).
+pub trait Drills: Send + Sync + 'static {
+    /// What the page offers.
+    fn offered(&self) -> Vec<DrillOffer>;
+    /// Runs drill `name` on the lab of `style`: its report, or why it could not run.
+    fn run(
+        &self,
+        style: String,
+        name: String,
+    ) -> futures_util::future::BoxFuture<'static, Result<serde_json::Value, String>>;
+}
+
 /// What the pages are served from: one book per lab (a lab per saga style).
 #[derive(Clone)]
 pub struct View {
     books: Vec<Arc<Mutex<Book>>>,
+    drills: Option<Arc<dyn Drills>>,
     /// Each tick's changed sagas, as the JSON array the stream sends.
     updates: broadcast::Sender<Arc<str>>,
     /// Ends the live streams too (a page's stream would keep the server from stopping).
@@ -46,9 +69,11 @@ pub struct View {
 }
 
 impl View {
-    /// Serves the view of the sagas on `labs`' topics on `listener` until `shutdown`.
+    /// Serves the view of the sagas on `labs`' topics on `listener` until `shutdown`,
+    /// offering `drills` if any.
     pub async fn serve(
         labs: &[Kafka],
+        drills: Option<Arc<dyn Drills>>,
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
@@ -64,6 +89,7 @@ impl View {
         let (updates, _) = broadcast::channel(64);
         let view = View {
             books,
+            drills,
             updates,
             shutdown: shutdown.clone(),
         };

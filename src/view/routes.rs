@@ -37,6 +37,8 @@ pub fn router(view: View) -> Router {
         .route("/api/sagas", get(list))
         .route("/api/sagas/{transaction_id}", get(detail))
         .route("/api/stream", get(stream))
+        .route("/api/drills", get(drills))
+        .route("/api/drills/{style}/{name}", axum::routing::post(run_drill))
         .with_state(view)
 }
 
@@ -76,7 +78,7 @@ async fn list(State(view): State<View>, Query(query): Query<ListQuery>) -> Json<
     // The books' lists merged in the same order: stuck, in flight, then the newest.
     sagas.sort_by_key(|s| {
         let rank = match s.state {
-            super::State::Stuck => 0,
+            super::State::Stuck | super::State::DeadLettered => 0,
             super::State::InFlight => 1,
             _ => 2,
         };
@@ -118,4 +120,31 @@ async fn stream(State(view): State<View>) -> Sse<impl Stream<Item = Result<Event
     });
     let stop = view.shutdown.clone().cancelled_owned();
     Sse::new(events.take_until(stop)).keep_alive(KeepAlive::default())
+}
+
+/// The drills the page may offer (none for `edm ui`).
+async fn drills(State(view): State<View>) -> Json<Vec<super::DrillOffer>> {
+    Json(view.drills.map(|d| d.offered()).unwrap_or_default())
+}
+
+/// Runs one drill; its report.
+async fn run_drill(
+    State(view): State<View>,
+    Path((style, name)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let drills = view
+        .drills
+        .ok_or_else(|| ApiError::not_found("drills run only in `edm lab --ui`"))?;
+    let known = drills
+        .offered()
+        .iter()
+        .any(|d| d.style == style && d.name == name);
+    if !known {
+        return Err(ApiError::not_found(format!("no drill {name} for {style}")));
+    }
+    drills
+        .run(style, name)
+        .await
+        .map(Json)
+        .map_err(|error| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, error))
 }

@@ -17,8 +17,9 @@ const STATES = {
   in_flight: "… in flight",
   complete: "✓ complete",
   cancelled: "✗ cancelled",
+  dead_lettered: "☠ dead-lettered",
 };
-const RANK = { stuck: 0, in_flight: 1, complete: 2, cancelled: 2 };
+const RANK = { stuck: 0, dead_lettered: 0, in_flight: 1, complete: 2, cancelled: 2 };
 
 const sagas = new Map();
 let query = "";
@@ -181,5 +182,47 @@ $("search").addEventListener("input", (e) => {
   searchTimer = setTimeout(loadList, 150);
 });
 
+// Failure drills: offered by `edm lab --ui` only.
+async function loadDrills() {
+  const offered = await (await fetch("/api/drills")).json();
+  if (!offered.length) return;
+  const buttons = $("drill-buttons");
+  for (const drill of offered) {
+    const button = el("button", "", `${drill.name} (${drill.style})`);
+    button.dataset.drill = `${drill.style}/${drill.name}`;
+    button.title = drill.expected;
+    button.addEventListener("click", () => runDrill(drill));
+    buttons.append(button);
+  }
+  $("drills").hidden = false;
+}
+
+async function runDrill(drill) {
+  const buttons = [...document.querySelectorAll("#drill-buttons button")];
+  for (const button of buttons) button.disabled = true;
+  const report = $("drill-report");
+  report.replaceChildren(el("p", "", `${drill.name} (${drill.style}) running… expected: ${drill.expected}`));
+  try {
+    const response = await fetch(`/api/drills/${drill.style}/${drill.name}`, { method: "POST" });
+    const answer = await response.json();
+    if (!response.ok) {
+      report.replaceChildren(el("p", "check bad", `✗ ${drill.name}: ${answer.error}`));
+      return;
+    }
+    const verdict = el("p", `verdict ${answer.passed ? "check ok" : "check bad"}`,
+      `${answer.passed ? "✓ passed" : "✗ failed"}: ${answer.drill} (${answer.style})`);
+    const observed = el("ul", "observed");
+    for (const line of answer.observed) observed.append(el("li", "", line));
+    const checks = el("ul", "checks");
+    for (const check of answer.checks) {
+      checks.append(el("li", `check ${check.ok ? "ok" : "bad"}`, `${check.ok ? "✓" : "✗"} ${check.text}`));
+    }
+    report.replaceChildren(verdict, el("p", "", `expected: ${answer.expected}`), observed, checks);
+  } finally {
+    for (const button of buttons) button.disabled = false;
+  }
+}
+
 loadList().then(connect);
+loadDrills();
 setInterval(queueRender, 1000); // ages move on

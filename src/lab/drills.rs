@@ -1,0 +1,388 @@
+//! Failure drills on a running lab (`edm lab --drill NAME`, and the web view's buttons):
+//! each does one thing that goes wrong in real systems, says what should happen, shows
+//! what did — judged on what the topics and the stores hold — and ends with the invariant
+//! checks. Drills act only on the lab's own topics and services.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::Message;
+use rdkafka::consumer::Consumer;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+
+use super::{DECLINED_USER, Lab, invariants};
+use crate::kafka::{Record, Topics};
+use crate::orchestration::SagaStyle;
+use crate::tools::order_client::NewOrder;
+use crate::tools::trace;
+
+/// The drills there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Drill {
+    /// An order whose payment the gateway declines: compensation, in reverse order.
+    DeclinePayment,
+    /// Bytes that are no saga message, on the first step's topic: dead-lettered, and the
+    /// consumer goes on.
+    PoisonMessage,
+    /// A finished saga's first message, published again: answered as before, nothing
+    /// doubled.
+    DuplicateEvent,
+}
+
+impl Drill {
+    /// Every drill, in the page's order.
+    pub const ALL: [Drill; 3] = [
+        Drill::DeclinePayment,
+        Drill::PoisonMessage,
+        Drill::DuplicateEvent,
+    ];
+
+    /// Its name on the command line and in the page.
+    pub fn name(self) -> &'static str {
+        match self {
+            Drill::DeclinePayment => "decline-payment",
+            Drill::PoisonMessage => "poison-message",
+            Drill::DuplicateEvent => "duplicate-event",
+        }
+    }
+
+    /// The drill named `name`.
+    pub fn named(name: &str) -> Option<Drill> {
+        Self::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// What should happen, in words.
+    pub fn expected(self) -> &'static str {
+        match self {
+            Drill::DeclinePayment => {
+                "the gateway declines the payment; the stock reserved for the order is given \
+                 back (compensation, in reverse order); the order ends ORDER_CANCEL with \
+                 PAYMENT_DECLINED"
+            }
+            Drill::PoisonMessage => {
+                "the message is copied to the dead-letter topic with the error, its offset is \
+                 committed, and the consumer goes on: the next order completes"
+            }
+            Drill::DuplicateEvent => {
+                "the consumer recognises the saga's step as done and answers as it did the \
+                 first time; the stock is taken once, not twice"
+            }
+        }
+    }
+}
+
+/// One check of a drill: whether it held, and what it says.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub ok: bool,
+    pub text: String,
+}
+
+/// What a drill did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub drill: &'static str,
+    pub style: &'static str,
+    pub expected: &'static str,
+    pub observed: Vec<String>,
+    pub checks: Vec<Check>,
+    pub passed: bool,
+}
+
+impl Report {
+    /// The report as the terminal shows it.
+    pub fn render(&self) -> String {
+        let mut out = format!("Drill {} ({})\n", self.drill, self.style);
+        out.push_str(&format!("  expected: {}\n", self.expected));
+        for line in &self.observed {
+            out.push_str(&format!("  observed: {line}\n"));
+        }
+        for check in &self.checks {
+            let mark = if check.ok { "✓" } else { "✗" };
+            out.push_str(&format!("  {mark} {}\n", check.text));
+        }
+        out
+    }
+}
+
+/// How long a drill waits for a saga to end or a message to show.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Runs `drill` on `lab` (its sagas in `style`).
+pub async fn run(lab: &Lab, style: SagaStyle, drill: Drill) -> anyhow::Result<Report> {
+    let mut observed = Vec::new();
+    let mut checks = Vec::new();
+    match drill {
+        Drill::DeclinePayment => {
+            let tx = place(lab, DECLINED_USER).await?;
+            let (status, reason) = final_status(lab, &tx, DECLINED_USER).await?;
+            let history = history(lab, &tx).await?;
+            observed.push(format!("order {tx} ended {status} ({reason})"));
+            observed.push(format!("its stock history: {history:?}"));
+            checks.push(check(
+                status == "ORDER_CANCEL" && reason == "PAYMENT_DECLINED",
+                "the order was cancelled for the declined payment",
+            ));
+            checks.push(check(
+                history.len() == 2 && history.iter().sum::<i32>() == 0,
+                "the stock taken was given back, once",
+            ));
+        }
+        Drill::PoisonMessage => {
+            let key = format!("drill-poison-{}", uuid::Uuid::new_v4().simple());
+            let topic = first_topic(lab, style);
+            lab.kafka
+                .producer()?
+                .send_raw(&topic, Some(&key), b"this is not a saga message", &[])
+                .await?;
+            observed.push(format!(
+                "sent `this is not a saga message` to {topic}, key {key}"
+            ));
+            let dead = Topics::dead_letter(&topic);
+            let dead_lettered = wait_for(lab, &key, |e| e.topic == dead).await?;
+            observed.push(match dead_lettered {
+                true => format!("it was copied to {dead}"),
+                false => format!("nothing reached {dead} within {WAIT:?}"),
+            });
+            checks.push(check(dead_lettered, "the poison message was dead-lettered"));
+            let tx = place(lab, "alice").await?;
+            let (status, _) = final_status(lab, &tx, "alice").await?;
+            observed.push(format!("the next order {tx} ended {status}"));
+            checks.push(check(
+                status == "ORDER_COMPLETE",
+                "the consumer went on: the next order completed",
+            ));
+        }
+        Drill::DuplicateEvent => {
+            let tx = place(lab, "alice").await?;
+            let (status, _) = final_status(lab, &tx, "alice").await?;
+            let topic = first_topic(lab, style);
+            let (key, payload) = first_message(lab, &topic, &tx).await?;
+            lab.kafka
+                .producer()?
+                .send_record(&Record {
+                    topic: topic.clone(),
+                    key,
+                    payload,
+                    headers: Vec::new(),
+                })
+                .await?;
+            observed.push(format!(
+                "order {tx} ended {status}; its first message sent again to {topic}"
+            ));
+            // The inventory's answer, given a second time, shows the duplicate was read.
+            let answer = match style {
+                SagaStyle::Choreography => "INVENTORY_RESERVED",
+                SagaStyle::Orchestration => "STOCK_RESERVED",
+            };
+            let answered = wait_count(lab, &tx, answer, 2).await?;
+            observed.push(match answered {
+                true => format!("the inventory answered {answer} again"),
+                false => format!("no second {answer} within {WAIT:?}"),
+            });
+            let history = history(lab, &tx).await?;
+            observed.push(format!("its stock history: {history:?}"));
+            checks.push(check(
+                answered,
+                "the duplicate was read and answered as before",
+            ));
+            checks.push(check(
+                history.len() == 1,
+                "the stock was taken once, not twice",
+            ));
+        }
+    }
+    let books = invariants::check(&lab.stock, &lab.orders, &lab.initial_stock).await?;
+    checks.push(check(
+        books.hold(),
+        &format!(
+            "the lab's invariants: every order final, stock consistent with its history ({} violation(s))",
+            books.violations.len()
+        ),
+    ));
+    Ok(Report {
+        drill: drill.name(),
+        style: style.as_str(),
+        expected: drill.expected(),
+        passed: checks.iter().all(|c| c.ok),
+        observed,
+        checks,
+    })
+}
+
+fn check(ok: bool, text: &str) -> Check {
+    Check {
+        ok,
+        text: text.to_string(),
+    }
+}
+
+/// The topic of a saga's first step in `style`.
+fn first_topic(lab: &Lab, style: SagaStyle) -> String {
+    match style {
+        SagaStyle::Choreography => lab.kafka.topics.inventory.clone(),
+        SagaStyle::Orchestration => lab.kafka.topics.inventory_commands.clone(),
+    }
+}
+
+/// Places one unit of item 1 for `user`; its transaction id.
+async fn place(lab: &Lab, user: &str) -> anyhow::Result<String> {
+    let order = NewOrder {
+        user_id: user.to_string(),
+        name: format!("{user} (drill)"),
+        addr: "29, Hansil-ro, Jung-gu, Seoul".into(),
+        tel: "01012341234".into(),
+        email: format!("{user}@example.com"),
+        item: 1,
+        quantity: 1,
+    };
+    Ok(lab.client.place(&order).await?.transaction_id)
+}
+
+/// The order's final status and reason, read from the order store until it is final.
+async fn final_status(lab: &Lab, tx: &str, user: &str) -> anyhow::Result<(String, String)> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let order = lab.orders.get(tx, user).await?.unwrap_or_default();
+        let text = |key: &str| order.get(key).and_then(|v| v.as_str()).unwrap_or("");
+        if matches!(text("status"), "ORDER_COMPLETE" | "ORDER_CANCEL") {
+            return Ok((text("status").to_string(), text("reason").to_string()));
+        }
+        lab.check_services()?;
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "order {tx} not final after {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The saga's stock changes, oldest first.
+async fn history(lab: &Lab, tx: &str) -> anyhow::Result<Vec<i32>> {
+    Ok(lab
+        .stock
+        .history_of(tx)
+        .await?
+        .into_iter()
+        .map(|row| row.quantity)
+        .collect())
+}
+
+/// Whether a message of saga `key` matching `wanted` shows on the topics within [`WAIT`].
+async fn wait_for(
+    lab: &Lab,
+    key: &str,
+    wanted: impl Fn(&trace::TracedEvent) -> bool,
+) -> anyhow::Result<bool> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if trace::trace(&lab.kafka, key).await?.iter().any(&wanted) {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(false)
+}
+
+/// Whether saga `tx` shows `count` messages named `name` within [`WAIT`].
+async fn wait_count(lab: &Lab, tx: &str, name: &str, count: usize) -> anyhow::Result<bool> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let events = trace::trace(&lab.kafka, tx).await?;
+        if events.iter().filter(|e| e.status == name).count() >= count {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(false)
+}
+
+/// The key and bytes of saga `tx`'s first message on `topic`, as they were sent.
+async fn first_message(
+    lab: &Lab,
+    topic: &str,
+    tx: &str,
+) -> anyhow::Result<(Option<String>, Vec<u8>)> {
+    let group = format!("edm-drill-{}", uuid::Uuid::new_v4().simple());
+    let reader = lab.kafka.one_pass_reader(&group)?;
+    let metadata = reader.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        assignment.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+    }
+    reader.assign(&assignment)?;
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            let Ok(message) = reader.recv().await else {
+                continue;
+            };
+            let payload = message.payload().unwrap_or_default();
+            let named = serde_json::from_slice::<serde_json::Value>(payload)
+                .is_ok_and(|body| body["transaction_id"] == tx);
+            if named {
+                let key = message
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned());
+                return (key, payload.to_vec());
+            }
+        }
+    })
+    .await;
+    let _ = tokio::task::spawn_blocking(move || drop(reader)).await;
+    found.map_err(|_| anyhow::anyhow!("saga {tx}'s first message not found on {topic}"))
+}
+
+/// The drills of running labs, as the web view offers them (one at a time: each ends with
+/// the lab's invariant checks, which another drill in flight would blur).
+pub struct LabDrills {
+    labs: Vec<(Arc<Lab>, SagaStyle)>,
+    one_at_a_time: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl LabDrills {
+    /// The drills of `labs`.
+    pub fn new(labs: Vec<(Arc<Lab>, SagaStyle)>) -> Self {
+        Self {
+            labs,
+            one_at_a_time: Arc::default(),
+        }
+    }
+}
+
+impl crate::view::Drills for LabDrills {
+    fn offered(&self) -> Vec<crate::view::DrillOffer> {
+        self.labs
+            .iter()
+            .flat_map(|(_, style)| {
+                Drill::ALL.map(|drill| crate::view::DrillOffer {
+                    style: style.as_str(),
+                    name: drill.name(),
+                    expected: drill.expected(),
+                })
+            })
+            .collect()
+    }
+
+    fn run(
+        &self,
+        style: String,
+        name: String,
+    ) -> futures_util::future::BoxFuture<'static, Result<serde_json::Value, String>> {
+        let lab = self
+            .labs
+            .iter()
+            .find(|(_, s)| s.as_str() == style)
+            .map(|(lab, s)| (lab.clone(), *s));
+        let one_at_a_time = self.one_at_a_time.clone();
+        Box::pin(async move {
+            let (lab, style) = lab.ok_or(format!("no {style} lab"))?;
+            let drill = Drill::named(&name).ok_or(format!("no drill {name}"))?;
+            let _turn = one_at_a_time.lock().await;
+            let report = run(&lab, style, drill)
+                .await
+                .map_err(|error| format!("{error:#}"))?;
+            serde_json::to_value(report).map_err(|error| error.to_string())
+        })
+    }
+}
