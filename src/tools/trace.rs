@@ -142,9 +142,9 @@ pub fn sender_of(topics: &Topics, topic: &str, status: &str, reason: Option<&str
     }
 }
 
-/// Reads every event of saga `transaction_id` from the saga's topics and their dead-letter
-/// topics, oldest first.
-pub async fn trace(kafka: &Kafka, transaction_id: &str) -> Result<Vec<TracedEvent>, KafkaFailure> {
+/// The topics a saga's messages can be on — both styles' and their dead-letter topics —
+/// that exist on the broker.
+pub async fn saga_topics_present(kafka: &Kafka) -> Result<Vec<String>, KafkaFailure> {
     let existing: Vec<String> = kafka
         .check_reachable()
         .await?
@@ -160,7 +160,23 @@ pub async fn trace(kafka: &Kafka, transaction_id: &str) -> Result<Vec<TracedEven
     let mut wanted: Vec<String> = saga_topics.iter().map(|t| t.to_string()).collect();
     wanted.extend(saga_topics.iter().map(|t| Topics::dead_letter(t)));
     wanted.retain(|t| existing.contains(t));
+    Ok(wanted)
+}
 
+/// The name a saga message goes by: an event's `status`, a command's or a reply's name
+/// (`?` if it has none).
+pub fn message_name(payload: &Value) -> String {
+    ["status", "command", "reply"]
+        .iter()
+        .find_map(|field| payload[field].as_str())
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// Reads every event of saga `transaction_id` from the saga's topics and their dead-letter
+/// topics, oldest first.
+pub async fn trace(kafka: &Kafka, transaction_id: &str) -> Result<Vec<TracedEvent>, KafkaFailure> {
+    let wanted = saga_topics_present(kafka).await?;
     let group = format!("edm-trace-{}", uuid::Uuid::new_v4().simple());
     let reads = wanted
         .iter()
@@ -258,11 +274,7 @@ async fn read_with(
         if payload["transaction_id"] != transaction_id && !keyed {
             continue;
         }
-        let status = ["status", "command", "reply"]
-            .iter()
-            .find_map(|name| payload[name].as_str())
-            .unwrap_or("?")
-            .to_string();
+        let status = message_name(&payload);
         let reason = payload["reason"].as_str().map(str::to_string);
         events.push(TracedEvent {
             sent_by: sender_of(&kafka.topics, topic, &status, reason.as_deref()),

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::kafka::Topics;
 use crate::orchestration::SagaStyle;
-use crate::tools::trace::{TracedEvent, sender_of, sorted};
+use crate::tools::trace::{TracedEvent, message_name, sender_of, sorted};
 
 mod steps;
 use steps::{is_compensation, kind_of, lifelines, receiver_of, state_of, still_to_come};
@@ -127,11 +127,7 @@ impl Book {
         let Some(transaction_id) = transaction_id.filter(|tx| !tx.is_empty()) else {
             return;
         };
-        let name = ["status", "command", "reply"]
-            .iter()
-            .find_map(|field| body[field].as_str())
-            .unwrap_or("?")
-            .to_string();
+        let name = message_name(&body);
         let reason = body["reason"].as_str().map(str::to_string);
         let saga = self.sagas.entry(transaction_id.clone()).or_default();
         let origin = Topics::origin(topic);

@@ -11,7 +11,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::book::Book;
-use crate::kafka::{ClusterHealth, Kafka, KafkaFailure, Topics};
+use crate::kafka::{ClusterHealth, Kafka, KafkaFailure};
 
 /// Follows every saga topic of `kafka` into `book` until `shutdown`. Fails only if the
 /// topics cannot be listed or assigned at the start.
@@ -20,21 +20,7 @@ pub async fn follow(
     book: Arc<Mutex<Book>>,
     shutdown: CancellationToken,
 ) -> Result<(), KafkaFailure> {
-    let existing: Vec<String> = kafka
-        .check_reachable()
-        .await?
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    let saga_topics: Vec<&str> = kafka
-        .topics
-        .all()
-        .into_iter()
-        .chain(kafka.topics.orchestration())
-        .collect();
-    let mut wanted: Vec<String> = saga_topics.iter().map(|t| t.to_string()).collect();
-    wanted.extend(saga_topics.iter().map(|t| Topics::dead_letter(t)));
-    wanted.retain(|t| existing.contains(t));
+    let wanted = crate::tools::trace::saga_topics_present(&kafka).await?;
 
     // A reader that never commits: a group of its own, so it disturbs no service.
     let group = format!("edm-view-{}", uuid::Uuid::new_v4().simple());
