@@ -315,19 +315,29 @@ fn ctrl_c_stops_the_load_cleanly_and_removes_the_runs_stores() {
 
 #[test]
 fn every_drill_runs_from_the_terminal_in_both_styles_and_keeps_the_books() {
-    let (code, stdout, stderr) = embedded_lab(&[
-        "--saga",
-        "both",
-        "--drill",
+    const DRILLS: [&str; 6] = [
         "decline-payment",
-        "--drill",
         "poison-message",
-        "--drill",
         "duplicate-event",
-    ]);
+        "stop-payment",
+        "crash-inventory",
+        "crash-orchestrator",
+    ];
+    let mut args = vec!["--saga", "both", "--step-timeout", "2"];
+    for drill in DRILLS {
+        args.extend(["--drill", drill]);
+    }
+    let (code, stdout, stderr) = embedded_lab(&args);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Drill crash-orchestrator (choreography): not for this style; skipped"),
+        "{stdout}"
+    );
     for style in ["choreography", "orchestration"] {
-        for drill in ["decline-payment", "poison-message", "duplicate-event"] {
+        for drill in DRILLS {
+            if (drill, style) == ("crash-orchestrator", "choreography") {
+                continue;
+            }
             assert!(
                 stdout.contains(&format!("Drill {drill} ({style})")),
                 "{drill} ({style}) not run:\n{stdout}"

@@ -174,7 +174,15 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
     let mut lab = EdmProcess::spawn(
         &config,
         "lab",
-        &["--saga", "both", "--ui", "--listen", &listen],
+        &[
+            "--saga",
+            "both",
+            "--step-timeout",
+            "2",
+            "--ui",
+            "--listen",
+            &listen,
+        ],
     );
     let deadline = Instant::now() + Duration::from_secs(120);
     while !lab.output().contains("Ctrl-C ends the lab") {
@@ -274,7 +282,11 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
         .find_all(Locator::Css("#drill-buttons button"))
         .await
         .expect("drill buttons");
-    assert_eq!(drills.len(), 6, "three drills per style");
+    assert_eq!(
+        drills.len(),
+        11,
+        "five drills per style, and the orchestrator's crash"
+    );
     for n in 0..drills.len() {
         let button = &browser
             .find_all(Locator::Css("#drill-buttons button"))

@@ -83,8 +83,9 @@ pub struct LabArgs {
     #[arg(long)]
     pub keep: bool,
     /// After the demo, run this failure drill (repeatable): decline-payment,
-    /// poison-message, duplicate-event. Each says what should happen, shows what did and
-    /// ends with the invariant checks.
+    /// poison-message, duplicate-event, stop-payment, crash-inventory, crash-orchestrator
+    /// (orchestration only). Each says what should happen, shows what did and ends with
+    /// the invariant checks.
     #[arg(long = "drill", value_enum, conflicts_with = "orders")]
     pub drills: Vec<super::drills::Drill>,
     /// After the demo, keep the lab running and serve a live web view of its sagas (place

@@ -74,6 +74,14 @@ async fn demo_and_drills(
     let shown = demo(lab, style).await?;
     let mut passed = true;
     for drill in drills {
+        if !drills::Drill::for_style(style).contains(drill) {
+            println!(
+                "\nDrill {} ({}): not for this style; skipped",
+                drill.name(),
+                style.as_str()
+            );
+            continue;
+        }
         let report = drills::run(lab, style, *drill).await?;
         print!("\n{}", report.render());
         passed &= report.passed;

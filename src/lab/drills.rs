@@ -3,7 +3,6 @@
 //! what did — judged on what the topics and the stores hold — and ends with the invariant
 //! checks. Drills act only on the lab's own topics and services.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::Message;
@@ -12,10 +11,14 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use super::{DECLINED_USER, Lab, invariants};
+
+mod offer;
+mod restarts;
 use crate::kafka::{Record, Topics};
 use crate::orchestration::SagaStyle;
 use crate::tools::order_client::NewOrder;
 use crate::tools::trace;
+pub use offer::LabDrills;
 
 /// The drills there are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -28,15 +31,32 @@ pub enum Drill {
     /// A finished saga's first message, published again: answered as before, nothing
     /// doubled.
     DuplicateEvent,
+    /// The payment participant stopped, an order placed, the participant started again.
+    StopPayment,
+    /// The inventory consumer crashed (`kill -9`) with orders in flight, then restarted.
+    CrashInventory,
+    /// The orchestrator crashed with orders in flight, then restarted (orchestration).
+    CrashOrchestrator,
 }
 
 impl Drill {
     /// Every drill, in the page's order.
-    pub const ALL: [Drill; 3] = [
+    pub const ALL: [Drill; 6] = [
         Drill::DeclinePayment,
         Drill::PoisonMessage,
         Drill::DuplicateEvent,
+        Drill::StopPayment,
+        Drill::CrashInventory,
+        Drill::CrashOrchestrator,
     ];
+
+    /// The drills that apply to sagas in `style`.
+    pub fn for_style(style: SagaStyle) -> Vec<Drill> {
+        Self::ALL
+            .into_iter()
+            .filter(|d| *d != Drill::CrashOrchestrator || style == SagaStyle::Orchestration)
+            .collect()
+    }
 
     /// Its name on the command line and in the page.
     pub fn name(self) -> &'static str {
@@ -44,6 +64,9 @@ impl Drill {
             Drill::DeclinePayment => "decline-payment",
             Drill::PoisonMessage => "poison-message",
             Drill::DuplicateEvent => "duplicate-event",
+            Drill::StopPayment => "stop-payment",
+            Drill::CrashInventory => "crash-inventory",
+            Drill::CrashOrchestrator => "crash-orchestrator",
         }
     }
 
@@ -52,9 +75,34 @@ impl Drill {
         Self::ALL.into_iter().find(|d| d.name() == name)
     }
 
-    /// What should happen, in words.
-    pub fn expected(self) -> &'static str {
+    /// What should happen to sagas in `style`, in words.
+    pub fn expected(self, style: SagaStyle) -> &'static str {
+        match (self, style) {
+            (Drill::StopPayment, SagaStyle::Choreography) => {
+                "the saga waits, its event unread in the payment topic, and completes once \
+                 the payment consumer is back"
+            }
+            (Drill::StopPayment, SagaStyle::Orchestration) => {
+                "TAKE_PAYMENT times out, the orchestrator compensates (the stock given back, \
+                 the order cancelled for TIMEOUT), and the payment consumer, back, refunds \
+                 the late payment"
+            }
+            (drill, _) => drill.outcome(),
+        }
+    }
+
+    /// What should happen, whatever the style.
+    fn outcome(self) -> &'static str {
         match self {
+            Drill::StopPayment => "the saga waits for the payment consumer, or times out",
+            Drill::CrashInventory => {
+                "the batch in hand is not committed: the restarted consumer gets it again and \
+                 answers it as before; every order ends, no stock is taken twice"
+            }
+            Drill::CrashOrchestrator => {
+                "the replies wait in their topic; the restarted orchestrator reads them and \
+                 every saga ends where its replies take it, none timed out for want of a reader"
+            }
             Drill::DeclinePayment => {
                 "the gateway declines the payment; the stock reserved for the order is given \
                  back (compensation, in reverse order); the order ends ORDER_CANCEL with \
@@ -107,7 +155,7 @@ impl Report {
 }
 
 /// How long a drill waits for a saga to end or a message to show.
-const WAIT: Duration = Duration::from_secs(60);
+pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
 /// Runs `drill` on `lab` (its sagas in `style`).
 pub async fn run(lab: &Lab, style: SagaStyle, drill: Drill) -> anyhow::Result<Report> {
@@ -153,6 +201,15 @@ pub async fn run(lab: &Lab, style: SagaStyle, drill: Drill) -> anyhow::Result<Re
                 status == "ORDER_COMPLETE",
                 "the consumer went on: the next order completed",
             ));
+        }
+        Drill::StopPayment => {
+            restarts::stop_payment(lab, style, &mut observed, &mut checks).await?
+        }
+        Drill::CrashInventory => {
+            restarts::crash(lab, "inventory-consumer", &mut observed, &mut checks).await?
+        }
+        Drill::CrashOrchestrator => {
+            restarts::crash(lab, "orchestrator", &mut observed, &mut checks).await?
         }
         Drill::DuplicateEvent => {
             let tx = place(lab, "alice").await?;
@@ -204,14 +261,14 @@ pub async fn run(lab: &Lab, style: SagaStyle, drill: Drill) -> anyhow::Result<Re
     Ok(Report {
         drill: drill.name(),
         style: style.as_str(),
-        expected: drill.expected(),
+        expected: drill.expected(style),
         passed: checks.iter().all(|c| c.ok),
         observed,
         checks,
     })
 }
 
-fn check(ok: bool, text: &str) -> Check {
+pub(crate) fn check(ok: bool, text: &str) -> Check {
     Check {
         ok,
         text: text.to_string(),
@@ -227,7 +284,7 @@ fn first_topic(lab: &Lab, style: SagaStyle) -> String {
 }
 
 /// Places one unit of item 1 for `user`; its transaction id.
-async fn place(lab: &Lab, user: &str) -> anyhow::Result<String> {
+pub(crate) async fn place(lab: &Lab, user: &str) -> anyhow::Result<String> {
     let order = NewOrder {
         user_id: user.to_string(),
         name: format!("{user} (drill)"),
@@ -241,7 +298,11 @@ async fn place(lab: &Lab, user: &str) -> anyhow::Result<String> {
 }
 
 /// The order's final status and reason, read from the order store until it is final.
-async fn final_status(lab: &Lab, tx: &str, user: &str) -> anyhow::Result<(String, String)> {
+pub(crate) async fn final_status(
+    lab: &Lab,
+    tx: &str,
+    user: &str,
+) -> anyhow::Result<(String, String)> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let order = lab.orders.get(tx, user).await?.unwrap_or_default();
@@ -259,7 +320,7 @@ async fn final_status(lab: &Lab, tx: &str, user: &str) -> anyhow::Result<(String
 }
 
 /// The saga's stock changes, oldest first.
-async fn history(lab: &Lab, tx: &str) -> anyhow::Result<Vec<i32>> {
+pub(crate) async fn history(lab: &Lab, tx: &str) -> anyhow::Result<Vec<i32>> {
     Ok(lab
         .stock
         .history_of(tx)
@@ -286,7 +347,12 @@ async fn wait_for(
 }
 
 /// Whether saga `tx` shows `count` messages named `name` within [`WAIT`].
-async fn wait_count(lab: &Lab, tx: &str, name: &str, count: usize) -> anyhow::Result<bool> {
+pub(crate) async fn wait_count(
+    lab: &Lab,
+    tx: &str,
+    name: &str,
+    count: usize,
+) -> anyhow::Result<bool> {
     let deadline = tokio::time::Instant::now() + WAIT;
     while tokio::time::Instant::now() < deadline {
         let events = trace::trace(&lab.kafka, tx).await?;
@@ -331,58 +397,4 @@ async fn first_message(
     .await;
     let _ = tokio::task::spawn_blocking(move || drop(reader)).await;
     found.map_err(|_| anyhow::anyhow!("saga {tx}'s first message not found on {topic}"))
-}
-
-/// The drills of running labs, as the web view offers them (one at a time: each ends with
-/// the lab's invariant checks, which another drill in flight would blur).
-pub struct LabDrills {
-    labs: Vec<(Arc<Lab>, SagaStyle)>,
-    one_at_a_time: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl LabDrills {
-    /// The drills of `labs`.
-    pub fn new(labs: Vec<(Arc<Lab>, SagaStyle)>) -> Self {
-        Self {
-            labs,
-            one_at_a_time: Arc::default(),
-        }
-    }
-}
-
-impl crate::view::Drills for LabDrills {
-    fn offered(&self) -> Vec<crate::view::DrillOffer> {
-        self.labs
-            .iter()
-            .flat_map(|(_, style)| {
-                Drill::ALL.map(|drill| crate::view::DrillOffer {
-                    style: style.as_str(),
-                    name: drill.name(),
-                    expected: drill.expected(),
-                })
-            })
-            .collect()
-    }
-
-    fn run(
-        &self,
-        style: String,
-        name: String,
-    ) -> futures_util::future::BoxFuture<'static, Result<serde_json::Value, String>> {
-        let lab = self
-            .labs
-            .iter()
-            .find(|(_, s)| s.as_str() == style)
-            .map(|(lab, s)| (lab.clone(), *s));
-        let one_at_a_time = self.one_at_a_time.clone();
-        Box::pin(async move {
-            let (lab, style) = lab.ok_or(format!("no {style} lab"))?;
-            let drill = Drill::named(&name).ok_or(format!("no drill {name}"))?;
-            let _turn = one_at_a_time.lock().await;
-            let report = run(&lab, style, drill)
-                .await
-                .map_err(|error| format!("{error:#}"))?;
-            serde_json::to_value(report).map_err(|error| error.to_string())
-        })
-    }
 }

@@ -172,6 +172,11 @@ impl Lab {
         })
     }
 
+    /// The running services (the drills stop and start them).
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
     /// Stock by item id.
     pub async fn stock_by_item(&self) -> anyhow::Result<HashMap<i32, i32>> {
         Ok(self
