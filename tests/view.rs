@@ -157,6 +157,19 @@ async fn diagram(browser: &Client, tx: &str, count: usize) -> (Vec<String>, Stri
     }
 }
 
+/// Runs `script` every 100 ms until it returns something other than null (10 s at most).
+async fn poll_script(browser: &Client, script: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = browser.execute(script, vec![]).await.expect("script");
+        if !value.is_null() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "nothing from:\n{script}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn screenshot(browser: &Client, name: &str) {
     if let Ok(png) = browser.screenshot().await {
         let path =
@@ -315,6 +328,31 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
         assert!(report.contains("expected: "), "{report}");
     }
     screenshot(&browser, "drill").await;
+
+    // The Topics tab: the poison message, which names no saga, in its dead-letter topic,
+    // its body on demand.
+    browser
+        .find(Locator::Id("tab-topics"))
+        .await
+        .expect("tab")
+        .click()
+        .await
+        .expect("click");
+    let body = poll_script(
+        &browser,
+        r#"const topic = [...document.querySelectorAll('#topic-list button')]
+               .find(b => b.dataset.topic.endsWith('inventory.dlq'));
+           if (!topic) return null;
+           if (!topic.classList.contains('chosen')) { topic.click(); return null; }
+           const row = [...document.querySelectorAll('#messages tbody tr')]
+               .find(r => r.querySelector('.key').textContent.startsWith('drill-poison-'));
+           if (!row) return null;
+           if ($('body').className === 'hint') { row.click(); return null; }
+           return $('body').textContent;"#,
+    )
+    .await;
+    assert_eq!(body, json!("this is not a saga message"));
+    screenshot(&browser, "topics").await;
 
     let errors = browser
         .execute("return window.__viewErrors", vec![])

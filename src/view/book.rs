@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::tail::Tail;
 use crate::kafka::Topics;
 use crate::orchestration::SagaStyle;
 use crate::tools::trace::{TracedEvent, message_name, sender_of, sorted};
@@ -92,6 +93,8 @@ pub struct Book {
     changed: HashSet<String>,
     /// How long an in-flight saga may go without a message before it counts as stuck.
     stuck_after_ms: i64,
+    /// The newest messages of each topic, whatever they are.
+    pub tail: Tail,
 }
 
 impl Book {
@@ -102,10 +105,11 @@ impl Book {
             sagas: HashMap::new(),
             changed: HashSet::new(),
             stuck_after_ms,
+            tail: Tail::default(),
         }
     }
 
-    /// Takes one message of `topic`; one that names no transaction is ignored.
+    /// Takes one message of `topic` (into the tail; into a saga if it names one).
     pub fn take(
         &mut self,
         topic: &str,
@@ -117,6 +121,9 @@ impl Book {
         let body: Value = payload
             .and_then(|p| serde_json::from_slice(p).ok())
             .unwrap_or(Value::Null);
+        let name = message_name(&body);
+        let bytes = payload.unwrap_or_default();
+        self.tail.take(topic, position, at_ms, key, bytes, &name);
         let transaction_id = body["transaction_id"]
             .as_str()
             .map(str::to_string)
@@ -127,7 +134,6 @@ impl Book {
         let Some(transaction_id) = transaction_id.filter(|tx| !tx.is_empty()) else {
             return;
         };
-        let name = message_name(&body);
         let reason = body["reason"].as_str().map(str::to_string);
         let saga = self.sagas.entry(transaction_id.clone()).or_default();
         let origin = Topics::origin(topic);

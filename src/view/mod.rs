@@ -4,6 +4,7 @@
 //!
 //! - [`book`]: what is known of each saga (pure data).
 //! - [`follow`]: reads the lab's topics into a book.
+//! - `tail`: the newest messages of each topic (the Topics tab).
 //! - [`routes`]: the page, its JSON API and the live stream of changes.
 //! - `command`: `edm ui`, the view of a running stack.
 //!
@@ -16,6 +17,7 @@ pub mod book;
 mod command;
 mod follow;
 mod routes;
+mod tail;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -37,6 +37,12 @@ pub fn router(view: View) -> Router {
         .route("/api/sagas", get(list))
         .route("/api/sagas/{transaction_id}", get(detail))
         .route("/api/stream", get(stream))
+        .route("/api/topics", get(topics))
+        .route("/api/topics/{topic}", get(topic_tail))
+        .route(
+            "/api/topics/{topic}/{partition}/{offset}",
+            get(message_body),
+        )
         .route("/api/drills", get(drills))
         .route("/api/drills/{style}/{name}", axum::routing::post(run_drill))
         .with_state(view)
@@ -147,4 +153,40 @@ async fn run_drill(
         .await
         .map(Json)
         .map_err(|error| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, error))
+}
+
+/// The topics the view reads, with how many messages it has seen on each.
+async fn topics(State(view): State<View>) -> Json<Vec<super::tail::TopicSeen>> {
+    Json(
+        view.books
+            .iter()
+            .flat_map(|book| lock(book).tail.topics())
+            .collect(),
+    )
+}
+
+/// The newest messages of one topic, newest first (bodies on demand).
+async fn topic_tail(
+    State(view): State<View>,
+    Path(topic): Path<String>,
+) -> Result<Json<Vec<super::tail::Line>>, ApiError> {
+    view.books
+        .iter()
+        .find_map(|book| lock(book).tail.newest(&topic))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no messages of topic {topic} seen")))
+}
+
+/// One message's body, while the tail still keeps it.
+async fn message_body(
+    State(view): State<View>,
+    Path((topic, partition, offset)): Path<(String, i32, i64)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    view.books
+        .iter()
+        .find_map(|book| lock(book).tail.body(&topic, partition, offset))
+        .map(|body| Json(serde_json::json!({ "body": body })))
+        .ok_or_else(|| {
+            ApiError::not_found(format!("{topic} {partition}@{offset} is no longer kept"))
+        })
 }

@@ -223,6 +223,50 @@ async function runDrill(drill) {
   }
 }
 
+// Tabs: the sagas, or the topics' newest messages.
+let openTopic = null;
+for (const tab of document.querySelectorAll(".tab")) {
+  tab.addEventListener("click", () => {
+    for (const other of document.querySelectorAll(".tab")) other.classList.toggle("chosen", other === tab);
+    for (const view of document.querySelectorAll(".view")) view.hidden = view.id !== tab.dataset.view;
+    if (tab.dataset.view === "topics-view") loadTopics();
+  });
+}
+
+async function loadTopics() {
+  const topics = await (await fetch("/api/topics")).json();
+  const list = $("topic-list");
+  list.replaceChildren(...topics.map((t) => {
+    const button = el("button", t.topic === openTopic ? "chosen" : "", `${t.topic} (${t.seen})`);
+    button.dataset.topic = t.topic;
+    button.addEventListener("click", () => { openTopic = t.topic; loadTopics(); });
+    return button;
+  }));
+  if (openTopic) await loadMessages(openTopic);
+}
+
+async function loadMessages(topic) {
+  const response = await fetch(`/api/topics/${encodeURIComponent(topic)}`);
+  if (!response.ok) return;
+  const lines = await response.json();
+  const body = document.querySelector("#messages tbody");
+  body.replaceChildren(...lines.map((line) => {
+    const row = el("tr");
+    row.dataset.position = `${line.partition}@${line.offset}`;
+    const at = line.at_ms ? new Date(line.at_ms).toISOString().slice(11, 23) : "";
+    row.append(el("td", "", `${line.partition}@${line.offset}`), el("td", "", at),
+      el("td", "key", line.key || ""), el("td", "", line.name), el("td", "", line.size));
+    row.addEventListener("click", async () => {
+      const answer = await fetch(`/api/topics/${encodeURIComponent(topic)}/${line.partition}/${line.offset}`);
+      $("body").textContent = answer.ok ? (await answer.json()).body : "no longer kept";
+      $("body").className = "";
+    });
+    return row;
+  }));
+}
+
+setInterval(() => { if (!$("topics-view").hidden) loadTopics(); }, 2000); // live tail
+
 loadList().then(connect);
 loadDrills();
 setInterval(queueRender, 1000); // ages move on
