@@ -110,20 +110,7 @@ async fn write(broker: &Broker) {
         writer.abort_transaction(timeout).expect("abort");
         // Apache Kafka answers EndTxn before it writes the markers (edm broker after): the
         // plain record waits for the abort marker, so that both logs hold the same order.
-        let watcher: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &broker.address)
-            .create()
-            .expect("watermark reader");
-        let deadline = std::time::Instant::now() + timeout;
-        while watcher
-            .fetch_watermarks(&topic, 0, timeout)
-            .map(|(_, high)| high)
-            .unwrap_or(0)
-            < 10
-        {
-            assert!(std::time::Instant::now() < deadline, "no abort marker");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        super::rdkafka_scenarios::wait_for_high_watermark(&broker.address, &topic, 10, timeout);
         send(&producer(&broker.address, None), &topic, "plain-1");
 
         let group: BaseConsumer = ClientConfig::new()
