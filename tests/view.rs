@@ -354,6 +354,30 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
     assert_eq!(body, json!("this is not a saga message"));
     screenshot(&browser, "topics").await;
 
+    // The Stock tab: the declined order's two changes, -1 then +1; its saga one click away.
+    browser
+        .find(Locator::Id("tab-stock"))
+        .await
+        .expect("tab")
+        .click()
+        .await
+        .expect("click");
+    let changes = poll_script(
+        &browser,
+        &format!(
+            r##"const rows = [...document.querySelectorAll("#stock tr[data-tx='{tx}']")];
+               if (rows.length < 2) return null;
+               const units = rows.map(r => r.children[2].textContent).reverse();
+               rows[0].querySelector('.tx').click();
+               return units;"##,
+            tx = declined.transaction_id
+        ),
+    )
+    .await;
+    assert_eq!(changes, json!(["-1", "+1"]), "oldest first");
+    let (_, text) = diagram(&browser, &declined.transaction_id, 4).await;
+    assert!(text.contains("✗ cancelled — PAYMENT_DECLINED"), "{text}");
+
     let errors = browser
         .execute("return window.__viewErrors", vec![])
         .await

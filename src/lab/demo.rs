@@ -89,7 +89,7 @@ async fn demo_and_drills(
     Ok((shown, passed))
 }
 
-/// Serves the web view of the kept labs, with their drills, until Ctrl-C.
+/// Serves the web view of the kept labs, with their drills and stock, until Ctrl-C.
 async fn serve_view(
     labs: &[(Arc<Lab>, SagaStyle)],
     listen: std::net::SocketAddr,
@@ -113,8 +113,8 @@ async fn serve_view(
     }
     println!("  Ctrl-C ends the lab");
     let kafkas: Vec<_> = labs.iter().map(|(lab, _)| lab.kafka.clone()).collect();
-    let drills: Arc<dyn crate::view::Drills> = Arc::new(drills::LabDrills::new(labs.to_vec()));
-    crate::view::View::serve(&kafkas, Some(drills), listener, interrupt.clone()).await
+    let running: Arc<dyn crate::view::Labs> = Arc::new(drills::RunningLabs::new(labs.to_vec()));
+    crate::view::View::serve(&kafkas, Some(running), listener, interrupt.clone()).await
 }
 
 /// Stops the kept labs, each in turn; the first failure is the answer.

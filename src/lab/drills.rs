@@ -18,7 +18,7 @@ use crate::kafka::{Record, Topics};
 use crate::orchestration::SagaStyle;
 use crate::tools::order_client::NewOrder;
 use crate::tools::trace;
-pub use offer::LabDrills;
+pub use offer::RunningLabs;
 
 /// The drills there are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -46,10 +46,10 @@ pub struct DrillOffer {
     pub expected: &'static str,
 }
 
-/// Failure drills the page can run: the lab's (`edm ui` has none, and never acts on a
-/// stack it did not start).
-pub trait Drills: Send + Sync + 'static {
-    /// What the page offers.
+/// What running labs offer the page besides their topics: failure drills and their
+/// stock (`edm ui` has no lab: no drills, and it never acts on a stack it did not start).
+pub trait Labs: Send + Sync + 'static {
+    /// The drills the page offers.
     fn offered(&self) -> Vec<DrillOffer>;
     /// Runs drill `name` on the lab of `style`: its report, or why it could not run.
     fn run(
@@ -57,13 +57,15 @@ pub trait Drills: Send + Sync + 'static {
         style: String,
         name: String,
     ) -> futures_util::future::BoxFuture<'static, Result<serde_json::Value, String>>;
+    /// Each lab's items and its newest stock changes (each names the saga that made it).
+    fn stock(&self) -> futures_util::future::BoxFuture<'static, Result<serde_json::Value, String>>;
 }
 
 /// What the pages are served from: one book per lab (a lab per saga style).
 #[derive(Clone)]
 pub struct View {
     books: Vec<Arc<Mutex<Book>>>,
-    drills: Option<Arc<dyn Drills>>,
+    labs: Option<Arc<dyn Labs>>,
     /// Each tick's changed sagas, as the JSON array the stream sends.
     updates: broadcast::Sender<Arc<str>>,
     /// Ends the live streams too (a page's stream would keep the server from stopping).
@@ -71,15 +73,15 @@ pub struct View {
 }
 
 impl View {
-    /// Serves the view of the sagas on `labs`' topics on `listener` until `shutdown`,
-    /// offering `drills` if any.
+    /// Serves the view of the sagas on `kafkas`' topics on `listener` until `shutdown`,
+    /// with what running `labs` offer, if any.
     pub async fn serve(
-        labs: &[Kafka],
-        drills: Option<Arc<dyn Drills>>,
+        kafkas: &[Kafka],
+        labs: Option<Arc<dyn Labs>>,
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let books: Vec<Arc<Mutex<Book>>> = labs
+        let books: Vec<Arc<Mutex<Book>>> = kafkas
             .iter()
             .map(|kafka| {
                 Arc::new(Mutex::new(Book::new(
@@ -91,12 +93,12 @@ impl View {
         let (updates, _) = broadcast::channel(64);
         let view = View {
             books,
-            drills,
+            labs,
             updates,
             shutdown: shutdown.clone(),
         };
         let mut followers = tokio::task::JoinSet::new();
-        for (kafka, book) in labs.iter().zip(&view.books) {
+        for (kafka, book) in kafkas.iter().zip(&view.books) {
             followers.spawn(follow::follow(
                 kafka.clone(),
                 book.clone(),

@@ -43,6 +43,7 @@ pub fn router(view: View) -> Router {
             "/api/topics/{topic}/{partition}/{offset}",
             get(message_body),
         )
+        .route("/api/stock", get(stock))
         .route("/api/drills", get(drills))
         .route("/api/drills/{style}/{name}", axum::routing::post(run_drill))
         .with_state(view)
@@ -130,7 +131,7 @@ async fn stream(State(view): State<View>) -> Sse<impl Stream<Item = Result<Event
 
 /// The drills the page may offer (none for `edm ui`).
 async fn drills(State(view): State<View>) -> Json<Vec<super::DrillOffer>> {
-    Json(view.drills.map(|d| d.offered()).unwrap_or_default())
+    Json(view.labs.map(|labs| labs.offered()).unwrap_or_default())
 }
 
 /// Runs one drill; its report.
@@ -138,18 +139,17 @@ async fn run_drill(
     State(view): State<View>,
     Path((style, name)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let drills = view
-        .drills
+    let labs = view
+        .labs
         .ok_or_else(|| ApiError::not_found("drills run only in `edm lab --ui`"))?;
-    let known = drills
+    let known = labs
         .offered()
         .iter()
         .any(|d| d.style == style && d.name == name);
     if !known {
         return Err(ApiError::not_found(format!("no drill {name} for {style}")));
     }
-    drills
-        .run(style, name)
+    labs.run(style, name)
         .await
         .map(Json)
         .map_err(|error| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, error))
@@ -189,4 +189,12 @@ async fn message_body(
         .ok_or_else(|| {
             ApiError::not_found(format!("{topic} {partition}@{offset} is no longer kept"))
         })
+}
+
+/// Each lab's stock and its newest changes (`edm lab --ui` only).
+async fn stock(State(view): State<View>) -> Result<Json<serde_json::Value>, ApiError> {
+    let labs = view
+        .labs
+        .ok_or_else(|| ApiError::not_found("the stock is shown only in `edm lab --ui`"))?;
+    labs.stock().await.map(Json).map_err(ApiError::unavailable)
 }

@@ -1,18 +1,18 @@
-//! The drills of running labs as the web view offers them (`edm lab --ui`).
+//! What running labs offer the web view (`edm lab --ui`): their drills and their stock.
 
 use std::sync::Arc;
 
 use super::{Drill, Lab, run};
 use crate::orchestration::SagaStyle;
 
-/// The drills of running labs, as the web view offers them (one at a time: each ends with
+/// Running labs as the web view sees them; their drills run one at a time (each ends with
 /// the lab's invariant checks, which another drill in flight would blur).
-pub struct LabDrills {
+pub struct RunningLabs {
     labs: Vec<(Arc<Lab>, SagaStyle)>,
     one_at_a_time: Arc<tokio::sync::Mutex<()>>,
 }
 
-impl LabDrills {
+impl RunningLabs {
     /// The drills of `labs`.
     pub fn new(labs: Vec<(Arc<Lab>, SagaStyle)>) -> Self {
         Self {
@@ -22,7 +22,7 @@ impl LabDrills {
     }
 }
 
-impl crate::view::Drills for LabDrills {
+impl crate::view::Labs for RunningLabs {
     fn offered(&self) -> Vec<crate::view::DrillOffer> {
         self.labs
             .iter()
@@ -59,4 +59,26 @@ impl crate::view::Drills for LabDrills {
             serde_json::to_value(report).map_err(|error| error.to_string())
         })
     }
+
+    fn stock(&self) -> futures_util::future::BoxFuture<'static, Result<serde_json::Value, String>> {
+        let labs = self.labs.clone();
+        Box::pin(async move {
+            let mut answer = Vec::new();
+            for (lab, style) in labs {
+                let items = lab.stock.items().await.map_err(|e| e.to_string())?;
+                let mut history = lab.stock.history().await.map_err(|e| e.to_string())?;
+                history.reverse();
+                history.truncate(STOCK_CHANGES);
+                answer.push(serde_json::json!({
+                    "style": style.as_str(),
+                    "items": items,
+                    "history": history,
+                }));
+            }
+            Ok(serde_json::Value::Array(answer))
+        })
+    }
 }
+
+/// Newest stock changes shown per lab.
+const STOCK_CHANGES: usize = 500;

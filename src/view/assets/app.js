@@ -186,6 +186,7 @@ $("search").addEventListener("input", (e) => {
 async function loadDrills() {
   const offered = await (await fetch("/api/drills")).json();
   if (!offered.length) return;
+  $("tab-stock").hidden = false; // a lab: its stock can be shown
   const buttons = $("drill-buttons");
   for (const drill of offered) {
     const button = el("button", "", `${drill.name} (${drill.style})`);
@@ -230,7 +231,52 @@ for (const tab of document.querySelectorAll(".tab")) {
     for (const other of document.querySelectorAll(".tab")) other.classList.toggle("chosen", other === tab);
     for (const view of document.querySelectorAll(".view")) view.hidden = view.id !== tab.dataset.view;
     if (tab.dataset.view === "topics-view") loadTopics();
+    if (tab.dataset.view === "stock-view") loadStock();
   });
+}
+
+function showTab(view) {
+  document.querySelector(`.tab[data-view="${view}"]`).click();
+}
+
+// Stock (edm lab --ui): each lab's items, and its newest changes, each linked to its saga.
+async function loadStock() {
+  const response = await fetch("/api/stock");
+  if (!response.ok) return;
+  const labs = await response.json();
+  const parts = labs.map((lab) => {
+    const part = el("section");
+    part.append(el("h2", "", `${lab.style}: stock`));
+    const items = el("table", "items");
+    items.append(el("thead"));
+    items.tHead.append(el("tr"));
+    for (const name of ["item", "name", "price", "in stock"]) items.tHead.rows[0].append(el("th", "", name));
+    const itemRows = el("tbody");
+    for (const item of lab.items) {
+      const row = el("tr");
+      row.append(el("td", "", item.id), el("td", "", item.name), el("td", "", item.price), el("td", "", item.quantity));
+      itemRows.append(row);
+    }
+    items.append(itemRows);
+    const history = el("table", "history");
+    history.append(el("thead"));
+    history.tHead.append(el("tr"));
+    for (const name of ["change", "item", "units", "saga"]) history.tHead.rows[0].append(el("th", "", name));
+    const changeRows = el("tbody");
+    for (const change of lab.history) {
+      const row = el("tr");
+      row.dataset.tx = change.transaction_id;
+      const saga = el("td", "tx", change.transaction_id);
+      saga.addEventListener("click", () => { showTab("sagas-view"); choose(change.transaction_id); });
+      row.append(el("td", "", `#${change.id}`), el("td", "", change.inventory_id),
+        el("td", "", change.quantity > 0 ? `+${change.quantity}` : change.quantity), saga);
+      changeRows.append(row);
+    }
+    history.append(changeRows);
+    part.append(items, el("h3", "", "newest changes"), history);
+    return part;
+  });
+  $("stock").replaceChildren(...parts);
 }
 
 async function loadTopics() {
@@ -265,7 +311,10 @@ async function loadMessages(topic) {
   }));
 }
 
-setInterval(() => { if (!$("topics-view").hidden) loadTopics(); }, 2000); // live tail
+setInterval(() => {
+  if (!$("topics-view").hidden) loadTopics(); // live tail
+  if (!$("stock-view").hidden) loadStock();
+}, 2000);
 
 loadList().then(connect);
 loadDrills();
