@@ -111,7 +111,7 @@ impl ClusterHealth {
 
     /// The broker cannot be reached: a WARN if this begins an outage, and a probe that
     /// says when it is over.
-    pub fn unreachable(&self, detail: &str) {
+    fn unreachable(&self, detail: &str) {
         let detail = without_thread(detail);
         let mut state = self.state();
         let settling = state.back_at.is_some_and(|at| at.elapsed() < SETTLE);

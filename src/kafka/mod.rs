@@ -48,6 +48,23 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// Adds every partition of `topic`, each at its beginning, to `assignment`, as `client`
+/// finds them in the broker's metadata (blocking, up to [`METADATA_TIMEOUT`]): what a
+/// reader of whole topics assigns itself (`edm trace`, the payment decisions' follower,
+/// the web view, the drills).
+pub fn add_whole_topic(
+    client: &SagaConsumer,
+    topic: &str,
+    assignment: &mut rdkafka::TopicPartitionList,
+) -> Result<(), rdkafka::error::KafkaError> {
+    use rdkafka::consumer::Consumer;
+    let metadata = client.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        assignment.add_partition_offset(topic, partition.id(), rdkafka::Offset::Beginning)?;
+    }
+    Ok(())
+}
+
 /// How long a metadata request may take before the broker counts as unreachable.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 

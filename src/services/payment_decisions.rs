@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use rdkafka::TopicPartitionList;
 use rdkafka::consumer::Consumer;
-use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -103,26 +103,21 @@ impl Decisions {
             servers: servers.clone(),
             detail,
         };
-        let metadata = {
+        let assignment = {
             let (reader, topic) = (reader.clone(), topic.clone());
             tokio::task::spawn_blocking(move || {
-                reader.fetch_metadata(Some(&topic), Duration::from_secs(5))
+                let mut assignment = TopicPartitionList::new();
+                crate::kafka::add_whole_topic(&reader, &topic, &mut assignment).map(|()| assignment)
             })
             .await
             .map_err(|join| KafkaFailure::Task(join.to_string()))?
             .map_err(unreachable)?
         };
-        let partitions: Vec<i32> = metadata
-            .topics()
+        let partitions: Vec<i32> = assignment
+            .elements()
             .iter()
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .map(|e| e.partition())
             .collect();
-        let mut assignment = TopicPartitionList::new();
-        for partition in &partitions {
-            assignment
-                .add_partition_offset(&topic, *partition, Offset::Beginning)
-                .map_err(unreachable)?;
-        }
         reader.assign(&assignment).map_err(unreachable)?;
         let known = Arc::new(Mutex::new(HashMap::new()));
         let lost = Arc::new(Mutex::new(None));

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Message, TopicPartitionList};
 use serde_json::Value;
 
 use crate::config::{KafkaArgs, OrderStoreArgs};
 use crate::event::Status;
-use crate::kafka::{Kafka, KafkaFailure, SagaConsumer, Topics};
+use crate::kafka::{ClusterHealth, Kafka, KafkaFailure, SagaConsumer, Topics};
 use crate::orchestration::saga::{HistoryEntry, Saga};
 use crate::store::orders::{OrderStore, OrderStoreError, UPDATED_FORMAT};
 
@@ -188,14 +188,8 @@ pub async fn trace(kafka: &Kafka, transaction_id: &str) -> Result<Vec<TracedEven
 /// Whether a consumer error is one librdkafka recovers from by itself (a connection lost
 /// and made again).
 fn is_transient(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::AllBrokersDown
-                | RDKafkaErrorCode::BrokerTransportFailure
-                | RDKafkaErrorCode::OperationTimedOut
-        )
-    )
+    ClusterHealth::is_unreachable(error)
+        || error.rdkafka_error_code() == Some(RDKafkaErrorCode::OperationTimedOut)
 }
 
 /// The events of saga `transaction_id` on every partition of `topic`, read from the start
@@ -224,17 +218,13 @@ async fn read_with(
         servers: kafka.servers().to_string(),
         detail,
     };
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(5))
-        .map_err(unreachable)?;
     let mut assignment = TopicPartitionList::new();
-    let mut unread: HashSet<i32> = HashSet::new();
-    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        assignment
-            .add_partition_offset(topic, partition.id(), Offset::Beginning)
-            .map_err(unreachable)?;
-        unread.insert(partition.id());
-    }
+    crate::kafka::add_whole_topic(consumer, topic, &mut assignment).map_err(unreachable)?;
+    let mut unread: HashSet<i32> = assignment
+        .elements()
+        .iter()
+        .map(|e| e.partition())
+        .collect();
     let mut events = Vec::new();
     if unread.is_empty() {
         return Ok(events);

@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::Message;
+use rdkafka::TopicPartitionList;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::book::Book;
@@ -31,14 +31,7 @@ pub async fn follow(
     };
     let mut assignment = TopicPartitionList::new();
     for topic in &wanted {
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .map_err(unreachable)?;
-        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-            assignment
-                .add_partition_offset(topic, partition.id(), Offset::Beginning)
-                .map_err(unreachable)?;
-        }
+        crate::kafka::add_whole_topic(&consumer, topic, &mut assignment).map_err(unreachable)?;
     }
     consumer.assign(&assignment).map_err(unreachable)?;
     loop {
