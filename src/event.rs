@@ -44,6 +44,11 @@ impl Status {
             Status::OrderComplete => "ORDER_COMPLETE",
         }
     }
+
+    /// Whether a stored order's `status` is final: ORDER_COMPLETE or ORDER_CANCEL.
+    pub fn is_final(status: &str) -> bool {
+        status == Status::OrderComplete.as_str() || status == Status::OrderCancel.as_str()
+    }
 }
 
 impl fmt::Display for Status {

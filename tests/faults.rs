@@ -301,11 +301,9 @@ async fn sigterm_while_mysql_is_down_keeps_the_event_for_the_next_run() {
     ];
     let mut inventory = EdmProcess::spawn(&config, "inventory-consumer", &[]);
     wait_port(port, true, Duration::from_secs(30));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !inventory.output().contains("partitions assigned") {
-        assert!(Instant::now() < deadline, "{}", inventory.output());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    inventory
+        .wait_for_output("partitions assigned", Duration::from_secs(30))
+        .await;
 
     mysql.stop();
     let client = edm::tools::order_client::OrderClient::new(&format!("http://{listen}"));
@@ -315,11 +313,9 @@ async fn sigterm_while_mysql_is_down_keeps_the_event_for_the_next_run() {
         .expect("POST");
     let tx = tx["transaction_id"].as_str().unwrap().to_string();
     // The consumer has the event and retries against the dead MySQL...
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !inventory.output().contains("step failed, retrying") {
-        assert!(Instant::now() < deadline, "{}", inventory.output());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    inventory
+        .wait_for_output("step failed, retrying", Duration::from_secs(30))
+        .await;
     // ...when it is asked to stop: it exits cleanly without committing that event.
     let status = inventory.terminate();
     assert!(status.success(), "exit {status}:\n{}", inventory.output());

@@ -19,19 +19,6 @@ fn config_on(port: u16) -> LabConfig {
     config
 }
 
-/// Waits up to 30 s until `process` has logged `text`.
-async fn wait_for(process: &EdmProcess, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !process.output().contains(text) {
-        assert!(
-            Instant::now() < deadline,
-            "no `{text}` within 30 s:\n{}",
-            process.output()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Lines at WARN or ERROR level.
 fn complaints(output: &str) -> Vec<&str> {
     output
@@ -61,7 +48,9 @@ async fn a_broker_outage_is_one_warning_when_it_begins_and_one_line_when_it_ends
     // service's six clients.
     tokio::time::sleep(Duration::from_secs(8)).await;
     let _broker = PrivateServer::broker_on(port, &["--data-dir", &data_dir]);
-    wait_for(&payment, "answers again").await;
+    payment
+        .wait_for_output("answers again", Duration::from_secs(30))
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let output = payment.output();
@@ -93,8 +82,12 @@ async fn services_whose_cluster_is_replaced_exit_1_saying_what_to_do() {
         EdmProcess::spawn(&config, "payment-consumer", &["--pg-ok", "true"]),
         EdmProcess::spawn(&config, "order-service", &["--listen", &listen]),
     ];
-    wait_for(&services[0], "partitions assigned").await;
-    wait_for(&services[1], "order service listening").await;
+    services[0]
+        .wait_for_output("partitions assigned", Duration::from_secs(30))
+        .await;
+    services[1]
+        .wait_for_output("order service listening", Duration::from_secs(30))
+        .await;
 
     // Restarted without --data-dir: a new cluster id, and nothing of the old one.
     broker.terminate();

@@ -157,6 +157,17 @@ async fn diagram(browser: &Client, tx: &str, count: usize) -> (Vec<String>, Stri
     }
 }
 
+/// Clicks the element with id `id`.
+async fn click(browser: &Client, id: &str) {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|_| panic!("no #{id}"))
+        .click()
+        .await
+        .expect("click");
+}
+
 /// Runs `script` every 100 ms until it returns something other than null (10 s at most).
 async fn poll_script(browser: &Client, script: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -197,11 +208,8 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
             &listen,
         ],
     );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !lab.output().contains("Ctrl-C ends the lab") {
-        assert!(Instant::now() < deadline, "no view:\n{}", lab.output());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    lab.wait_for_output("Ctrl-C ends the lab", Duration::from_secs(120))
+        .await;
     let choreography = OrderClient::new(&order_url(&lab, "choreography"));
     let orchestration = OrderClient::new(&order_url(&lab, "orchestration"));
 
@@ -331,13 +339,7 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
 
     // The Topics tab: the poison message, which names no saga, in its dead-letter topic,
     // its body on demand.
-    browser
-        .find(Locator::Id("tab-topics"))
-        .await
-        .expect("tab")
-        .click()
-        .await
-        .expect("click");
+    click(&browser, "tab-topics").await;
     let body = poll_script(
         &browser,
         r#"const topic = [...document.querySelectorAll('#topic-list button')]
@@ -355,13 +357,7 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
     screenshot(&browser, "topics").await;
 
     // The Stock tab: the declined order's two changes, -1 then +1; its saga one click away.
-    browser
-        .find(Locator::Id("tab-stock"))
-        .await
-        .expect("tab")
-        .click()
-        .await
-        .expect("click");
+    click(&browser, "tab-stock").await;
     let changes = poll_script(
         &browser,
         &format!(
@@ -415,11 +411,8 @@ async fn edm_ui_follows_a_running_stack_in_both_styles() {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut ui = EdmProcess::spawn(&lab.config, "ui", &["--listen", &listen]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ui.output().contains("web view of the sagas") {
-        assert!(Instant::now() < deadline, "no view:\n{}", ui.output());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    ui.wait_for_output("web view of the sagas", Duration::from_secs(30))
+        .await;
     let base = format!("http://{listen}");
     let http = reqwest::Client::new();
     let mut stream = http
@@ -516,11 +509,8 @@ async fn the_list_scrolls_and_searches_with_20000_sagas() {
 
     let listen = format!("127.0.0.1:{}", free_port());
     let mut ui = EdmProcess::spawn(&config, "ui", &["--listen", &listen]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ui.output().contains("web view of the sagas") {
-        assert!(Instant::now() < deadline, "no view:\n{}", ui.output());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    ui.wait_for_output("web view of the sagas", Duration::from_secs(30))
+        .await;
     let driver = Driver::start();
     let browser = driver.browser().await;
     let opened = Instant::now();

@@ -5,19 +5,16 @@
 
 use std::time::Duration;
 
-use rdkafka::Message;
-use rdkafka::consumer::Consumer;
-use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use super::{DECLINED_USER, Lab, invariants};
-
-mod offer;
-mod restarts;
 use crate::kafka::{Record, Topics};
 use crate::orchestration::SagaStyle;
-use crate::tools::order_client::NewOrder;
-use crate::tools::trace;
+
+mod lab_io;
+mod offer;
+mod restarts;
+use lab_io::{final_status, first_message, history, place, wait_count, wait_for};
 pub use offer::RunningLabs;
 
 /// The drills there are.
@@ -281,120 +278,4 @@ fn first_topic(lab: &Lab, style: SagaStyle) -> String {
         SagaStyle::Choreography => lab.kafka.topics.inventory.clone(),
         SagaStyle::Orchestration => lab.kafka.topics.inventory_commands.clone(),
     }
-}
-
-/// Places one unit of item 1 for `user`; its transaction id.
-pub(crate) async fn place(lab: &Lab, user: &str) -> anyhow::Result<String> {
-    let order = NewOrder {
-        user_id: user.to_string(),
-        name: format!("{user} (drill)"),
-        addr: "29, Hansil-ro, Jung-gu, Seoul".into(),
-        tel: "01012341234".into(),
-        email: format!("{user}@example.com"),
-        item: 1,
-        quantity: 1,
-    };
-    Ok(lab.client.place(&order).await?.transaction_id)
-}
-
-/// The order's final status and reason, read from the order store until it is final.
-pub(crate) async fn final_status(
-    lab: &Lab,
-    tx: &str,
-    user: &str,
-) -> anyhow::Result<(String, String)> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let order = lab.orders.get(tx, user).await?.unwrap_or_default();
-        let text = |key: &str| order.get(key).and_then(|v| v.as_str()).unwrap_or("");
-        if matches!(text("status"), "ORDER_COMPLETE" | "ORDER_CANCEL") {
-            return Ok((text("status").to_string(), text("reason").to_string()));
-        }
-        lab.check_services()?;
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "order {tx} not final after {WAIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The saga's stock changes, oldest first.
-pub(crate) async fn history(lab: &Lab, tx: &str) -> anyhow::Result<Vec<i32>> {
-    Ok(lab
-        .stock
-        .history_of(tx)
-        .await?
-        .into_iter()
-        .map(|row| row.quantity)
-        .collect())
-}
-
-/// Whether a message of saga `key` matching `wanted` shows on the topics within [`WAIT`].
-async fn wait_for(
-    lab: &Lab,
-    key: &str,
-    wanted: impl Fn(&trace::TracedEvent) -> bool,
-) -> anyhow::Result<bool> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::time::Instant::now() < deadline {
-        if trace::trace(&lab.kafka, key).await?.iter().any(&wanted) {
-            return Ok(true);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(false)
-}
-
-/// Whether saga `tx` shows `count` messages named `name` within [`WAIT`].
-pub(crate) async fn wait_count(
-    lab: &Lab,
-    tx: &str,
-    name: &str,
-    count: usize,
-) -> anyhow::Result<bool> {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while tokio::time::Instant::now() < deadline {
-        let events = trace::trace(&lab.kafka, tx).await?;
-        if events.iter().filter(|e| e.status == name).count() >= count {
-            return Ok(true);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Ok(false)
-}
-
-/// The key and bytes of saga `tx`'s first message on `topic`, as they were sent.
-async fn first_message(
-    lab: &Lab,
-    topic: &str,
-    tx: &str,
-) -> anyhow::Result<(Option<String>, Vec<u8>)> {
-    let group = format!("edm-drill-{}", uuid::Uuid::new_v4().simple());
-    let reader = lab.kafka.one_pass_reader(&group)?;
-    let metadata = reader.fetch_metadata(Some(topic), Duration::from_secs(5))?;
-    let mut assignment = TopicPartitionList::new();
-    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        assignment.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
-    }
-    reader.assign(&assignment)?;
-    let found = tokio::time::timeout(WAIT, async {
-        loop {
-            let Ok(message) = reader.recv().await else {
-                continue;
-            };
-            let payload = message.payload().unwrap_or_default();
-            let named = serde_json::from_slice::<serde_json::Value>(payload)
-                .is_ok_and(|body| body["transaction_id"] == tx);
-            if named {
-                let key = message
-                    .key()
-                    .map(|k| String::from_utf8_lossy(k).into_owned());
-                return (key, payload.to_vec());
-            }
-        }
-    })
-    .await;
-    let _ = tokio::task::spawn_blocking(move || drop(reader)).await;
-    found.map_err(|_| anyhow::anyhow!("saga {tx}'s first message not found on {topic}"))
 }

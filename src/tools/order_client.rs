@@ -4,6 +4,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
+use crate::event::Status;
+
 /// Errors talking to the order service.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -167,10 +169,11 @@ impl OrderClient {
         let deadline = Instant::now() + timeout;
         loop {
             let order = self.get(transaction_id, user_id).await?;
-            if matches!(
-                order.get("status").and_then(Value::as_str),
-                Some("ORDER_COMPLETE" | "ORDER_CANCEL")
-            ) {
+            if order
+                .get("status")
+                .and_then(Value::as_str)
+                .is_some_and(Status::is_final)
+            {
                 return Ok(order);
             }
             if Instant::now() >= deadline {

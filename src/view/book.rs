@@ -66,6 +66,23 @@ pub struct Summary {
     pub messages: usize,
 }
 
+impl Summary {
+    /// The list's order: stuck and dead-lettered sagas first, then those in flight, then
+    /// the ended ones; the newest first within each; then by transaction id.
+    pub fn list_order(a: &Summary, b: &Summary) -> std::cmp::Ordering {
+        let rank = |s: &Summary| match s.state {
+            State::Stuck | State::DeadLettered => 0,
+            State::InFlight => 1,
+            State::Cancelled | State::Complete => 2,
+        };
+        (rank(a), std::cmp::Reverse(a.last_ms), &a.transaction_id).cmp(&(
+            rank(b),
+            std::cmp::Reverse(b.last_ms),
+            &b.transaction_id,
+        ))
+    }
+}
+
 /// A saga in full: its summary, its messages in order, and the steps still to come.
 #[derive(Debug, Clone, Serialize)]
 pub struct Detail {
@@ -206,14 +223,7 @@ impl Book {
             .filter_map(|tx| self.summary(tx, now_ms))
             .collect();
         let matched = found.len();
-        found.sort_by_key(|s| {
-            let rank = match s.state {
-                State::Stuck | State::DeadLettered => 0,
-                State::InFlight => 1,
-                State::Cancelled | State::Complete => 2,
-            };
-            (rank, std::cmp::Reverse(s.last_ms), s.transaction_id.clone())
-        });
+        found.sort_by(Summary::list_order);
         found.truncate(limit);
         (found, matched)
     }

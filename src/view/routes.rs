@@ -82,15 +82,8 @@ async fn list(State(view): State<View>, Query(query): Query<ListQuery>) -> Json<
         matched += count;
         total += book.len();
     }
-    // The books' lists merged in the same order: stuck, in flight, then the newest.
-    sagas.sort_by_key(|s| {
-        let rank = match s.state {
-            super::State::Stuck | super::State::DeadLettered => 0,
-            super::State::InFlight => 1,
-            _ => 2,
-        };
-        (rank, std::cmp::Reverse(s.last_ms))
-    });
+    // The books' lists merged in the order each is in.
+    sagas.sort_by(Summary::list_order);
     sagas.truncate(limit);
     Json(ListAnswer {
         sagas,

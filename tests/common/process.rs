@@ -158,6 +158,20 @@ impl EdmProcess {
         }
     }
 
+    /// Waits up to `limit` until it has logged `text`; fails with its log otherwise.
+    pub async fn wait_for_output(&self, text: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.output().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "{}: no `{text}` within {limit:?}:\n{}",
+                self.name,
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Everything it logged so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -1,7 +1,9 @@
 //! The drills that stop or crash a service of the lab and start it again: what a student
 //! does by hand in the walkthrough with Ctrl-C and `kill -9`.
 
-use super::{Check, check, final_status, history, place, wait_count};
+use super::lab_io::{final_status, history, place, stored_status, wait_count};
+use super::{Check, check};
+use crate::event::Status;
 use crate::lab::{DECLINED_USER, Lab};
 use crate::orchestration::SagaStyle;
 use crate::orchestration::saga::TIMEOUT;
@@ -22,9 +24,9 @@ pub(super) async fn stop_payment(
     match style {
         SagaStyle::Choreography => {
             let waiting = wait_count(lab, &tx, "INVENTORY_RESERVED", 1).await?;
-            let order = lab.orders.get(&tx, "alice").await?.unwrap_or_default();
-            let status = order.get("status").and_then(|v| v.as_str()).unwrap_or("?");
-            let open = !matches!(status, "ORDER_COMPLETE" | "ORDER_CANCEL");
+            let (status, _) = stored_status(lab, &tx, "alice").await?;
+            let open = !Status::is_final(&status);
+            let status = if status.is_empty() { "?" } else { &status };
             observed.push(format!(
                 "order {tx}: INVENTORY_RESERVED {} in the payment topic; the order is {status}",
                 if waiting { "waits" } else { "never reached" }
@@ -91,9 +93,7 @@ pub(super) async fn crash(
     lab.services().halt(name, true).await?;
     let mut open = 0;
     for (tx, user) in &placed {
-        let order = lab.orders.get(tx, user).await?.unwrap_or_default();
-        let status = order.get("status").and_then(|v| v.as_str()).unwrap_or("");
-        if !matches!(status, "ORDER_COMPLETE" | "ORDER_CANCEL") {
+        if !Status::is_final(&stored_status(lab, tx, user).await?.0) {
             open += 1;
         }
     }

@@ -240,40 +240,41 @@ function showTab(view) {
 }
 
 // Stock (edm lab --ui): each lab's items, and its newest changes, each linked to its saga.
+// A row of `cells`.
+function tr(...cells) {
+  const row = el("tr");
+  row.append(...cells);
+  return row;
+}
+
+// A table with a header row of `headers`, and `rows` as its body.
+function table(className, headers, rows) {
+  const thead = el("thead");
+  thead.append(tr(...headers.map((name) => el("th", "", name))));
+  const tbody = el("tbody");
+  tbody.append(...rows);
+  const node = el("table", className);
+  node.append(thead, tbody);
+  return node;
+}
+
 async function loadStock() {
   const response = await fetch("/api/stock");
   if (!response.ok) return;
   const labs = await response.json();
   const parts = labs.map((lab) => {
-    const part = el("section");
-    part.append(el("h2", "", `${lab.style}: stock`));
-    const items = el("table", "items");
-    items.append(el("thead"));
-    items.tHead.append(el("tr"));
-    for (const name of ["item", "name", "price", "in stock"]) items.tHead.rows[0].append(el("th", "", name));
-    const itemRows = el("tbody");
-    for (const item of lab.items) {
-      const row = el("tr");
-      row.append(el("td", "", item.id), el("td", "", item.name), el("td", "", item.price), el("td", "", item.quantity));
-      itemRows.append(row);
-    }
-    items.append(itemRows);
-    const history = el("table", "history");
-    history.append(el("thead"));
-    history.tHead.append(el("tr"));
-    for (const name of ["change", "item", "units", "saga"]) history.tHead.rows[0].append(el("th", "", name));
-    const changeRows = el("tbody");
-    for (const change of lab.history) {
-      const row = el("tr");
-      row.dataset.tx = change.transaction_id;
+    const items = table("items", ["item", "name", "price", "in stock"], lab.items.map((item) =>
+      tr(el("td", "", item.id), el("td", "", item.name), el("td", "", item.price), el("td", "", item.quantity))));
+    const history = table("history", ["change", "item", "units", "saga"], lab.history.map((change) => {
       const saga = el("td", "tx", change.transaction_id);
       saga.addEventListener("click", () => { showTab("sagas-view"); choose(change.transaction_id); });
-      row.append(el("td", "", `#${change.id}`), el("td", "", change.inventory_id),
+      const row = tr(el("td", "", `#${change.id}`), el("td", "", change.inventory_id),
         el("td", "", change.quantity > 0 ? `+${change.quantity}` : change.quantity), saga);
-      changeRows.append(row);
-    }
-    history.append(changeRows);
-    part.append(items, el("h3", "", "newest changes"), history);
+      row.dataset.tx = change.transaction_id;
+      return row;
+    }));
+    const part = el("section");
+    part.append(el("h2", "", `${lab.style}: stock`), items, el("h3", "", "newest changes"), history);
     return part;
   });
   $("stock").replaceChildren(...parts);
@@ -297,11 +298,10 @@ async function loadMessages(topic) {
   const lines = await response.json();
   const body = document.querySelector("#messages tbody");
   body.replaceChildren(...lines.map((line) => {
-    const row = el("tr");
-    row.dataset.position = `${line.partition}@${line.offset}`;
     const at = line.at_ms ? new Date(line.at_ms).toISOString().slice(11, 23) : "";
-    row.append(el("td", "", `${line.partition}@${line.offset}`), el("td", "", at),
+    const row = tr(el("td", "", `${line.partition}@${line.offset}`), el("td", "", at),
       el("td", "key", line.key || ""), el("td", "", line.name), el("td", "", line.size));
+    row.dataset.position = `${line.partition}@${line.offset}`;
     row.addEventListener("click", async () => {
       const answer = await fetch(`/api/topics/${encodeURIComponent(topic)}/${line.partition}/${line.offset}`);
       $("body").textContent = answer.ok ? (await answer.json()).body : "no longer kept";
