@@ -377,6 +377,10 @@ async fn follow(
             Err(_) => {}
         }
     }
+    // The placing stops on Ctrl-C too, and the sagas in flight may all end before the
+    // select above ever takes its interrupt branch: the token, not the branch, says whether
+    // the run was interrupted (seen once: a Ctrl-C'd run reported as whole).
+    finishing.interrupted |= interrupt.is_cancelled();
     let placed = placing.placed_at.lock().await.len();
     end_bar(&completed_bar, placed);
     end_bar(&cancelled_bar, placed);
