@@ -577,3 +577,134 @@ async fn the_list_scrolls_and_searches_with_20000_sagas() {
     let _ = browser.close().await;
     assert!(ui.terminate().success(), "{}", ui.output());
 }
+
+/// The view's `/api/consumers` answer for the group named `group`, once `ready` holds
+/// for it (20 s at most).
+async fn group_when(
+    http: &reqwest::Client,
+    base: &str,
+    group: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let groups: Value = http
+            .get(format!("{base}/api/consumers"))
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        let found = groups
+            .as_array()
+            .and_then(|all| all.iter().find(|g| g["group"] == group))
+            .cloned();
+        if let Some(found) = found.filter(|g| ready(g)) {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "group {group}: {groups}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Sums a group's lag over its partitions.
+fn total_lag(group: &Value) -> i64 {
+    group["partitions"]
+        .as_array()
+        .map_or(0, |ps| ps.iter().filter_map(|p| p["lag"].as_i64()).sum())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumers_tab_shows_what_a_stopped_service_leaves_waiting() {
+    let config = LabConfig::fresh();
+    config.prepare_with_partitions(2).await;
+    let order_port = free_port();
+    let order_listen = format!("127.0.0.1:{order_port}");
+    let _services = [
+        EdmProcess::spawn(&config, "order-service", &["--listen", &order_listen]),
+        EdmProcess::spawn(&config, "inventory-consumer", &[]),
+        EdmProcess::spawn(&config, "order-consumer", &[]),
+    ];
+    let mut payment = EdmProcess::spawn(&config, "payment-consumer", &["--pg-ok", "true"]);
+    wait_port(order_port, true, Duration::from_secs(30));
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut ui = EdmProcess::spawn(&config, "ui", &["--listen", &listen]);
+    ui.wait_for_output("web view of the sagas", Duration::from_secs(30))
+        .await;
+    let base = format!("http://{listen}");
+    let http = reqwest::Client::new();
+    let orders = OrderClient::new(&format!("http://{order_listen}"));
+    let group = format!(
+        "{}{}",
+        config.kafka.topic_prefix,
+        edm::services::payment_consumer::GROUP
+    );
+
+    // One saga through: every group of the style has committed, nothing waits.
+    orders.place(&order("alice")).await.expect("order");
+    let running = group_when(&http, &base, &group, |g| {
+        let committed = g["partitions"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["committed"].is_i64()));
+        g["members"] == 1 && total_lag(g) == 0 && committed
+    })
+    .await;
+    assert_eq!(
+        running["topic"],
+        format!("{}payment", config.kafka.topic_prefix)
+    );
+    assert_eq!(running["style"], "choreography");
+
+    // The payment consumer stops; the next saga's event waits for it, and ages.
+    assert!(payment.terminate().success(), "{}", payment.output());
+    orders.place(&order("bob")).await.expect("order");
+    group_when(&http, &base, &group, |g| {
+        g["members"] == 0 && total_lag(g) == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let waiting = group_when(&http, &base, &group, |g| {
+        total_lag(g) == 1
+            && g["partitions"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["lag_ms"].as_i64() >= Some(1500)))
+    })
+    .await;
+    eprintln!("a stopped payment consumer: {waiting}");
+
+    // The page shows it: the group's row with its lag, the service with no member.
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    browser
+        .goto(&format!("{base}/"))
+        .await
+        .expect("open the view");
+    click(&browser, "tab-consumers").await;
+    let shown = poll_script(
+        &browser,
+        &format!(
+            r##"const rows = [...document.querySelectorAll("#consumers tr[data-group='{group}']")];
+               const lagging = rows.find(r => r.dataset.lag === "1");
+               return lagging ? lagging.textContent : null;"##
+        ),
+    )
+    .await;
+    let shown = shown.as_str().unwrap_or_default().to_string();
+    assert!(shown.ends_with(" s"), "waiting for seconds: {shown}");
+    screenshot(&browser, "consumers").await;
+    let errors = browser
+        .execute("return window.__viewErrors", vec![])
+        .await
+        .expect("script");
+    assert_eq!(errors, json!([]), "the page logged errors");
+    let _ = browser.close().await;
+
+    // Started again, it catches up: nothing waits.
+    payment.restart();
+    group_when(&http, &base, &group, |g| {
+        g["members"] == 1 && total_lag(g) == 0
+    })
+    .await;
+    assert!(ui.terminate().success(), "{}", ui.output());
+}

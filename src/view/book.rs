@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::arrivals::Arrivals;
 use super::tail::Tail;
 use crate::kafka::Topics;
 use crate::orchestration::SagaStyle;
@@ -112,6 +113,8 @@ pub struct Book {
     stuck_after_ms: i64,
     /// The newest messages of each topic, whatever they are.
     pub tail: Tail,
+    /// When each message read was written (the consumer groups' lag in seconds).
+    pub arrivals: Arrivals,
 }
 
 impl Book {
@@ -123,6 +126,7 @@ impl Book {
             changed: HashSet::new(),
             stuck_after_ms,
             tail: Tail::default(),
+            arrivals: Arrivals::default(),
         }
     }
 
@@ -141,6 +145,7 @@ impl Book {
         let name = message_name(&body);
         let bytes = payload.unwrap_or_default();
         self.tail.take(topic, position, at_ms, key, bytes, &name);
+        self.arrivals.take(topic, position, at_ms);
         let transaction_id = body["transaction_id"]
             .as_str()
             .map(str::to_string)

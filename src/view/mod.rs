@@ -5,6 +5,7 @@
 //! - [`book`]: what is known of each saga (pure data).
 //! - [`follow`]: reads the lab's topics into a book.
 //! - `tail`: the newest messages of each topic (the Topics tab).
+//! - `consumers`, `arrivals`: each saga step's group and its lag (the Consumers tab).
 //! - [`routes`]: the page, its JSON API and the live stream of changes.
 //! - `command`: `edm ui`, the view of a running stack.
 //!
@@ -13,8 +14,10 @@
 //! the page as text, never as markup. Changes reach the page as server-sent events,
 //! batched every [`TICK`] so that a load run does not flood it.
 
+mod arrivals;
 pub mod book;
 mod command;
+mod consumers;
 mod follow;
 mod routes;
 mod tail;
@@ -66,6 +69,7 @@ pub trait Labs: Send + Sync + 'static {
 pub struct View {
     books: Vec<Arc<Mutex<Book>>>,
     labs: Option<Arc<dyn Labs>>,
+    consumers: Arc<consumers::Consumers>,
     /// Each tick's changed sagas, as the JSON array the stream sends.
     updates: broadcast::Sender<Arc<str>>,
     /// Ends the live streams too (a page's stream would keep the server from stopping).
@@ -94,6 +98,7 @@ impl View {
         let view = View {
             books,
             labs,
+            consumers: Arc::new(consumers::Consumers::new(kafkas)),
             updates,
             shutdown: shutdown.clone(),
         };

@@ -44,6 +44,7 @@ pub fn router(view: View) -> Router {
             get(message_body),
         )
         .route("/api/stock", get(stock))
+        .route("/api/consumers", get(consumers))
         .route("/api/drills", get(drills))
         .route("/api/drills/{style}/{name}", axum::routing::post(run_drill))
         .with_state(view)
@@ -190,4 +191,16 @@ async fn stock(State(view): State<View>) -> Result<Json<serde_json::Value>, ApiE
         .labs
         .ok_or_else(|| ApiError::not_found("the stock is shown only in `edm lab --ui`"))?;
     labs.stock().await.map(Json).map_err(ApiError::unavailable)
+}
+
+/// Each saga step's consumer group and its lag per partition.
+async fn consumers(
+    State(view): State<View>,
+) -> Result<Json<Vec<super::consumers::GroupLag>>, ApiError> {
+    view.consumers
+        .clone()
+        .lags(view.books.clone())
+        .await
+        .map(Json)
+        .map_err(ApiError::unavailable)
 }

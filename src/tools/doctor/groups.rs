@@ -18,14 +18,40 @@ use crate::services::{
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One step of a saga: the group that runs it, the topic it reads, the service to start.
-struct Step {
-    group: String,
-    topic: String,
-    service: &'static str,
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub group: String,
+    pub topic: String,
+    pub service: &'static str,
+}
+
+/// Where a group stands on one partition of its topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Position {
+    pub partition: i32,
+    /// The next offset the group will read; `None` if it never committed here.
+    pub committed: Option<i64>,
+    /// The partition's start (low watermark).
+    pub start: i64,
+    /// The partition's end (high watermark).
+    pub end: i64,
+}
+
+impl Position {
+    /// Where the group reads next: what it committed, or the partition's start (edm's
+    /// consumers reset to the earliest offset).
+    pub fn next(&self) -> i64 {
+        self.committed.unwrap_or(self.start).max(self.start)
+    }
+
+    /// Messages written that the group has not committed.
+    pub fn lag(&self) -> i64 {
+        (self.end - self.next()).max(0)
+    }
 }
 
 /// Every step, choreography's then orchestration's.
-fn steps(kafka: &Kafka) -> Vec<Step> {
+pub fn steps(kafka: &Kafka) -> Vec<Step> {
     let topics = &kafka.topics;
     let step = |group: &str, topic: &str, service| Step {
         group: kafka.group(group),
@@ -127,33 +153,53 @@ fn judge(step: &Step, seen: Result<Seen, String>) -> Option<Check> {
 fn see(kafka: &Kafka, step: &Step) -> Result<Seen, String> {
     let reader: BaseConsumer = kafka.group_reader(&step.group).map_err(|e| e.to_string())?;
     let members = members(&reader, step)?;
+    let unread = unread(&positions(&reader, step)?);
+    Ok(Seen { members, unread })
+}
+
+/// The messages a group has not handled on any partition (`None`: it never committed,
+/// its service never ran here). A partition it never committed counts from its start:
+/// an event there waits for it as much as one behind a commit.
+fn unread(positions: &[Position]) -> Option<i64> {
+    positions
+        .iter()
+        .any(|p| p.committed.is_some())
+        .then(|| positions.iter().map(Position::lag).sum())
+}
+
+/// Where `step`'s group stands on each partition of its topic, asked with `reader`, a
+/// [`Kafka::group_reader`] of the group (blocking).
+pub fn positions(reader: &BaseConsumer, step: &Step) -> Result<Vec<Position>, String> {
     let metadata = reader
         .fetch_metadata(Some(&step.topic), TIMEOUT)
         .map_err(|e| e.to_string())?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == step.topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
     let mut wanted = TopicPartitionList::new();
-    for &partition in &partitions {
-        wanted.add_partition(&step.topic, partition);
+    for topic in metadata.topics().iter().filter(|t| t.name() == step.topic) {
+        for partition in topic.partitions() {
+            wanted.add_partition(&step.topic, partition.id());
+        }
     }
     let committed = reader
         .committed_offsets(wanted, TIMEOUT)
         .map_err(|e| e.to_string())?;
-    let mut unread = None;
+    let mut positions = Vec::new();
     for element in committed.elements() {
-        let Offset::Offset(at) = element.offset() else {
-            continue;
-        };
-        let (_, end) = reader
+        let (start, end) = reader
             .fetch_watermarks(&step.topic, element.partition(), TIMEOUT)
             .map_err(|e| e.to_string())?;
-        *unread.get_or_insert(0) += (end - at).max(0);
+        let committed = match element.offset() {
+            Offset::Offset(at) => Some(at),
+            _ => None,
+        };
+        positions.push(Position {
+            partition: element.partition(),
+            committed,
+            start,
+            end,
+        });
     }
-    Ok(Seen { members, unread })
+    positions.sort_by_key(|p| p.partition);
+    Ok(positions)
 }
 
 /// A saga step's group that has members now, reading one of `topics`.
@@ -200,7 +246,7 @@ pub async fn running_readers(
 }
 
 /// The members of one step's group, asked with `reader` (blocking).
-fn members(reader: &BaseConsumer, step: &Step) -> Result<usize, String> {
+pub fn members(reader: &BaseConsumer, step: &Step) -> Result<usize, String> {
     Ok(reader
         .fetch_group_list(Some(&step.group), TIMEOUT)
         .map_err(|e| e.to_string())?
@@ -208,4 +254,27 @@ fn members(reader: &BaseConsumer, step: &Step) -> Result<usize, String> {
         .iter()
         .find(|g| g.name() == step.group)
         .map_or(0, |g| g.members().len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(partition: i32, committed: Option<i64>, start: i64, end: i64) -> Position {
+        Position {
+            partition,
+            committed,
+            start,
+            end,
+        }
+    }
+
+    #[test]
+    fn an_event_on_a_partition_never_committed_waits_too() {
+        // The group handled partition 0; the next saga's event went to partition 1.
+        assert_eq!(unread(&[at(0, Some(1), 0, 1), at(1, None, 0, 1)]), Some(1));
+        assert_eq!(unread(&[at(0, Some(3), 2, 5), at(1, None, 4, 4)]), Some(2));
+        // Never committed anywhere: a style not in use.
+        assert_eq!(unread(&[at(0, None, 0, 3)]), None);
+    }
 }

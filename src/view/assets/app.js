@@ -232,6 +232,7 @@ for (const tab of document.querySelectorAll(".tab")) {
     for (const view of document.querySelectorAll(".view")) view.hidden = view.id !== tab.dataset.view;
     if (tab.dataset.view === "topics-view") loadTopics();
     if (tab.dataset.view === "stock-view") loadStock();
+    if (tab.dataset.view === "consumers-view") loadConsumers();
   });
 }
 
@@ -311,9 +312,44 @@ async function loadMessages(topic) {
   }));
 }
 
+// Consumers: each saga step's group, its lag per partition in messages and in time.
+async function loadConsumers() {
+  const response = await fetch("/api/consumers");
+  const answer = await response.json();
+  if (!response.ok) {
+    $("consumers-error").textContent = `✗ ${answer.error}`;
+    return;
+  }
+  $("consumers-error").textContent = "";
+  const rows = [];
+  for (const group of answer) {
+    group.partitions.forEach((p, i) => {
+      const first = i === 0;
+      const waiting = p.lag_ms === null ? "?" : ms(p.lag_ms);
+      const row = tr(
+        el("td", "group", first ? group.group : ""),
+        el("td", "", first ? `${group.service} (${group.style})` : ""),
+        el("td", group.members ? "" : "check bad", first ? group.members : ""),
+        el("td", "", first ? group.topic : ""),
+        el("td", "", p.partition),
+        el("td", "", p.committed === null ? "— (from the start)" : p.committed),
+        el("td", "", p.end),
+        el("td", p.lag ? "lagging" : "", p.lag),
+        el("td", p.lag ? "lagging" : "", waiting),
+      );
+      row.dataset.group = group.group;
+      row.dataset.partition = p.partition;
+      row.dataset.lag = p.lag;
+      rows.push(row);
+    });
+  }
+  document.querySelector("#consumers tbody").replaceChildren(...rows);
+}
+
 setInterval(() => {
   if (!$("topics-view").hidden) loadTopics(); // live tail
   if (!$("stock-view").hidden) loadStock();
+  if (!$("consumers-view").hidden) loadConsumers();
 }, 2000);
 
 loadList().then(connect);
