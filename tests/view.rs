@@ -295,6 +295,55 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
         ]
     );
     assert!(text.contains("orchestrator"), "{text}");
+    // The orchestrator's state changes, from the order store, between the messages.
+    let states = poll_script(
+        &browser,
+        "const s = [...document.querySelectorAll('#diagram .state-change')].map(n => n.dataset.state);
+         return s.length >= 4 ? s : null;",
+    )
+    .await;
+    assert_eq!(
+        states,
+        json!([
+            "RESERVING_STOCK",
+            "TAKING_PAYMENT",
+            "RELEASING_STOCK",
+            "CANCELLED"
+        ])
+    );
+    let drawn = poll_script(
+        &browser,
+        "return [...document.querySelectorAll('#diagram > .arrow, #diagram > .state-change')]
+             .map(n => n.dataset.name || n.dataset.state);",
+    )
+    .await;
+    assert_eq!(
+        drawn,
+        json!([
+            "RESERVING_STOCK",
+            "RESERVE_STOCK",
+            "STOCK_RESERVED",
+            "TAKING_PAYMENT",
+            "TAKE_PAYMENT",
+            "PAYMENT_DECLINED",
+            "RELEASING_STOCK",
+            "RELEASE_STOCK",
+            "STOCK_RELEASED",
+            "CANCELLED"
+        ]),
+        "each state change where it happened"
+    );
+    let text = browser
+        .find(Locator::Id("detail-pane"))
+        .await
+        .expect("detail pane")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains("order in the store: ORDER_CANCEL (PAYMENT_DECLINED)"),
+        "{text}"
+    );
     screenshot(&browser, "orchestration").await;
 
     // Each failure drill, from the page: it says what should happen, shows what did,
@@ -336,6 +385,28 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
         assert!(report.contains("expected: "), "{report}");
     }
     screenshot(&browser, "drill").await;
+
+    // The stop-payment drill's orchestrated saga timed out: its diagram shows the timer,
+    // from when the payment step began to when it fired.
+    let timer = poll_script(
+        &browser,
+        r#"const row = [...document.querySelectorAll('#sagas tbody tr')]
+               .find(r => r.querySelector('.state').title === 'TIMEOUT');
+           if (!row) return null;
+           const timer = document.querySelector('#diagram .timer');
+           if (!timer || !document.querySelector('#detail-pane').textContent.includes(row.dataset.tx)) {
+               row.click();
+               return null;
+           }
+           return timer.textContent;"#,
+    )
+    .await;
+    let timer = timer.as_str().unwrap_or_default().to_string();
+    assert!(
+        timer.starts_with("⏱ timer of TAKING_PAYMENT: set +") && timer.contains("fired +"),
+        "{timer}"
+    );
+    screenshot(&browser, "timeout").await;
 
     // The Topics tab: the poison message, which names no saga, in its dead-letter topic,
     // its body on demand.
@@ -426,12 +497,18 @@ async fn edm_ui_follows_a_running_stack_in_both_styles() {
     let took = streamed(&mut stream, &accepted.transaction_id).await;
     eprintln!("streamed {took:?} after the order was accepted");
     let declined = orders.place(&order("bob")).await.expect("order");
-    for (tx, state, reason) in [
-        (&accepted.transaction_id, "complete", Value::Null),
+    for (tx, state, reason, stored) in [
+        (
+            &accepted.transaction_id,
+            "complete",
+            Value::Null,
+            "ORDER_COMPLETE",
+        ),
         (
             &declined.transaction_id,
             "cancelled",
             json!("PAYMENT_DECLINED"),
+            "ORDER_CANCEL",
         ),
     ] {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -444,8 +521,10 @@ async fn edm_ui_follows_a_running_stack_in_both_styles() {
                 .json()
                 .await
                 .unwrap_or(Value::Null);
-            if saga["state"] == state {
+            // The order store (the services' flags) says how the order ended.
+            if saga["state"] == state && saga["stored"]["status"] == stored {
                 assert_eq!(saga["reason"], reason, "{saga}");
+                assert_eq!(saga["stored"]["reason"], reason, "{saga}");
                 assert_eq!(saga["style"], "choreography", "{saga}");
                 break;
             }

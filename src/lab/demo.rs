@@ -112,9 +112,15 @@ async fn serve_view(
         );
     }
     println!("  Ctrl-C ends the lab");
-    let kafkas: Vec<_> = labs.iter().map(|(lab, _)| lab.kafka.clone()).collect();
+    let sources: Vec<_> = labs
+        .iter()
+        .map(|(lab, _)| crate::view::Source {
+            kafka: lab.kafka.clone(),
+            orders: Some(lab.orders.clone()),
+        })
+        .collect();
     let running: Arc<dyn crate::view::Labs> = Arc::new(drills::RunningLabs::new(labs.to_vec()));
-    crate::view::View::serve(&kafkas, Some(running), listener, interrupt.clone()).await
+    crate::view::View::serve(&sources, Some(running), listener, interrupt.clone()).await
 }
 
 /// Stops the kept labs, each in turn; the first failure is the answer.

@@ -5,16 +5,20 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
-use super::View;
-use crate::config::KafkaArgs;
+use super::{Source, View};
+use crate::config::{KafkaArgs, OrderStoreArgs};
 use crate::kafka::Kafka;
 use crate::shutdown;
+use crate::store::orders::OrderStore;
 
-/// `edm ui` flags: the services' Kafka flags, and where the view listens.
+/// `edm ui` flags: the services' Kafka and order store flags, and where the view listens.
 #[derive(Args, Debug, Clone)]
 pub struct UiArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    /// Where the orders are (their status, and the orchestrator's state changes).
+    #[command(flatten)]
+    pub dynamo: OrderStoreArgs,
     /// Where the web view listens.
     #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:8888")]
     pub listen: SocketAddr,
@@ -36,5 +40,14 @@ pub async fn command(args: UiArgs) -> anyhow::Result<()> {
         kafka.servers(),
         listener.local_addr()?
     );
-    View::serve(&[kafka], None, listener, shutdown::on_signal()).await
+    // A store that cannot be read is said on each saga's page: the topics are shown.
+    let orders = match OrderStore::connect(&args.dynamo).await {
+        Ok(orders) => Some(orders),
+        Err(error) => {
+            tracing::warn!(%error, "the order store cannot be opened: the view shows the topics only");
+            None
+        }
+    };
+    let sources = [Source { kafka, orders }];
+    View::serve(&sources, None, listener, shutdown::on_signal()).await
 }

@@ -6,6 +6,8 @@
 //! - [`follow`]: reads the lab's topics into a book.
 //! - `tail`: the newest messages of each topic (the Topics tab).
 //! - `consumers`, `arrivals`: each saga step's group and its lag (the Consumers tab).
+//! - `states`: what the order store holds of a saga (its status, the orchestrator's state
+//!   changes and timers), drawn into its diagram.
 //! - [`routes`]: the page, its JSON API and the live stream of changes.
 //! - `command`: `edm ui`, the view of a running stack.
 //!
@@ -20,6 +22,7 @@ mod command;
 mod consumers;
 mod follow;
 mod routes;
+mod states;
 mod tail;
 
 use std::sync::{Arc, Mutex};
@@ -33,6 +36,15 @@ pub use book::{Book, State, Summary};
 pub use command::{UiArgs, command};
 
 use crate::kafka::Kafka;
+use crate::store::orders::OrderStore;
+
+/// What one set of saga topics is read from: the topics' Kafka, and the order store the
+/// services write those sagas' orders to (if the view can read it).
+#[derive(Clone)]
+pub struct Source {
+    pub kafka: Kafka,
+    pub orders: Option<OrderStore>,
+}
 
 /// How often changes are sent to the pages.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -68,6 +80,8 @@ pub trait Labs: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct View {
     books: Vec<Arc<Mutex<Book>>>,
+    /// `orders[i]`: the order store of `books[i]`'s sagas.
+    orders: Vec<Option<OrderStore>>,
     labs: Option<Arc<dyn Labs>>,
     consumers: Arc<consumers::Consumers>,
     /// Each tick's changed sagas, as the JSON array the stream sends.
@@ -77,14 +91,15 @@ pub struct View {
 }
 
 impl View {
-    /// Serves the view of the sagas on `kafkas`' topics on `listener` until `shutdown`,
-    /// with what running `labs` offer, if any.
+    /// Serves the view of the sagas of `sources` on `listener` until `shutdown`, with
+    /// what running `labs` offer, if any.
     pub async fn serve(
-        kafkas: &[Kafka],
+        sources: &[Source],
         labs: Option<Arc<dyn Labs>>,
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
+        let kafkas: Vec<Kafka> = sources.iter().map(|s| s.kafka.clone()).collect();
         let books: Vec<Arc<Mutex<Book>>> = kafkas
             .iter()
             .map(|kafka| {
@@ -97,8 +112,9 @@ impl View {
         let (updates, _) = broadcast::channel(64);
         let view = View {
             books,
+            orders: sources.iter().map(|s| s.orders.clone()).collect(),
             labs,
-            consumers: Arc::new(consumers::Consumers::new(kafkas)),
+            consumers: Arc::new(consumers::Consumers::new(&kafkas)),
             updates,
             shutdown: shutdown.clone(),
         };

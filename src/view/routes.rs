@@ -95,16 +95,34 @@ async fn list(State(view): State<View>, Query(query): Query<ListQuery>) -> Json<
     })
 }
 
+/// One saga: its messages, and what the order store holds of it (`stored`: `null` when
+/// the view has no order store for its topics).
+#[derive(Debug, Serialize)]
+struct DetailAnswer {
+    #[serde(flatten)]
+    detail: super::book::Detail,
+    stored: Option<super::states::Stored>,
+}
+
 async fn detail(
     State(view): State<View>,
     Path(transaction_id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<DetailAnswer>, ApiError> {
     let now = crate::kafka::now_ms();
-    view.books
+    let (index, detail) = view
+        .books
         .iter()
-        .find_map(|book| lock(book).detail(&transaction_id, now))
-        .map(|detail| Json(detail).into_response())
-        .ok_or_else(|| ApiError::not_found(format!("no saga {transaction_id} on the topics")))
+        .enumerate()
+        .find_map(|(index, book)| Some((index, lock(book).detail(&transaction_id, now)?)))
+        .ok_or_else(|| ApiError::not_found(format!("no saga {transaction_id} on the topics")))?;
+    let stored = match &view.orders[index] {
+        Some(orders) => {
+            let user = detail.summary.user_id.as_deref();
+            Some(super::states::read(orders, &transaction_id, user).await)
+        }
+        None => None,
+    };
+    Ok(Json(DetailAnswer { detail, stored }))
 }
 
 /// The changed sagas as they come, one `sagas` event per tick; a page that fell behind

@@ -116,21 +116,50 @@ async function choose(tx) {
   renderDetail(await response.json());
 }
 
+// A state change of the saga, on the lifeline of the service that wrote it.
+function stateNote(change, lanes, since) {
+  const lane = Math.max(0, lanes.indexOf(change.by));
+  const note = el("div", "state-change");
+  note.dataset.state = change.state;
+  // Two lanes wide where there is room: a state's name is long.
+  note.style.gridColumn = `${lane + 1} / ${Math.min(lane + 3, lanes.length + 1)}`;
+  note.append(el("strong", "", `saga ${change.state}`), " ", el("span", "reason", `← ${change.cause}`));
+  note.append(el("div", "meta", `state change · order store${since(change.at_ms)}`));
+  if (change.timer) {
+    const t = change.timer;
+    const took = t.set_ms !== null && t.fired_ms !== null ? ` (${ms(t.fired_ms - t.set_ms)})` : "";
+    note.append(el("div", "timer", `⏱ timer of ${t.step}: set${since(t.set_ms)}, fired${since(t.fired_ms)}${took}`));
+  }
+  return note;
+}
+
 function renderDetail(saga) {
   const pane = $("detail-pane");
+  const stored = saga.stored;
   const head = el("div", "saga-head");
   head.append(
     el("h2", "", `saga ${saga.transaction_id}`),
     el("p", `state ${saga.state}`, `${STATES[saga.state] || saga.state}${saga.reason ? ` — ${saga.reason}` : ""}`),
     el("p", "", `${saga.style} · user ${saga.user_id || "?"} · ${saga.messages} messages${saga.latency_ms !== null ? ` · ${ms(saga.latency_ms)}` : ""}`),
   );
+  if (stored && stored.status) {
+    head.append(el("p", "stored", `order in the store: ${stored.status}${stored.reason ? ` (${stored.reason})` : ""}`));
+  }
+  if (stored && stored.error) head.append(el("p", "check bad", stored.error));
   const lanes = saga.lifelines;
   const diagram = el("div", "diagram");
   diagram.id = "diagram";
   diagram.style.gridTemplateColumns = `repeat(${lanes.length}, minmax(5rem, 1fr))`;
   for (const lane of lanes) diagram.append(el("div", "lifeline", lane));
-  const start = saga.arrows.find((a) => a.at_ms !== null)?.at_ms;
+  const changes = stored ? [...stored.states] : [];
+  const times = saga.arrows.map((a) => a.at_ms).concat(changes.map((c) => c.at_ms)).filter((t) => t !== null);
+  const start = times.length ? Math.min(...times) : undefined;
+  const since = (at) => (at !== null && at !== undefined && start !== undefined ? ` +${at - start} ms` : "");
   for (const arrow of saga.arrows) {
+    // The state changes written before this message, on their writer's lifeline.
+    while (changes.length && changes[0].at_ms !== null && arrow.at_ms !== null && changes[0].at_ms <= arrow.at_ms) {
+      diagram.append(stateNote(changes.shift(), lanes, since));
+    }
     let from = lanes.indexOf(arrow.from);
     let to = lanes.indexOf(arrow.to);
     if (from < 0) from = 0;
@@ -143,15 +172,18 @@ function renderDetail(saga) {
     line.append(el("strong", "name", arrow.name));
     if (arrow.compensation) line.append(" ", el("span", "tag", "↺ compensation"));
     if (arrow.reason && arrow.reason !== arrow.name) line.append(" ", el("span", "reason", arrow.reason));
-    const at = arrow.at_ms !== null && start !== undefined ? ` +${arrow.at_ms - start} ms` : "";
-    line.append(el("div", "meta", `${arrow.kind} · ${arrow.topic} ${arrow.partition}@${arrow.offset}${at}`));
+    line.append(el("div", "meta", `${arrow.kind} · ${arrow.topic} ${arrow.partition}@${arrow.offset}${since(arrow.at_ms)}`));
     line.append(el("span", "head", rightward ? "▶" : "◀"));
     diagram.append(line);
   }
+  for (const change of changes) diagram.append(stateNote(change, lanes, since));
   const parts = [head, diagram];
-  if (saga.to_come.length) {
+  if (saga.to_come.length || (stored && stored.running)) {
     const todo = el("div", "todo");
     todo.append(el("h3", "", "still to come"));
+    if (stored && stored.running) {
+      todo.append(el("p", "timer running", `⏱ timer of ${stored.running.step} running, set${since(stored.running.set_ms)}: no reply within the orchestrator's step timeout retries the step once, then compensates`));
+    }
     const list = el("ol");
     for (const step of saga.to_come) list.append(el("li", "", step));
     todo.append(list);

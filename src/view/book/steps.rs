@@ -24,17 +24,31 @@ pub(super) fn state_of(style: SagaStyle, events: &[TracedEvent]) -> (State, Opti
             }
         }
         SagaStyle::Orchestration => {
-            if has("PAYMENT_APPROVED").is_some() {
-                return (State::Complete, None);
-            }
             if let Some(rejected) = has("STOCK_REJECTED") {
                 return (State::Cancelled, rejected.reason.clone());
             }
-            if has("STOCK_RELEASED").is_some() {
-                let why = has("RELEASE_STOCK")
-                    .and_then(|e| e.reason.clone())
-                    .or_else(|| has("PAYMENT_DECLINED").map(|_| "PAYMENT_DECLINED".into()));
-                return (State::Cancelled, why);
+            // Once the orchestrator compensates, a payment approved late (a participant
+            // back after the timeout) is refunded: it does not complete the saga.
+            if let Some(release) = events.iter().position(|e| e.status == "RELEASE_STOCK") {
+                if has("STOCK_RELEASED").is_none() {
+                    return (State::InFlight, None);
+                }
+                // Commands carry no reason: the orchestrator compensates for a declined
+                // payment, or else for a step that timed out.
+                let declined = events[..release]
+                    .iter()
+                    .any(|e| e.status == "PAYMENT_DECLINED");
+                let why = events[release]
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| match declined {
+                        true => "PAYMENT_DECLINED".into(),
+                        false => crate::orchestration::saga::TIMEOUT.into(),
+                    });
+                return (State::Cancelled, Some(why));
+            }
+            if has("PAYMENT_APPROVED").is_some() {
+                return (State::Complete, None);
             }
             (State::InFlight, None)
         }

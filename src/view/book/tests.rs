@@ -202,3 +202,31 @@ fn a_message_naming_no_transaction_is_left_out() {
         ("dead letter", "dead letter")
     );
 }
+
+#[test]
+fn a_payment_approved_after_a_timeout_leaves_the_saga_cancelled() {
+    // The payment consumer was away: TAKE_PAYMENT timed out twice, the orchestrator
+    // compensated; back, the consumer approved the late command, then refunded it.
+    let mut book = book();
+    let steps = [
+        (
+            "inventory.commands",
+            json!({"command": "RESERVE_STOCK", "order": {"user_id": "u"}}),
+        ),
+        ("order-saga.replies", json!({"reply": "STOCK_RESERVED"})),
+        ("payment.commands", json!({"command": "TAKE_PAYMENT"})),
+        ("payment.commands", json!({"command": "TAKE_PAYMENT"})),
+        ("payment.commands", json!({"command": "CANCEL_PAYMENT"})),
+        ("inventory.commands", json!({"command": "RELEASE_STOCK"})),
+        ("order-saga.replies", json!({"reply": "STOCK_RELEASED"})),
+        ("order-saga.replies", json!({"reply": "PAYMENT_APPROVED"})),
+        ("order-saga.replies", json!({"reply": "PAYMENT_CANCELLED"})),
+    ];
+    for (offset, (topic, mut body)) in steps.into_iter().enumerate() {
+        body["transaction_id"] = json!("t9");
+        take(&mut book, topic, offset as i64, offset as i64, body);
+    }
+    let summary = book.detail("t9", 10).expect("saga").summary;
+    assert_eq!(summary.state, State::Cancelled);
+    assert_eq!(summary.reason.as_deref(), Some("TIMEOUT"));
+}
