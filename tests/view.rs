@@ -346,6 +346,68 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
     );
     screenshot(&browser, "orchestration").await;
 
+    // Both styles: the demo's orders side by side, and each style's figures and traits.
+    click(&browser, "tab-styles").await;
+    let shown = browser
+        .execute(
+            "return [...document.querySelectorAll('main.view')]
+                 .filter(v => getComputedStyle(v).display !== 'none').map(v => v.id)",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(shown, json!(["styles-view"]), "one view at a time");
+    let pairs_state = r#"const rows = [...document.querySelectorAll('#pairs tbody tr')];
+        const cells = rows.map(r => [...r.querySelectorAll('td.pair')]);
+        if (rows.length < WANTED || !cells.flat().every(c => c.dataset.state && !['in_flight', 'stuck'].includes(c.dataset.state))) return null;
+        return cells.map(row => row.map(c => `${c.dataset.style}:${c.dataset.state}`));"#;
+    let demo = poll_script(&browser, &pairs_state.replace("WANTED", "2")).await;
+    assert_eq!(
+        demo,
+        json!([
+            ["choreography:complete", "orchestration:complete"],
+            ["choreography:cancelled", "orchestration:cancelled"]
+        ])
+    );
+    let figures = browser
+        .find(Locator::Id("figures"))
+        .await
+        .expect("figures")
+        .text()
+        .await
+        .expect("text");
+    for wanted in [
+        "messages per completed saga",
+        "the order: saga_state, history, outbox",
+        "the last event; each service's own rows",
+    ] {
+        assert!(figures.contains(wanted), "{wanted}:\n{figures}");
+    }
+    // The same order placed in each style from the page: bob's, declined in both.
+    browser
+        .execute(
+            "$('place-user').value = 'bob'; $('place-button').click(); return true;",
+            vec![],
+        )
+        .await
+        .expect("place");
+    let placed = poll_script(&browser, &pairs_state.replace("WANTED", "3")).await;
+    assert_eq!(
+        placed[2],
+        json!(["choreography:cancelled", "orchestration:cancelled"]),
+        "{placed}"
+    );
+    screenshot(&browser, "styles").await;
+    // A pair's saga opens its diagram.
+    let opened = poll_script(
+        &browser,
+        r#"const cell = document.querySelectorAll('#pairs tbody tr')[2].querySelector("td.pair[data-style='orchestration']");
+           if (!document.querySelector('#detail-pane').textContent.includes(cell.dataset.tx)) { cell.click(); return null; }
+           return document.querySelector('#sagas-view').hidden ? null : cell.dataset.tx;"#,
+    )
+    .await;
+    assert!(opened.is_string(), "{opened}");
+
     // Each failure drill, from the page: it says what should happen, shows what did,
     // and ends with the checks, all ✓.
     let drills = browser

@@ -9,33 +9,10 @@ pub struct Shown {
     pub style: SagaStyle,
     /// Per demo saga: messages on the topics, and ms from the POST to the final status.
     pub sagas: Vec<(usize, Option<i64>)>,
+    /// Per demo saga: its transaction id.
+    pub transactions: Vec<String>,
     /// Whether every invariant held.
     pub hold: bool,
-}
-
-/// Where each style keeps a saga's state, who moves it on, how it is undone, and what
-/// happens when a participant is silent: the facts of this implementation.
-fn traits(style: SagaStyle) -> [(&'static str, &'static str); 4] {
-    match style {
-        SagaStyle::Choreography => [
-            (
-                "saga state lives in",
-                "the last event; each service's own rows",
-            ),
-            ("next step decided by", "each service, on the event before"),
-            ("compensation", "payment emits ORDER_CANCEL; stock back"),
-            ("a silent participant", "the saga waits until it is back"),
-        ],
-        SagaStyle::Orchestration => [
-            (
-                "saga state lives in",
-                "the order: saga_state, history, outbox",
-            ),
-            ("next step decided by", "the orchestrator, on each reply"),
-            ("compensation", "orchestrator sends RELEASE_STOCK"),
-            ("a silent participant", "retry, then compensate (TIMEOUT)"),
-        ],
-    }
 }
 
 /// The comparison table of `shown` (one entry per style, same demo orders `stories`).
@@ -72,12 +49,12 @@ pub fn render(shown: &[Shown], stories: &[String]) -> String {
             .collect();
         row("   POST → final status", latency);
     }
-    for (i, (label, _)) in traits(SagaStyle::Choreography).iter().enumerate() {
+    for (i, (label, _)) in SagaStyle::Choreography.traits().iter().enumerate() {
         row(
             label,
             shown
                 .iter()
-                .map(|s| traits(s.style)[i].1.to_string())
+                .map(|s| s.style.traits()[i].1.to_string())
                 .collect(),
         );
     }
@@ -102,11 +79,13 @@ mod tests {
             Shown {
                 style: SagaStyle::Choreography,
                 sagas: vec![(3, Some(5)), (4, Some(7))],
+                transactions: Vec::new(),
                 hold: true,
             },
             Shown {
                 style: SagaStyle::Orchestration,
                 sagas: vec![(4, Some(6)), (6, None)],
+                transactions: Vec::new(),
                 hold: false,
             },
         ];

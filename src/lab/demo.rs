@@ -58,7 +58,7 @@ pub async fn run_demo(args: &LabArgs, interrupt: &CancellationToken) -> anyhow::
         print!("{}", compare::render(&shown, &story_names()));
     }
     if args.ui {
-        let served = serve_view(&kept, args.listen, interrupt).await;
+        let served = serve_view(&kept, pairs(&shown), args.listen, interrupt).await;
         stop_all(kept).await?;
         served?;
     }
@@ -92,6 +92,7 @@ async fn demo_and_drills(
 /// Serves the web view of the kept labs, with their drills and stock, until Ctrl-C.
 async fn serve_view(
     labs: &[(Arc<Lab>, SagaStyle)],
+    pairs: Vec<crate::view::Pair>,
     listen: std::net::SocketAddr,
     interrupt: &CancellationToken,
 ) -> anyhow::Result<()> {
@@ -119,7 +120,8 @@ async fn serve_view(
             orders: Some(lab.orders.clone()),
         })
         .collect();
-    let running: Arc<dyn crate::view::Labs> = Arc::new(drills::RunningLabs::new(labs.to_vec()));
+    let running: Arc<dyn crate::view::Labs> =
+        Arc::new(drills::RunningLabs::new(labs.to_vec(), pairs));
     crate::view::View::serve(&sources, Some(running), listener, interrupt.clone()).await
 }
 
@@ -138,6 +140,21 @@ async fn stop_all(labs: Vec<(Arc<Lab>, SagaStyle)>) -> anyhow::Result<()> {
         }
     }
     failed
+}
+
+/// The demo's orders, each with its saga in every style shown.
+fn pairs(shown: &[Shown]) -> Vec<crate::view::Pair> {
+    story_names()
+        .into_iter()
+        .enumerate()
+        .map(|(n, story)| crate::view::Pair {
+            story,
+            transactions: shown
+                .iter()
+                .filter_map(|s| Some((s.style.as_str(), s.transactions.get(n)?.clone())))
+                .collect(),
+        })
+        .collect()
 }
 
 /// The demo sagas' one-line stories.
@@ -275,6 +292,7 @@ async fn demo(lab: &mut Lab, style: SagaStyle) -> anyhow::Result<Shown> {
     Ok(Shown {
         style,
         sagas,
+        transactions: placed.into_iter().map(|(tx, _)| tx).collect(),
         hold: books.hold(),
     })
 }

@@ -31,4 +31,30 @@ impl SagaStyle {
             SagaStyle::Orchestration => "orchestration",
         }
     }
+
+    /// Where the style keeps a saga's state, who moves it on, how it is undone, and what
+    /// happens when a participant is silent: the facts of this implementation, as the
+    /// lab's comparison and the web view put them side by side.
+    pub fn traits(self) -> [(&'static str, &'static str); 4] {
+        match self {
+            SagaStyle::Choreography => [
+                (
+                    "saga state lives in",
+                    "the last event; each service's own rows",
+                ),
+                ("next step decided by", "each service, on the event before"),
+                ("compensation", "payment emits ORDER_CANCEL; stock back"),
+                ("a silent participant", "the saga waits until it is back"),
+            ],
+            SagaStyle::Orchestration => [
+                (
+                    "saga state lives in",
+                    "the order: saga_state, history, outbox",
+                ),
+                ("next step decided by", "the orchestrator, on each reply"),
+                ("compensation", "orchestrator sends RELEASE_STOCK"),
+                ("a silent participant", "retry, then compensate (TIMEOUT)"),
+            ],
+        }
+    }
 }

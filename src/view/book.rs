@@ -269,7 +269,15 @@ impl Book {
         })
     }
 
-    fn summary(&self, transaction_id: &str, now_ms: i64) -> Option<Summary> {
+    /// Every saga's summary, in no order.
+    pub fn summaries(&self, now_ms: i64) -> impl Iterator<Item = Summary> + '_ {
+        self.sagas
+            .keys()
+            .filter_map(move |tx| self.summary(tx, now_ms))
+    }
+
+    /// One saga's summary.
+    pub fn summary(&self, transaction_id: &str, now_ms: i64) -> Option<Summary> {
         let saga = self.sagas.get(transaction_id)?;
         let style = saga.style.unwrap_or(SagaStyle::Choreography);
         let times = saga.events.iter().filter_map(|e| e.timestamp_ms);

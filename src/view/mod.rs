@@ -6,6 +6,7 @@
 //! - [`follow`]: reads the lab's topics into a book.
 //! - `tail`: the newest messages of each topic (the Topics tab).
 //! - `consumers`, `arrivals`: each saga step's group and its lag (the Consumers tab).
+//! - `styles`: both saga styles side by side (the Both styles tab).
 //! - `states`: what the order store holds of a saga (its status, the orchestrator's state
 //!   changes and timers), drawn into its diagram.
 //! - [`routes`]: the page, its JSON API and the live stream of changes.
@@ -23,6 +24,7 @@ mod consumers;
 mod follow;
 mod routes;
 mod states;
+mod styles;
 mod tail;
 
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use book::{Book, State, Summary};
 pub use command::{UiArgs, command};
+pub use styles::Pair;
 
 use crate::kafka::Kafka;
 use crate::store::orders::OrderStore;
@@ -74,6 +77,13 @@ pub trait Labs: Send + Sync + 'static {
     ) -> futures_util::future::BoxFuture<'static, Result<serde_json::Value, String>>;
     /// Each lab's items and its newest stock changes (each names the saga that made it).
     fn stock(&self) -> futures_util::future::BoxFuture<'static, Result<serde_json::Value, String>>;
+    /// The same orders placed in each lab: the demo's, then those placed from the page.
+    fn pairs(&self) -> Vec<Pair>;
+    /// Places `order` in each lab; the pair, or why it could not be placed.
+    fn place_in_each(
+        &self,
+        order: crate::tools::order_client::NewOrder,
+    ) -> futures_util::future::BoxFuture<'static, Result<Pair, String>>;
 }
 
 /// What the pages are served from: one book per lab (a lab per saga style).

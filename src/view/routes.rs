@@ -45,6 +45,8 @@ pub fn router(view: View) -> Router {
         )
         .route("/api/stock", get(stock))
         .route("/api/consumers", get(consumers))
+        .route("/api/styles", get(styles))
+        .route("/api/styles/orders", axum::routing::post(place_in_each))
         .route("/api/drills", get(drills))
         .route("/api/drills/{style}/{name}", axum::routing::post(run_drill))
         .with_state(view)
@@ -221,4 +223,76 @@ async fn consumers(
         .await
         .map(Json)
         .map_err(ApiError::unavailable)
+}
+
+#[derive(Debug, Serialize)]
+struct StylesAnswer {
+    figures: Vec<super::styles::Figures>,
+    /// The same orders in each style (`edm lab --ui` only).
+    pairs: Vec<super::styles::PairShown>,
+    /// Whether the page may place an order in each style.
+    can_place: bool,
+}
+
+/// Both styles side by side: their figures, and the same orders in each.
+async fn styles(State(view): State<View>) -> Json<StylesAnswer> {
+    let now = crate::kafka::now_ms();
+    let summaries: Vec<Summary> = view
+        .books
+        .iter()
+        .flat_map(|book| lock(book).summaries(now).collect::<Vec<_>>())
+        .collect();
+    let figures = super::styles::figures(&summaries);
+    let pairs = view.labs.as_ref().map(|l| l.pairs()).unwrap_or_default();
+    let pairs = pairs
+        .into_iter()
+        .map(|pair| super::styles::PairShown {
+            story: pair.story,
+            sagas: pair
+                .transactions
+                .into_iter()
+                .map(|(style, tx)| {
+                    let summary = view.books.iter().find_map(|b| lock(b).summary(&tx, now));
+                    (style, tx, summary)
+                })
+                .collect(),
+        })
+        .collect();
+    Json(StylesAnswer {
+        figures,
+        pairs,
+        can_place: view.labs.is_some(),
+    })
+}
+
+/// What the page's order form sends.
+#[derive(Debug, Deserialize)]
+struct OrderForm {
+    user_id: String,
+    item: i64,
+    quantity: i64,
+}
+
+/// Places one order in each lab's style (`edm lab --ui` only); the order service judges
+/// the form as it judges any order.
+async fn place_in_each(
+    State(view): State<View>,
+    Json(form): Json<OrderForm>,
+) -> Result<Json<super::styles::Pair>, ApiError> {
+    let labs = view
+        .labs
+        .ok_or_else(|| ApiError::not_found("orders are placed only in `edm lab --ui`"))?;
+    let order = crate::tools::order_client::NewOrder {
+        name: format!("{} (edm lab --ui)", form.user_id),
+        addr: "29, Hansil-ro, Jung-gu, Seoul".into(),
+        tel: "01012341234".into(),
+        email: "lab@example.com".into(),
+        user_id: form.user_id,
+        item: form.item,
+        quantity: form.quantity,
+    };
+    labs.place_in_each(order)
+        .await
+        .map(Json)
+        .map_err(ApiError::bad_request)
 }

@@ -1,26 +1,34 @@
 //! What running labs offer the web view (`edm lab --ui`): their drills and their stock.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::{Drill, Lab, run};
 use crate::orchestration::SagaStyle;
+use crate::tools::order_client::NewOrder;
+use crate::view::Pair;
 
 /// Running labs as the web view sees them; their drills run one at a time (each ends with
 /// the lab's invariant checks, which another drill in flight would blur).
 pub struct RunningLabs {
     labs: Vec<(Arc<Lab>, SagaStyle)>,
     one_at_a_time: Arc<tokio::sync::Mutex<()>>,
+    /// The same orders placed in each lab, oldest first (at most [`PAIRS`]).
+    pairs: Arc<Mutex<Vec<Pair>>>,
 }
 
 impl RunningLabs {
-    /// The drills of `labs`.
-    pub fn new(labs: Vec<(Arc<Lab>, SagaStyle)>) -> Self {
+    /// The drills of `labs`, and the `pairs` of orders their demos placed.
+    pub fn new(labs: Vec<(Arc<Lab>, SagaStyle)>, pairs: Vec<Pair>) -> Self {
         Self {
             labs,
             one_at_a_time: Arc::default(),
+            pairs: Arc::new(Mutex::new(pairs)),
         }
     }
 }
+
+/// Pairs of orders kept for the page (the oldest placed from the page go first).
+const PAIRS: usize = 50;
 
 impl crate::view::Labs for RunningLabs {
     fn offered(&self) -> Vec<crate::view::DrillOffer> {
@@ -76,6 +84,42 @@ impl crate::view::Labs for RunningLabs {
                 }));
             }
             Ok(serde_json::Value::Array(answer))
+        })
+    }
+
+    fn pairs(&self) -> Vec<Pair> {
+        self.pairs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn place_in_each(
+        &self,
+        order: NewOrder,
+    ) -> futures_util::future::BoxFuture<'static, Result<Pair, String>> {
+        let labs = self.labs.clone();
+        let pairs = self.pairs.clone();
+        Box::pin(async move {
+            let mut transactions = Vec::new();
+            for (lab, style) in labs {
+                let placed = lab
+                    .client
+                    .place(&order)
+                    .await
+                    .map_err(|error| format!("{}: {error}", style.as_str()))?;
+                transactions.push((style.as_str(), placed.transaction_id));
+            }
+            let pair = Pair {
+                story: format!(
+                    "{} orders {} × item {}",
+                    order.user_id, order.quantity, order.item
+                ),
+                transactions,
+            };
+            let mut kept = pairs.lock().unwrap_or_else(|p| p.into_inner());
+            kept.push(pair.clone());
+            if kept.len() > PAIRS {
+                kept.remove(0);
+            }
+            Ok(pair)
         })
     }
 }

@@ -265,6 +265,7 @@ for (const tab of document.querySelectorAll(".tab")) {
     if (tab.dataset.view === "topics-view") loadTopics();
     if (tab.dataset.view === "stock-view") loadStock();
     if (tab.dataset.view === "consumers-view") loadConsumers();
+    if (tab.dataset.view === "styles-view") loadStyles();
   });
 }
 
@@ -378,7 +379,78 @@ async function loadConsumers() {
   document.querySelector("#consumers tbody").replaceChildren(...rows);
 }
 
+// Both styles: each style's figures and traits, and the same orders in each.
+const fixed = (value) => (value === null ? "—" : value.toFixed(1));
+
+async function loadStyles() {
+  const answer = await (await fetch("/api/styles")).json();
+  const figures = answer.figures;
+  const head = tr(el("th", "", ""), ...figures.map((f) => el("th", "", f.style)));
+  const row = (label, cell) => tr(el("th", "", label), ...figures.map((f) => el("td", "", cell(f))));
+  const rows = [
+    row("sagas read", (f) => f.sagas),
+    row("✓ complete", (f) => f.complete),
+    row("✗ cancelled", (f) => f.cancelled),
+    row("… not ended", (f) => f.open),
+    row("messages per completed saga", (f) => fixed(f.messages_complete)),
+    row("messages per cancelled saga", (f) => fixed(f.messages_cancelled)),
+    row("latency of completed, median", (f) => ms(f.latency_p50_ms) || "—"),
+    row("latency of completed, 95th percentile", (f) => ms(f.latency_p95_ms) || "—"),
+    ...figures[0].traits.map(([label], i) => row(label, (f) => f.traits[i][1])),
+  ];
+  $("figures").tHead.replaceChildren(head);
+  $("figures").tBodies[0].replaceChildren(...rows);
+  $("place-form").hidden = !answer.can_place;
+  const styles = figures.map((f) => f.style);
+  $("pairs").tHead.replaceChildren(tr(el("th", "", "the same order"), ...styles.map((s) => el("th", "", s))));
+  $("pairs").tBodies[0].replaceChildren(...answer.pairs.map((pair) => {
+    const cells = styles.map((style) => {
+      const found = pair.sagas.find(([s]) => s === style);
+      const cell = el("td", "pair");
+      if (!found) return cell;
+      const [, tx, saga] = found;
+      cell.dataset.tx = tx;
+      cell.dataset.style = style;
+      if (saga) {
+        cell.dataset.state = saga.state;
+        cell.append(el("span", `state ${saga.state}`, STATES[saga.state] || saga.state),
+          el("div", "meta", `${saga.messages} messages${saga.latency_ms !== null ? ` · ${ms(saga.latency_ms)}` : ""}${saga.reason ? ` · ${saga.reason}` : ""}`));
+      } else {
+        cell.append(el("span", "meta", "not read yet"));
+      }
+      cell.append(el("div", "tx", tx));
+      cell.addEventListener("click", () => { showTab("sagas-view"); choose(tx); });
+      return cell;
+    });
+    return tr(el("td", "", pair.story), ...cells);
+  }));
+}
+
+$("place-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const order = {
+    user_id: $("place-user").value.trim(),
+    item: Number($("place-item").value),
+    quantity: Number($("place-quantity").value),
+  };
+  $("place-button").disabled = true;
+  try {
+    const response = await fetch("/api/styles/orders", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(order),
+    });
+    const answer = await response.json();
+    $("place-result").textContent = response.ok ? `✓ placed: ${answer.story}` : `✗ ${answer.error}`;
+    $("place-result").className = response.ok ? "check ok" : "check bad";
+    await loadStyles();
+  } finally {
+    $("place-button").disabled = false;
+  }
+});
+
 setInterval(() => {
+  if (!$("styles-view").hidden) loadStyles();
   if (!$("topics-view").hidden) loadTopics(); // live tail
   if (!$("stock-view").hidden) loadStock();
   if (!$("consumers-view").hidden) loadConsumers();
