@@ -221,6 +221,11 @@ fn check_load(code: i32, stdout: &str, stderr: &str, orders: usize) {
         "{stdout}"
     );
     assert!(stdout.contains("latency    p50"), "{stdout}");
+    let cpu = stdout
+        .lines()
+        .find(|l| l.starts_with("cpu        "))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok());
+    assert!(cpu.is_some_and(|s| s > 0.0), "the run's CPU time: {stdout}");
     assert!(
         stdout.contains("✓ every order final (") && !stdout.contains('✗'),
         "{stdout}"
@@ -253,6 +258,24 @@ fn the_embedded_load_mode_keeps_the_books() {
     ];
     let (code, stdout, stderr) = embedded_lab(&args);
     check_load(code, &stdout, &stderr, 400);
+}
+
+#[test]
+fn a_load_run_watches_one_style_at_a_time() {
+    let (code, stdout, stderr) = embedded_lab(&[
+        "--saga",
+        "both",
+        "--orders",
+        "10",
+        "--ui",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("--ui with --orders follows one style's load: choose --saga"),
+        "{stderr}"
+    );
 }
 
 #[test]

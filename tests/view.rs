@@ -849,3 +849,73 @@ async fn the_consumers_tab_shows_what_a_stopped_service_leaves_waiting() {
     .await;
     assert!(ui.terminate().success(), "{}", ui.output());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_run_is_followed_live_and_its_view_stays_after_the_report() {
+    const ORDERS: usize = 300;
+    let config = LabConfig::fresh();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let orders = ORDERS.to_string();
+    let mut lab = EdmProcess::spawn(
+        &config,
+        "lab",
+        &[
+            "--orders",
+            &orders,
+            "--concurrency",
+            "16",
+            "--ui",
+            "--listen",
+            &listen,
+        ],
+    );
+    lab.wait_for_output("web view of the sagas", Duration::from_secs(60))
+        .await;
+    let base = format!("http://{listen}");
+    let http = reqwest::Client::new();
+    let mut stream = http
+        .get(format!("{base}/api/stream"))
+        .send()
+        .await
+        .expect("stream");
+    // Live: sagas stream while the load runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = String::new();
+    while !seen.contains("event: sagas") {
+        assert!(Instant::now() < deadline, "nothing streamed: {seen}");
+        if let Ok(Ok(Some(chunk))) =
+            tokio::time::timeout(Duration::from_secs(1), stream.chunk()).await
+        {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+    drop(stream);
+    // After the report the view stays, with every saga of the run (and the warm-up's).
+    lab.wait_for_output("the web view stays", Duration::from_secs(120))
+        .await;
+    assert!(lab.output().contains("cpu        "), "{}", lab.output());
+    let figures = loop {
+        let styles: Value = http
+            .get(format!("{base}/api/styles"))
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("JSON");
+        let choreography = styles["figures"][0].clone();
+        let ended = choreography["complete"].as_u64().unwrap_or(0)
+            + choreography["cancelled"].as_u64().unwrap_or(0);
+        if ended == ORDERS as u64 + 1 {
+            break choreography;
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(60),
+            "{styles}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(figures["messages_complete"], json!(3.0), "{figures}");
+    let status = lab.terminate();
+    assert!(status.success(), "{status}\n{}", lab.output());
+}

@@ -88,9 +88,10 @@ pub struct LabArgs {
     /// the invariant checks.
     #[arg(long = "drill", value_enum, conflicts_with = "orders")]
     pub drills: Vec<super::drills::Drill>,
-    /// After the demo, keep the lab running and serve a live web view of its sagas (place
-    /// more orders through its order API); Ctrl-C ends it.
-    #[arg(long, conflicts_with = "orders")]
+    /// Serve a live web view of the lab's sagas: after the demo, the lab keeps running
+    /// (place more orders through its order API); with --orders, the view follows the load
+    /// and stays after its report. Ctrl-C ends it.
+    #[arg(long)]
     pub ui: bool,
     /// Where the web view listens (with --ui).
     #[arg(

@@ -10,6 +10,10 @@ use crate::shutdown;
 pub async fn command(args: LabArgs) -> anyhow::Result<()> {
     let interrupt = shutdown::on_signal();
     let hold = match args.orders {
+        Some(_) if args.ui && args.saga.styles().len() > 1 => anyhow::bail!(
+            "--ui with --orders follows one style's load: choose --saga choreography or \
+             --saga orchestration (the demo, without --orders, shows both side by side)"
+        ),
         Some(orders) => {
             let pace = match args.rate {
                 Some(rate) => format!("offered at {rate} orders/s"),
@@ -25,7 +29,6 @@ pub async fn command(args: LabArgs) -> anyhow::Result<()> {
                     args.decline_rate
                 );
                 let report = super::load::run_load(&args, orders, style, &interrupt).await?;
-                print!("{}", report.render());
                 hold &= report.books.hold();
                 if interrupt.is_cancelled() {
                     break;

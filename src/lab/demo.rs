@@ -96,13 +96,7 @@ async fn serve_view(
     listen: std::net::SocketAddr,
     interrupt: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|error| {
-            anyhow::anyhow!(
-                "the web view cannot listen on {listen}: {error} (choose another with --listen)"
-            )
-        })?;
+    let listener = crate::view::bind(listen).await?;
     let address = listener.local_addr()?;
     println!("\nweb view of the sagas: http://{address}/");
     for (lab, style) in labs {

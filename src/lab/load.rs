@@ -16,81 +16,7 @@ use crate::event::Status;
 use crate::orchestration::SagaStyle;
 use crate::services::payment_consumer::Gateway;
 use crate::tools::order_client::NewOrder;
-
-/// What a load run measured.
-#[derive(Debug, Clone)]
-pub struct LoadReport {
-    /// How long the warm-up saga took (placed before the measured orders, not counted in
-    /// them: the consumers make their first fetches meanwhile).
-    pub warm_up: Duration,
-    /// Whether Ctrl-C stopped the run before every order was placed.
-    pub interrupted: bool,
-    /// Orders accepted by the order service.
-    pub placed: usize,
-    /// Orders the order service refused.
-    pub refused: usize,
-    /// Sagas that ended ORDER_COMPLETE.
-    pub completed: usize,
-    /// Sagas that ended ORDER_CANCEL.
-    pub cancelled: usize,
-    /// From the first order placed to the last saga finished.
-    pub elapsed: Duration,
-    /// Saga latencies (order placed → order final), sorted.
-    pub latencies: Vec<Duration>,
-    /// The invariant checks.
-    pub books: invariants::Books,
-}
-
-impl LoadReport {
-    /// The `p`-th percentile of the saga latency.
-    pub fn percentile(&self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let rank = ((p / 100.0) * self.latencies.len() as f64).ceil() as usize;
-        self.latencies[rank.clamp(1, self.latencies.len()) - 1]
-    }
-
-    /// Finished sagas per second.
-    pub fn sagas_per_second(&self) -> f64 {
-        (self.completed + self.cancelled) as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    /// Completed orders per second.
-    pub fn completed_per_second(&self) -> f64 {
-        self.completed as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    /// The report as text.
-    pub fn render(&self) -> String {
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        format!(
-            "warm-up    1 saga in {:.0} ms (the consumers' first fetches; left out of throughput and latency)\n\
-             placed     {} orders ({} refused){}\n\
-             finished   {} ORDER_COMPLETE, {} ORDER_CANCEL in {:.2} s\n\
-             throughput {:.0} sagas/s, {:.0} completed orders/s\n\
-             latency    p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms (order placed → order final)\n\
-             books      every saga of the run, the warm-up's too:\n{}",
-            ms(self.warm_up),
-            self.placed,
-            self.refused,
-            if self.interrupted {
-                ", then interrupted (Ctrl-C): the figures are those orders'"
-            } else {
-                ""
-            },
-            self.completed,
-            self.cancelled,
-            self.elapsed.as_secs_f64(),
-            self.sagas_per_second(),
-            self.completed_per_second(),
-            ms(self.percentile(50.0)),
-            ms(self.percentile(95.0)),
-            ms(self.percentile(99.0)),
-            self.books.render()
-        )
-    }
-}
+pub use report::{LoadReport, process_cpu};
 
 /// Runs the load mode with `orders` orders started in `style`; the report says whether the
 /// books hold. On `interrupt` it places no more orders, waits for the sagas already
@@ -102,6 +28,16 @@ pub async fn run_load(
     interrupt: &CancellationToken,
 ) -> anyhow::Result<LoadReport> {
     let mut lab = Lab::start(args, Gateway::DeclineRate(args.decline_rate), style).await?;
+    let watched = match args.ui {
+        true => match Watched::start(&lab, args.listen).await {
+            Ok(watched) => Some(watched),
+            Err(error) => {
+                lab.stop().await?;
+                return Err(error);
+            }
+        },
+        false => None,
+    };
     let measured = drive(
         &mut lab,
         orders,
@@ -110,10 +46,63 @@ pub async fn run_load(
         interrupt,
     )
     .await;
+    if let Ok(report) = &measured {
+        print!("{}", report.render());
+    }
+    // A failed run ends at once: its view would show a lab with services stopped.
+    let viewed = match watched {
+        Some(watched) if measured.is_ok() => watched.until(interrupt).await,
+        Some(watched) => {
+            let now = CancellationToken::new();
+            now.cancel();
+            watched.until(&now).await
+        }
+        None => Ok(()),
+    };
     let stopped = lab.stop().await;
     let report = measured?;
+    viewed?;
     stopped?;
     Ok(report)
+}
+
+/// The web view of a load run's lab (`--orders N --ui`): it follows the load, and stays
+/// after the report until Ctrl-C.
+struct Watched {
+    stop: CancellationToken,
+    served: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Watched {
+    async fn start(lab: &Lab, listen: std::net::SocketAddr) -> anyhow::Result<Self> {
+        let listener = crate::view::bind(listen).await?;
+        println!("web view of the sagas: http://{}/", listener.local_addr()?);
+        let sources = [crate::view::Source {
+            kafka: lab.kafka.clone(),
+            orders: Some(lab.orders.clone()),
+        }];
+        let stop = CancellationToken::new();
+        let serving = stop.clone();
+        let served = tokio::spawn(async move {
+            crate::view::View::serve(&sources, None, listener, serving).await
+        });
+        Ok(Self { stop, served })
+    }
+
+    /// Serves until `interrupt` (at once if the run was already interrupted).
+    async fn until(mut self, interrupt: &CancellationToken) -> anyhow::Result<()> {
+        if !interrupt.is_cancelled() {
+            println!("the web view stays; Ctrl-C ends the lab");
+        }
+        let served = tokio::select! {
+            _ = interrupt.cancelled() => {
+                self.stop.cancel();
+                (&mut self.served).await
+            }
+            served = &mut self.served => served,
+        };
+        served.map_err(|e| anyhow::anyhow!("the web view failed: {e}"))?
+    }
 }
 
 /// Places one order and waits until its saga is final, so that the measured run starts
@@ -208,6 +197,7 @@ async fn drive(
     let placed_bar = bar(&progress, orders, "placed");
     let placing = Placing::default();
     let started = Instant::now();
+    let cpu_at_start = process_cpu();
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
             let placer = place_orders(
@@ -228,6 +218,7 @@ async fn drive(
         lab, &placing, &workers, &progress, orders, interrupt, started,
     )
     .await?;
+    let cpu = process_cpu().saturating_sub(cpu_at_start);
     for worker in workers {
         worker.await?;
     }
@@ -264,6 +255,7 @@ async fn drive(
         cancelled: finished_at.len() - completed,
         elapsed: last.duration_since(started),
         latencies,
+        cpu,
         books,
     })
 }
@@ -387,5 +379,6 @@ async fn follow(
     Ok(finishing)
 }
 
+mod report;
 #[cfg(test)]
 mod tests;

@@ -27,14 +27,7 @@ pub struct UiArgs {
 /// Serves the view of the sagas on `args.kafka`'s topics until Ctrl-C.
 pub async fn command(args: UiArgs) -> anyhow::Result<()> {
     let kafka = Kafka::connect(&args.kafka).await?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|error| {
-            anyhow::anyhow!(
-                "the web view cannot listen on {}: {error} (choose another with --listen)",
-                args.listen
-            )
-        })?;
+    let listener = super::bind(args.listen).await?;
     println!(
         "web view of the sagas on Kafka {}: http://{}/ (Ctrl-C ends it)",
         kafka.servers(),

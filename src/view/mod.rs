@@ -100,6 +100,15 @@ pub struct View {
     shutdown: CancellationToken,
 }
 
+/// The web view's listener on `listen`, or an error that says what to do.
+pub async fn bind(listen: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(listen).await.map_err(|error| {
+        anyhow::anyhow!(
+            "the web view cannot listen on {listen}: {error} (choose another with --listen)"
+        )
+    })
+}
+
 impl View {
     /// Serves the view of the sagas of `sources` on `listener` until `shutdown`, with
     /// what running `labs` offer, if any.
