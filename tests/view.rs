@@ -507,6 +507,35 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
     let (_, text) = diagram(&browser, &declined.transaction_id, 4).await;
     assert!(text.contains("✗ cancelled — PAYMENT_DECLINED"), "{text}");
 
+    // A narrow window (a phone, half a laptop screen): no tab runs off the page's side;
+    // a wide table or diagram scrolls in its own pane.
+    browser.set_window_size(400, 900).await.expect("resize");
+    for tab in [
+        "tab-sagas",
+        "tab-topics",
+        "tab-stock",
+        "tab-consumers",
+        "tab-styles",
+    ] {
+        click(&browser, tab).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let overflow = browser
+            .execute(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+                vec![],
+            )
+            .await
+            .expect("script");
+        assert!(
+            overflow.as_i64().is_some_and(|o| o <= 1),
+            "{tab} is {overflow} px wider than a 400 px window"
+        );
+    }
+    click(&browser, "tab-sagas").await;
+    diagram(&browser, &declined.transaction_id, 4).await;
+    let _ = browser.execute("window.scrollTo(0, 0)", vec![]).await;
+    screenshot(&browser, "narrow").await;
+
     let errors = browser
         .execute("return window.__viewErrors", vec![])
         .await
@@ -606,6 +635,35 @@ async fn edm_ui_follows_a_running_stack_in_both_styles() {
         .await
         .expect("JSON");
     assert_eq!(list["matched"], 1, "{list}");
+    // The Stock tab reads the stack's inventory (the services' --mysql-url): the declined
+    // order's stock taken and given back, the accepted one's taken.
+    let stock: Value = http
+        .get(format!("{base}/api/stock"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(stock[0]["name"], "stack", "{stock}");
+    assert_eq!(
+        stock[0]["items"].as_array().map(Vec::len),
+        Some(5),
+        "{stock}"
+    );
+    let changes = |tx: &str| -> Vec<i64> {
+        let mut units: Vec<i64> = stock[0]["history"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|row| row["transaction_id"] == tx)
+            .filter_map(|row| row["quantity"].as_i64())
+            .collect();
+        units.reverse(); // newest first on the wire
+        units
+    };
+    assert_eq!(changes(&declined.transaction_id), [-1, 1], "{stock}");
+    assert_eq!(changes(&accepted.transaction_id), [-1], "{stock}");
     let missing = http
         .get(format!("{base}/api/sagas/no-such-saga"))
         .send()

@@ -109,9 +109,11 @@ async fn serve_view(
     println!("  Ctrl-C ends the lab");
     let sources: Vec<_> = labs
         .iter()
-        .map(|(lab, _)| crate::view::Source {
+        .map(|(lab, style)| crate::view::Source {
+            name: style.as_str(),
             kafka: lab.kafka.clone(),
             orders: Some(lab.orders.clone()),
+            stock: Some(lab.stock.clone()),
         })
         .collect();
     let running: Arc<dyn crate::view::Labs> =

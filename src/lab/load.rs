@@ -29,7 +29,7 @@ pub async fn run_load(
 ) -> anyhow::Result<LoadReport> {
     let mut lab = Lab::start(args, Gateway::DeclineRate(args.decline_rate), style).await?;
     let watched = match args.ui {
-        true => match Watched::start(&lab, args.listen).await {
+        true => match Watched::start(&lab, style, args.listen).await {
             Ok(watched) => Some(watched),
             Err(error) => {
                 lab.stop().await?;
@@ -74,12 +74,18 @@ struct Watched {
 }
 
 impl Watched {
-    async fn start(lab: &Lab, listen: std::net::SocketAddr) -> anyhow::Result<Self> {
+    async fn start(
+        lab: &Lab,
+        style: SagaStyle,
+        listen: std::net::SocketAddr,
+    ) -> anyhow::Result<Self> {
         let listener = crate::view::bind(listen).await?;
         println!("web view of the sagas: http://{}/", listener.local_addr()?);
         let sources = [crate::view::Source {
+            name: style.as_str(),
             kafka: lab.kafka.clone(),
             orders: Some(lab.orders.clone()),
+            stock: Some(lab.stock.clone()),
         }];
         let stop = CancellationToken::new();
         let serving = stop.clone();

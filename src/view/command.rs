@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use clap::Args;
 
 use super::{Source, View};
-use crate::config::{KafkaArgs, OrderStoreArgs};
+use crate::config::{InventoryStoreArgs, KafkaArgs, OrderStoreArgs};
 use crate::kafka::Kafka;
 use crate::shutdown;
+use crate::store::inventory::InventoryStore;
 use crate::store::orders::OrderStore;
 
 /// `edm ui` flags: the services' Kafka and order store flags, and where the view listens.
@@ -19,6 +20,9 @@ pub struct UiArgs {
     /// Where the orders are (their status, and the orchestrator's state changes).
     #[command(flatten)]
     pub dynamo: OrderStoreArgs,
+    /// Where the stock is (the Stock tab).
+    #[command(flatten)]
+    pub mysql: InventoryStoreArgs,
     /// Where the web view listens.
     #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:8888")]
     pub listen: SocketAddr,
@@ -41,6 +45,18 @@ pub async fn command(args: UiArgs) -> anyhow::Result<()> {
             None
         }
     };
-    let sources = [Source { kafka, orders }];
+    let stock = match InventoryStore::connect(&args.mysql).await {
+        Ok(stock) => Some(stock),
+        Err(error) => {
+            tracing::warn!(%error, "the inventory cannot be opened: the view shows no Stock tab");
+            None
+        }
+    };
+    let sources = [Source {
+        name: "stack",
+        kafka,
+        orders,
+        stock,
+    }];
     View::serve(&sources, None, listener, shutdown::on_signal()).await
 }

@@ -39,14 +39,18 @@ pub use command::{UiArgs, command};
 pub use styles::Pair;
 
 use crate::kafka::Kafka;
+use crate::store::inventory::InventoryStore;
 use crate::store::orders::OrderStore;
 
-/// What one set of saga topics is read from: the topics' Kafka, and the order store the
-/// services write those sagas' orders to (if the view can read it).
+/// What one set of saga topics is read from: the topics' Kafka, and the stores the
+/// services write those sagas' orders and stock to (those the view can read).
 #[derive(Clone)]
 pub struct Source {
+    /// What the page calls it: the lab's style, or `stack` for `edm ui`.
+    pub name: &'static str,
     pub kafka: Kafka,
     pub orders: Option<OrderStore>,
+    pub stock: Option<InventoryStore>,
 }
 
 /// How often changes are sent to the pages.
@@ -64,8 +68,9 @@ pub struct DrillOffer {
     pub expected: &'static str,
 }
 
-/// What running labs offer the page besides their topics: failure drills and their
-/// stock (`edm ui` has no lab: no drills, and it never acts on a stack it did not start).
+/// What running labs offer the page besides their topics and stores: failure drills, and
+/// orders placed in each style (`edm ui` has no lab: it never acts on a stack it did not
+/// start).
 pub trait Labs: Send + Sync + 'static {
     /// The drills the page offers.
     fn offered(&self) -> Vec<DrillOffer>;
@@ -75,8 +80,6 @@ pub trait Labs: Send + Sync + 'static {
         style: String,
         name: String,
     ) -> futures_util::future::BoxFuture<'static, Result<serde_json::Value, String>>;
-    /// Each lab's items and its newest stock changes (each names the saga that made it).
-    fn stock(&self) -> futures_util::future::BoxFuture<'static, Result<serde_json::Value, String>>;
     /// The same orders placed in each lab: the demo's, then those placed from the page.
     fn pairs(&self) -> Vec<Pair>;
     /// Places `order` in each lab; the pair, or why it could not be placed.
@@ -90,8 +93,8 @@ pub trait Labs: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct View {
     books: Vec<Arc<Mutex<Book>>>,
-    /// `orders[i]`: the order store of `books[i]`'s sagas.
-    orders: Vec<Option<OrderStore>>,
+    /// `sources[i]`: where `books[i]`'s sagas are read from.
+    sources: Vec<Source>,
     labs: Option<Arc<dyn Labs>>,
     consumers: Arc<consumers::Consumers>,
     /// Each tick's changed sagas, as the JSON array the stream sends.
@@ -131,7 +134,7 @@ impl View {
         let (updates, _) = broadcast::channel(64);
         let view = View {
             books,
-            orders: sources.iter().map(|s| s.orders.clone()).collect(),
+            sources: sources.to_vec(),
             labs,
             consumers: Arc::new(consumers::Consumers::new(&kafkas)),
             updates,

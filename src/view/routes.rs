@@ -117,7 +117,7 @@ async fn detail(
         .enumerate()
         .find_map(|(index, book)| Some((index, lock(book).detail(&transaction_id, now)?)))
         .ok_or_else(|| ApiError::not_found(format!("no saga {transaction_id} on the topics")))?;
-    let stored = match &view.orders[index] {
+    let stored = match &view.sources[index].orders {
         Some(orders) => {
             let user = detail.summary.user_id.as_deref();
             Some(super::states::read(orders, &transaction_id, user).await)
@@ -205,12 +205,34 @@ async fn message_body(
         })
 }
 
-/// Each lab's stock and its newest changes (`edm lab --ui` only).
+/// Newest stock changes shown per inventory.
+const STOCK_CHANGES: usize = 500;
+
+/// Each inventory's items and its newest changes, each naming the saga that made it (404
+/// when the view reads no inventory).
 async fn stock(State(view): State<View>) -> Result<Json<serde_json::Value>, ApiError> {
-    let labs = view
-        .labs
-        .ok_or_else(|| ApiError::not_found("the stock is shown only in `edm lab --ui`"))?;
-    labs.stock().await.map(Json).map_err(ApiError::unavailable)
+    let mut answer = Vec::new();
+    for source in &view.sources {
+        let Some(stock) = &source.stock else { continue };
+        let failed = |e: crate::store::inventory::InventoryError| {
+            ApiError::unavailable(format!("the {} inventory cannot be read: {e}", source.name))
+        };
+        let items = stock.items().await.map_err(failed)?;
+        let mut history = stock.history().await.map_err(failed)?;
+        history.reverse();
+        history.truncate(STOCK_CHANGES);
+        answer.push(serde_json::json!({
+            "name": source.name,
+            "items": items,
+            "history": history,
+        }));
+    }
+    if answer.is_empty() {
+        return Err(ApiError::not_found(
+            "no inventory to show: `edm ui` reads it with the services' --mysql-url",
+        ));
+    }
+    Ok(Json(serde_json::Value::Array(answer)))
 }
 
 /// Each saga step's consumer group and its lag per partition.

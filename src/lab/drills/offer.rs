@@ -1,4 +1,5 @@
-//! What running labs offer the web view (`edm lab --ui`): their drills and their stock.
+//! What running labs offer the web view (`edm lab --ui`): their drills, and orders placed
+//! in each style.
 
 use std::sync::{Arc, Mutex};
 
@@ -68,25 +69,6 @@ impl crate::view::Labs for RunningLabs {
         })
     }
 
-    fn stock(&self) -> futures_util::future::BoxFuture<'static, Result<serde_json::Value, String>> {
-        let labs = self.labs.clone();
-        Box::pin(async move {
-            let mut answer = Vec::new();
-            for (lab, style) in labs {
-                let items = lab.stock.items().await.map_err(|e| e.to_string())?;
-                let mut history = lab.stock.history().await.map_err(|e| e.to_string())?;
-                history.reverse();
-                history.truncate(STOCK_CHANGES);
-                answer.push(serde_json::json!({
-                    "style": style.as_str(),
-                    "items": items,
-                    "history": history,
-                }));
-            }
-            Ok(serde_json::Value::Array(answer))
-        })
-    }
-
     fn pairs(&self) -> Vec<Pair> {
         self.pairs.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -123,6 +105,3 @@ impl crate::view::Labs for RunningLabs {
         })
     }
 }
-
-/// Newest stock changes shown per lab.
-const STOCK_CHANGES: usize = 500;

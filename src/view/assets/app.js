@@ -71,6 +71,13 @@ function rowOf(tx) {
   return row;
 }
 
+// Writes a node's property only when it changes: a row rewritten with what it already
+// shows still costs the browser a style and layout pass, and a load run updates hundreds
+// of sagas a tick.
+function set(node, property, value) {
+  if (node[property] !== value) node[property] = value;
+}
+
 function renderList() {
   const found = [...sagas.values()].filter(matches);
   found.sort((a, b) => RANK[a.state] - RANK[b.state] || (b.last_ms || 0) - (a.last_ms || 0));
@@ -82,14 +89,14 @@ function renderList() {
     wanted.add(saga.transaction_id);
     row.classList.toggle("chosen", saga.transaction_id === chosen);
     const [state, tx, style, user, age, latency] = row.children;
-    state.className = `state ${saga.state}`;
-    state.textContent = STATES[saga.state] || saga.state;
-    state.title = saga.reason || "";
-    tx.textContent = saga.transaction_id;
-    style.textContent = saga.style;
-    user.textContent = saga.user_id || "";
-    age.textContent = saga.started_ms ? ms(Math.max(0, now - saga.started_ms)) : "";
-    latency.textContent = ms(saga.latency_ms);
+    set(state, "className", `state ${saga.state}`);
+    set(state, "textContent", STATES[saga.state] || saga.state);
+    set(state, "title", saga.reason || "");
+    set(tx, "textContent", saga.transaction_id);
+    set(style, "textContent", saga.style);
+    set(user, "textContent", saga.user_id || "");
+    set(age, "textContent", saga.started_ms ? ms(Math.max(0, now - saga.started_ms)) : "");
+    set(latency, "textContent", ms(saga.latency_ms));
   }
   for (const tx of [...rows.keys()]) if (!wanted.has(tx)) rows.delete(tx);
   const body = document.querySelector("#sagas tbody");
@@ -97,7 +104,7 @@ function renderList() {
   const same = inOrder.length === body.children.length && inOrder.every((row, i) => body.children[i] === row);
   if (!same) body.replaceChildren(...inOrder);
   const total = Math.max(found.length, serverMatched);
-  $("counts").textContent = `${shown.length} shown of ${total}${query ? " found" : ""}`;
+  set($("counts"), "textContent", `${shown.length} shown of ${total}${query ? " found" : ""}`);
 }
 
 async function loadList() {
@@ -218,7 +225,6 @@ $("search").addEventListener("input", (e) => {
 async function loadDrills() {
   const offered = await (await fetch("/api/drills")).json();
   if (!offered.length) return;
-  $("tab-stock").hidden = false; // a lab: its stock can be shown
   const buttons = $("drill-buttons");
   for (const drill of offered) {
     const button = el("button", "", `${drill.name} (${drill.style})`);
@@ -308,7 +314,7 @@ async function loadStock() {
       return row;
     }));
     const part = el("section");
-    part.append(el("h2", "", `${lab.style}: stock`), items, el("h3", "", "newest changes"), history);
+    part.append(el("h2", "", `${lab.name}: stock`), items, el("h3", "", "newest changes"), history);
     return part;
   });
   $("stock").replaceChildren(...parts);
@@ -458,4 +464,6 @@ setInterval(() => {
 
 loadList().then(connect);
 loadDrills();
+// The Stock tab, when the view reads an inventory.
+fetch("/api/stock").then((response) => { $("tab-stock").hidden = !response.ok; });
 setInterval(queueRender, 1000); // ages move on
