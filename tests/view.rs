@@ -551,7 +551,8 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
     );
 }
 
-/// Reads the view's live stream until a `sagas` event names `tx`; how long that took.
+/// Reads the view's live stream until a `sagas` event holds `tx` (a transaction id, or
+/// any text); how long that took.
 async fn streamed(stream: &mut reqwest::Response, tx: &str) -> Duration {
     let started = Instant::now();
     let mut seen = String::new();
@@ -604,14 +605,7 @@ async fn edm_ui_follows_a_running_stack_in_both_styles() {
     ] {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let saga: Value = http
-                .get(format!("{base}/api/sagas/{tx}"))
-                .send()
-                .await
-                .expect("GET")
-                .json()
-                .await
-                .unwrap_or(Value::Null);
+            let saga: Value = get_json(&http, format!("{base}/api/sagas/{tx}")).await;
             // The order store (the services' flags) says how the order ended.
             if saga["state"] == state && saga["stored"]["status"] == stored {
                 assert_eq!(saga["reason"], reason, "{saga}");
@@ -623,28 +617,15 @@ async fn edm_ui_follows_a_running_stack_in_both_styles() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    let list: Value = http
-        .get(format!(
-            "{base}/api/sagas?q={}",
-            &declined.transaction_id[..8]
-        ))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let list: Value = get_json(
+        &http,
+        format!("{base}/api/sagas?q={}", &declined.transaction_id[..8]),
+    )
+    .await;
     assert_eq!(list["matched"], 1, "{list}");
     // The Stock tab reads the stack's inventory (the services' --mysql-url): the declined
     // order's stock taken and given back, the accepted one's taken.
-    let stock: Value = http
-        .get(format!("{base}/api/stock"))
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let stock: Value = get_json(&http, format!("{base}/api/stock")).await;
     assert_eq!(stock[0]["name"], "stack", "{stock}");
     assert_eq!(
         stock[0]["items"].as_array().map(Vec::len),
@@ -787,14 +768,7 @@ async fn group_when(
 ) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let groups: Value = http
-            .get(format!("{base}/api/consumers"))
-            .send()
-            .await
-            .expect("GET")
-            .json()
-            .await
-            .unwrap_or(Value::Null);
+        let groups: Value = get_json(http, format!("{base}/api/consumers")).await;
         let found = groups
             .as_array()
             .and_then(|all| all.iter().find(|g| g["group"] == group))
@@ -937,30 +911,15 @@ async fn a_load_run_is_followed_live_and_its_view_stays_after_the_report() {
         .await
         .expect("stream");
     // Live: sagas stream while the load runs.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = String::new();
-    while !seen.contains("event: sagas") {
-        assert!(Instant::now() < deadline, "nothing streamed: {seen}");
-        if let Ok(Ok(Some(chunk))) =
-            tokio::time::timeout(Duration::from_secs(1), stream.chunk()).await
-        {
-            seen.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    }
+    streamed(&mut stream, "event: sagas").await;
     drop(stream);
     // After the report the view stays, with every saga of the run (and the warm-up's).
     lab.wait_for_output("the web view stays", Duration::from_secs(120))
         .await;
     assert!(lab.output().contains("cpu        "), "{}", lab.output());
+    let deadline = Instant::now() + Duration::from_secs(30);
     let figures = loop {
-        let styles: Value = http
-            .get(format!("{base}/api/styles"))
-            .send()
-            .await
-            .expect("GET")
-            .json()
-            .await
-            .expect("JSON");
+        let styles: Value = get_json(&http, format!("{base}/api/styles")).await;
         let choreography = styles["figures"][0].clone();
         let ended = choreography["complete"].as_u64().unwrap_or(0)
             + choreography["cancelled"].as_u64().unwrap_or(0);
@@ -976,4 +935,10 @@ async fn a_load_run_is_followed_live_and_its_view_stays_after_the_report() {
     assert_eq!(figures["messages_complete"], json!(3.0), "{figures}");
     let status = lab.terminate();
     assert!(status.success(), "{status}\n{}", lab.output());
+}
+
+/// The JSON answer of `GET url` (`null` when it is none: a poll tries again).
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    let answer = http.get(url).send().await.expect("GET");
+    answer.json().await.unwrap_or(Value::Null)
 }
