@@ -53,7 +53,10 @@ run() {
   if [ "$with_view" = yes ]; then
     "$EDM" lab --orders "$ORDERS" --concurrency "$CONCURRENCY" --ui --listen "127.0.0.1:$PORT" >"$out" 2>&1 &
     lab=$!
-    until grep -q "web view of the sagas" "$out"; do sleep 0.05; done
+    until grep -q "web view of the sagas" "$out"; do
+      kill -0 "$lab" 2>/dev/null || { log "the lab ended early:"; cat "$out" >&2; exit 1; }
+      sleep 0.05
+    done
     "$CHROMIUM" --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
       --disable-component-update --disable-sync --remote-debugging-port=0 \
       --user-data-dir="$profile" "http://127.0.0.1:$PORT/" >"$WORK/chromium-$2.log" 2>&1 &

@@ -398,6 +398,22 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
         "{placed}"
     );
     screenshot(&browser, "styles").await;
+    // A form that is no order is refused with a reason, as JSON the page can show.
+    let refused = reqwest::Client::new()
+        .post(format!("http://{listen}/api/styles/orders"))
+        .header("content-type", "application/json")
+        .body(r#"{"user_id": "x", "item": 1e20, "quantity": 1}"#)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(refused.status(), 400);
+    let refused: Value = refused.json().await.expect("a JSON error");
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("an order is")),
+        "{refused}"
+    );
     // A pair's saga opens its diagram.
     let opened = poll_script(
         &browser,

@@ -1,16 +1,18 @@
 //! When each message the view has read was written: what turns a consumer group's lag in
 //! messages into a lag in seconds (the age of the oldest message it has not committed).
-//! Bounded: the newest [`KEPT`] messages per partition.
+//! Bounded: the newest [`KEPT`] messages per partition (16 bytes each, up to about 1 MiB
+//! per partition), of the topics consumer groups read (the book leaves dead letters out).
 
 use std::collections::{HashMap, VecDeque};
 
-/// Messages remembered per partition (16 bytes each).
-pub const KEPT: usize = 100_000;
+/// Messages remembered per partition: a group further behind than this is shown as
+/// waiting since the oldest one kept (a lower bound).
+pub const KEPT: usize = 50_000;
 
 /// Each partition's offsets and broker timestamps, oldest first.
 #[derive(Debug, Default)]
 pub struct Arrivals {
-    partitions: HashMap<(String, i32), VecDeque<(i64, i64)>>,
+    topics: HashMap<String, HashMap<i32, VecDeque<(i64, i64)>>>,
 }
 
 impl Arrivals {
@@ -18,13 +20,11 @@ impl Arrivals {
     pub fn take(&mut self, topic: &str, position: (i32, i64), at_ms: Option<i64>) {
         let Some(at_ms) = at_ms else { return };
         let (partition, offset) = position;
-        let kept = match self.partitions.get_mut(&(topic.to_string(), partition)) {
-            Some(kept) => kept,
-            None => self
-                .partitions
-                .entry((topic.to_string(), partition))
-                .or_default(),
+        let partitions = match self.topics.get_mut(topic) {
+            Some(partitions) => partitions,
+            None => self.topics.entry(topic.to_string()).or_default(),
         };
+        let kept = partitions.entry(partition).or_default();
         if kept.back().is_some_and(|(last, _)| *last >= offset) {
             return; // read again (a reader's retry): already noted
         }
@@ -38,7 +38,7 @@ impl Arrivals {
     /// the oldest a group that committed `offset` has not read. `None` if the view has
     /// not read that far. Past the kept window, the oldest kept (a lower bound).
     pub fn written_at(&self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
-        let kept = self.partitions.get(&(topic.to_string(), partition))?;
+        let kept = self.topics.get(topic)?.get(&partition)?;
         let first = kept.partition_point(|(at, _)| *at < offset);
         kept.get(first).map(|(_, written)| *written)
     }

@@ -113,7 +113,7 @@ pub struct Book {
     stuck_after_ms: i64,
     /// The newest messages of each topic, whatever they are.
     pub tail: Tail,
-    /// When each message read was written (the consumer groups' lag in seconds).
+    /// When each message of a saga topic was written (the groups' lag in seconds).
     pub arrivals: Arrivals,
 }
 
@@ -145,7 +145,9 @@ impl Book {
         let name = message_name(&body);
         let bytes = payload.unwrap_or_default();
         self.tail.take(topic, position, at_ms, key, bytes, &name);
-        self.arrivals.take(topic, position, at_ms);
+        if !Topics::is_dead_letter(topic) {
+            self.arrivals.take(topic, position, at_ms); // no group reads dead letters
+        }
         let transaction_id = body["transaction_id"]
             .as_str()
             .map(str::to_string)

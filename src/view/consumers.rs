@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::BaseConsumer;
 use serde::Serialize;
@@ -40,12 +41,36 @@ pub struct GroupLag {
     pub style: &'static str,
     pub members: usize,
     pub partitions: Vec<PartitionLag>,
+    /// Why the group could not be read (its partitions are then unknown).
+    pub error: Option<String>,
 }
+
+/// What the brokers said of one step's group.
+#[derive(Debug, Clone)]
+struct Asked {
+    /// Which of the view's sources it belongs to.
+    source: usize,
+    step: Step,
+    style: &'static str,
+    members: usize,
+    positions: Vec<Position>,
+    error: Option<String>,
+}
+
+/// One round of questions: when it ended, and what it found.
+type Round = (Instant, Vec<Asked>);
+
+/// Answers younger than this are given again rather than asked anew: pages poll every 2 s,
+/// and each round is several questions to the broker per group.
+const FRESH_FOR: Duration = Duration::from_secs(1);
 
 /// The groups of the sagas the view shows, and a reader kept for each.
 pub struct Consumers {
     kafkas: Vec<Kafka>,
     readers: Mutex<HashMap<String, Arc<BaseConsumer>>>,
+    /// The last round's answers. Held while a round runs: one round at a time, however
+    /// many pages ask (with the broker away each question waits up to 5 s).
+    last: Arc<tokio::sync::Mutex<Option<Round>>>,
 }
 
 impl Consumers {
@@ -54,64 +79,99 @@ impl Consumers {
         Self {
             kafkas: kafkas.to_vec(),
             readers: Mutex::default(),
+            last: Arc::default(),
         }
     }
 
     /// Every step's group that is in use (it has members, or has committed), with its lag
     /// per partition; `books[i]` is what the view read of `kafkas[i]`'s topics.
-    pub async fn lags(
-        self: Arc<Self>,
-        books: Vec<Arc<Mutex<Book>>>,
-    ) -> Result<Vec<GroupLag>, String> {
-        let asked = tokio::task::spawn_blocking(move || self.ask())
-            .await
-            .map_err(|error| format!("the consumer groups cannot be read: {error}"))??;
+    pub async fn lags(self: Arc<Self>, books: Vec<Arc<Mutex<Book>>>) -> Vec<GroupLag> {
+        let asked = self.asked().await;
         let now = crate::kafka::now_ms();
-        let mut lags = Vec::new();
-        for (index, step, style, members, positions) in asked {
-            let book = super::lock(&books[index]);
-            let partitions = positions
-                .into_iter()
-                .map(|position| PartitionLag {
-                    lag: position.lag(),
-                    lag_ms: lag_ms(&book, &step.topic, &position, now),
-                    position,
-                })
-                .collect();
-            lags.push(GroupLag {
-                group: step.group,
-                topic: step.topic,
-                service: step.service,
-                style,
-                members,
-                partitions,
-            });
-        }
-        Ok(lags)
+        asked
+            .into_iter()
+            .map(|asked| {
+                let book = super::lock(&books[asked.source]);
+                let partitions = asked
+                    .positions
+                    .into_iter()
+                    .map(|position| PartitionLag {
+                        lag: position.lag(),
+                        lag_ms: lag_ms(&book, &asked.step.topic, &position, now),
+                        position,
+                    })
+                    .collect();
+                GroupLag {
+                    group: asked.step.group,
+                    topic: asked.step.topic,
+                    service: asked.step.service,
+                    style: asked.style,
+                    members: asked.members,
+                    partitions,
+                    error: asked.error,
+                }
+            })
+            .collect()
     }
 
-    /// Asks the brokers about every step's group (blocking): which kafka, the step, its
-    /// style, its members and its positions.
-    #[allow(clippy::type_complexity)]
-    fn ask(&self) -> Result<Vec<(usize, Step, &'static str, usize, Vec<Position>)>, String> {
+    /// The last round's answers if fresh, else a new round's. The round runs on a task of
+    /// its own that holds the lock: a page that goes away cannot start a second one.
+    async fn asked(self: Arc<Self>) -> Vec<Asked> {
+        let mut last = self.last.clone().lock_owned().await;
+        if let Some((at, asked)) = last.as_ref()
+            && at.elapsed() < FRESH_FOR
+        {
+            return asked.clone();
+        }
+        let round = tokio::spawn(async move {
+            let asking = self.clone();
+            let asked = tokio::task::spawn_blocking(move || asking.ask())
+                .await
+                .unwrap_or_default();
+            *last = Some((Instant::now(), asked.clone()));
+            asked
+        });
+        round.await.unwrap_or_default()
+    }
+
+    /// Asks the brokers about every step's group (blocking). A group that cannot be read
+    /// is listed with why; the others are still read.
+    fn ask(&self) -> Vec<Asked> {
         let mut asked = Vec::new();
-        for (index, kafka) in self.kafkas.iter().enumerate() {
+        for (source, kafka) in self.kafkas.iter().enumerate() {
             for step in groups::steps(kafka) {
-                let reader = self.reader(kafka, &step.group)?;
-                let members = groups::members(&reader, &step)?;
-                let positions = groups::positions(&reader, &step)?;
-                if members == 0 && positions.iter().all(|p| p.committed.is_none()) {
-                    continue; // a style not in use here
-                }
                 let style = if kafka.topics.orchestration().contains(&step.topic.as_str()) {
                     "orchestration"
                 } else {
                     "choreography"
                 };
-                asked.push((index, step, style, members, positions));
+                let read = self.reader(kafka, &step.group).and_then(|reader| {
+                    Ok((
+                        groups::members(&reader, &step)?,
+                        groups::positions(&reader, &step)?,
+                    ))
+                });
+                let (members, positions, error) = match read {
+                    Ok((members, positions)) => (members, positions, None),
+                    Err(error) => (0, Vec::new(), Some(format!("{}: {error}", step.group))),
+                };
+                if error.is_none()
+                    && members == 0
+                    && positions.iter().all(|p| p.committed.is_none())
+                {
+                    continue; // a style not in use here
+                }
+                asked.push(Asked {
+                    source,
+                    step,
+                    style,
+                    members,
+                    positions,
+                    error,
+                });
             }
         }
-        Ok(asked)
+        asked
     }
 
     /// The kept reader of `group`, made on first use.

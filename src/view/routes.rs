@@ -43,6 +43,7 @@ pub fn router(view: View) -> Router {
             "/api/topics/{topic}/{partition}/{offset}",
             get(message_body),
         )
+        .route("/api/about", get(about))
         .route("/api/stock", get(stock))
         .route("/api/consumers", get(consumers))
         .route("/api/styles", get(styles))
@@ -205,8 +206,29 @@ async fn message_body(
         })
 }
 
+/// What this view can show beyond the topics: which tabs and forms the page offers.
+#[derive(Debug, Serialize)]
+struct About {
+    /// An inventory is read (the Stock tab).
+    stock: bool,
+    /// Orders may be placed in each style: labs of two styles run.
+    can_place: bool,
+}
+
+async fn about(State(view): State<View>) -> Json<About> {
+    Json(About {
+        stock: view.sources.iter().any(|s| s.stock.is_some()),
+        can_place: can_place(&view),
+    })
+}
+
+/// Whether the page may place one order in each style: `edm lab --saga both --ui`.
+fn can_place(view: &View) -> bool {
+    view.labs.is_some() && view.sources.len() > 1
+}
+
 /// Newest stock changes shown per inventory.
-const STOCK_CHANGES: usize = 500;
+const STOCK_CHANGES: u32 = 500;
 
 /// Each inventory's items and its newest changes, each naming the saga that made it (404
 /// when the view reads no inventory).
@@ -218,9 +240,7 @@ async fn stock(State(view): State<View>) -> Result<Json<serde_json::Value>, ApiE
             ApiError::unavailable(format!("the {} inventory cannot be read: {e}", source.name))
         };
         let items = stock.items().await.map_err(failed)?;
-        let mut history = stock.history().await.map_err(failed)?;
-        history.reverse();
-        history.truncate(STOCK_CHANGES);
+        let history = stock.newest_history(STOCK_CHANGES).await.map_err(failed)?;
         answer.push(serde_json::json!({
             "name": source.name,
             "items": items,
@@ -235,16 +255,10 @@ async fn stock(State(view): State<View>) -> Result<Json<serde_json::Value>, ApiE
     Ok(Json(serde_json::Value::Array(answer)))
 }
 
-/// Each saga step's consumer group and its lag per partition.
-async fn consumers(
-    State(view): State<View>,
-) -> Result<Json<Vec<super::consumers::GroupLag>>, ApiError> {
-    view.consumers
-        .clone()
-        .lags(view.books.clone())
-        .await
-        .map(Json)
-        .map_err(ApiError::unavailable)
+/// Each saga step's consumer group and its lag per partition (a group that cannot be
+/// read says why in its `error`).
+async fn consumers(State(view): State<View>) -> Json<Vec<super::consumers::GroupLag>> {
+    Json(view.consumers.clone().lags(view.books.clone()).await)
 }
 
 #[derive(Debug, Serialize)]
@@ -283,7 +297,7 @@ async fn styles(State(view): State<View>) -> Json<StylesAnswer> {
     Json(StylesAnswer {
         figures,
         pairs,
-        can_place: view.labs.is_some(),
+        can_place: can_place(&view),
     })
 }
 
@@ -299,11 +313,22 @@ struct OrderForm {
 /// the form as it judges any order.
 async fn place_in_each(
     State(view): State<View>,
-    Json(form): Json<OrderForm>,
+    form: Result<Json<OrderForm>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<super::styles::Pair>, ApiError> {
-    let labs = view
-        .labs
-        .ok_or_else(|| ApiError::not_found("orders are placed only in `edm lab --ui`"))?;
+    let Json(form) = form.map_err(|rejection| {
+        ApiError::bad_request(format!(
+            "an order is {{\"user_id\": text, \"item\": number, \"quantity\": number}}: {}",
+            rejection.body_text()
+        ))
+    })?;
+    if !can_place(&view) {
+        return Err(ApiError::not_found(
+            "orders are placed in each style only in `edm lab --saga both --ui`",
+        ));
+    }
+    let Some(labs) = view.labs else {
+        return Err(ApiError::not_found("no lab runs"));
+    };
     let order = crate::tools::order_client::NewOrder {
         name: format!("{} (edm lab --ui)", form.user_id),
         addr: "29, Hansil-ro, Jung-gu, Seoul".into(),

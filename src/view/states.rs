@@ -85,6 +85,7 @@ pub async fn read(orders: &OrderStore, transaction_id: &str, user_id: Option<&st
     }
 }
 
+/// What the page is told when the store cannot be read: why, and that the topics are shown.
 fn unreadable(error: String) -> Stored {
     Stored {
         error: Some(format!(

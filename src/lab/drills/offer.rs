@@ -79,29 +79,49 @@ impl crate::view::Labs for RunningLabs {
     ) -> futures_util::future::BoxFuture<'static, Result<Pair, String>> {
         let labs = self.labs.clone();
         let pairs = self.pairs.clone();
+        let one_at_a_time = self.one_at_a_time.clone();
         Box::pin(async move {
-            let mut transactions = Vec::new();
-            for (lab, style) in labs {
-                let placed = lab
-                    .client
-                    .place(&order)
-                    .await
-                    .map_err(|error| format!("{}: {error}", style.as_str()))?;
-                transactions.push((style.as_str(), placed.transaction_id));
-            }
-            let pair = Pair {
+            // Not while a drill runs: its checks count the lab's orders.
+            let _turn = one_at_a_time.lock().await;
+            let mut pair = Pair {
                 story: format!(
                     "{} orders {} × item {}",
                     order.user_id, order.quantity, order.item
                 ),
-                transactions,
+                transactions: Vec::new(),
             };
-            let mut kept = pairs.lock().unwrap_or_else(|p| p.into_inner());
-            kept.push(pair.clone());
-            if kept.len() > PAIRS {
-                kept.remove(0);
+            let mut refused = None;
+            for (lab, style) in labs {
+                match lab.client.place(&order).await {
+                    Ok(placed) => pair
+                        .transactions
+                        .push((style.as_str(), placed.transaction_id)),
+                    Err(error) => {
+                        refused = Some(format!("{}: {error}", style.as_str()));
+                        break;
+                    }
+                }
             }
-            Ok(pair)
+            // An order placed in one style is shown even when the next style refused it.
+            if !pair.transactions.is_empty() {
+                let mut kept = pairs.lock().unwrap_or_else(|p| p.into_inner());
+                kept.push(pair.clone());
+                if kept.len() > PAIRS {
+                    kept.remove(0);
+                }
+            }
+            match refused {
+                None => Ok(pair),
+                Some(why) if pair.transactions.is_empty() => Err(why),
+                Some(why) => Err(format!(
+                    "placed in {} only; {why}",
+                    pair.transactions
+                        .iter()
+                        .map(|(style, tx)| format!("{style} ({tx})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            }
         })
     }
 }

@@ -257,6 +257,18 @@ impl InventoryStore {
         .await?)
     }
 
+    /// The newest `limit` history rows, newest first (the web view's Stock tab: a real
+    /// stack's history grows without end).
+    pub async fn newest_history(&self, limit: u32) -> Result<Vec<HistoryRow>, InventoryError> {
+        Ok(sqlx::query_as(
+            "SELECT id, transaction_id, inventory_id, quantity FROM inventory_history \
+             ORDER BY id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Sets the stock of every item to `quantity` (the lab's load mode, on its own database).
     pub async fn set_all_stock(&self, quantity: i64) -> Result<(), InventoryError> {
         sqlx::query("UPDATE inventory SET quantity = ?")

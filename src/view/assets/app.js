@@ -30,6 +30,15 @@ let serverMatched = 0; // sagas the server has for the current search (it sends 
 
 const $ = (id) => document.getElementById(id);
 
+// A response's JSON, or {error} when it is none (a proxy's page, a plain-text refusal).
+async function answerOf(response) {
+  try {
+    return await response.json();
+  } catch {
+    return { error: `${response.status} ${response.statusText}` };
+  }
+}
+
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -189,7 +198,10 @@ function renderDetail(saga) {
     const todo = el("div", "todo");
     todo.append(el("h3", "", "still to come"));
     if (stored && stored.running) {
-      todo.append(el("p", "timer running", `⏱ timer of ${stored.running.step} running, set${since(stored.running.set_ms)}: no reply within the orchestrator's step timeout retries the step once, then compensates`));
+      const then = stored.running.step === "RELEASING_STOCK"
+        ? "its commands are sent again until answered (a compensation must complete)"
+        : "retries the step once, then compensates";
+      todo.append(el("p", "timer running", `⏱ timer of ${stored.running.step} running, set${since(stored.running.set_ms)}: no reply within the orchestrator's step timeout ${then}`));
     }
     const list = el("ol");
     for (const step of saga.to_come) list.append(el("li", "", step));
@@ -243,7 +255,7 @@ async function runDrill(drill) {
   report.replaceChildren(el("p", "", `${drill.name} (${drill.style}) running… expected: ${drill.expected}`));
   try {
     const response = await fetch(`/api/drills/${drill.style}/${drill.name}`, { method: "POST" });
-    const answer = await response.json();
+    const answer = await answerOf(response);
     if (!response.ok) {
       report.replaceChildren(el("p", "check bad", `✗ ${drill.name}: ${answer.error}`));
       return;
@@ -279,7 +291,7 @@ function showTab(view) {
   document.querySelector(`.tab[data-view="${view}"]`).click();
 }
 
-// Stock (edm lab --ui): each lab's items, and its newest changes, each linked to its saga.
+// Stock: each inventory's items, and its newest changes, each linked to its saga.
 // A row of `cells`.
 function tr(...cells) {
   const row = el("tr");
@@ -352,14 +364,30 @@ async function loadMessages(topic) {
 }
 
 // Consumers: each saga step's group, its lag per partition in messages and in time.
+let consumersAsked = false; // one question at a time (an answer may take seconds)
+
 async function loadConsumers() {
+  if (consumersAsked) return;
+  consumersAsked = true;
+  try {
+    await showConsumers();
+  } finally {
+    consumersAsked = false;
+  }
+}
+
+async function showConsumers() {
   const response = await fetch("/api/consumers");
-  const answer = await response.json();
+  const answer = await answerOf(response);
   if (!response.ok) {
     $("consumers-error").textContent = `✗ ${answer.error}`;
+    document.querySelector("#consumers tbody").replaceChildren(); // no stale figures
     return;
   }
-  $("consumers-error").textContent = "";
+  $("consumers-error").textContent = answer
+    .filter((group) => group.error)
+    .map((group) => `✗ ${group.service}: ${group.error}`)
+    .join("\n");
   const rows = [];
   for (const group of answer) {
     group.partitions.forEach((p, i) => {
@@ -446,7 +474,7 @@ $("place-form").addEventListener("submit", async (e) => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify(order),
     });
-    const answer = await response.json();
+    const answer = await answerOf(response);
     $("place-result").textContent = response.ok ? `✓ placed: ${answer.story}` : `✗ ${answer.error}`;
     $("place-result").className = response.ok ? "check ok" : "check bad";
     await loadStyles();
@@ -465,5 +493,5 @@ setInterval(() => {
 loadList().then(connect);
 loadDrills();
 // The Stock tab, when the view reads an inventory.
-fetch("/api/stock").then((response) => { $("tab-stock").hidden = !response.ok; });
+fetch("/api/about").then(answerOf).then((about) => { $("tab-stock").hidden = !about.stock; });
 setInterval(queueRender, 1000); // ages move on

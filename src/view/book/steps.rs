@@ -37,13 +37,14 @@ pub(super) fn state_of(style: SagaStyle, events: &[TracedEvent]) -> (State, Opti
                 // payment, or else for a step that timed out.
                 let declined = events[..release]
                     .iter()
-                    .any(|e| e.status == "PAYMENT_DECLINED");
+                    .find(|e| e.status == "PAYMENT_DECLINED");
+                // The orchestrator cancels for the decline's reason, if the reply gave one.
                 let why = events[release]
                     .reason
                     .clone()
                     .unwrap_or_else(|| match declined {
-                        true => "PAYMENT_DECLINED".into(),
-                        false => crate::orchestration::saga::TIMEOUT.into(),
+                        Some(reply) => reply.reason.clone().unwrap_or(reply.status.clone()),
+                        None => crate::orchestration::saga::TIMEOUT.into(),
                     });
                 return (State::Cancelled, Some(why));
             }
