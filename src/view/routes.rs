@@ -20,6 +20,7 @@ use crate::http::ApiError;
 
 const INDEX: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/app.js");
+const TABS_SCRIPT: &str = include_str!("assets/tabs.js");
 const STYLE: &str = include_str!("assets/style.css");
 
 /// Most sagas one list answer holds; a search narrows the rest down.
@@ -32,6 +33,10 @@ pub fn router(view: View) -> Router {
         .route(
             "/app.js",
             get(|| async { asset("text/javascript", SCRIPT) }),
+        )
+        .route(
+            "/tabs.js",
+            get(|| async { asset("text/javascript", TABS_SCRIPT) }),
         )
         .route("/style.css", get(|| async { asset("text/css", STYLE) }))
         .route("/api/sagas", get(list))
