@@ -184,6 +184,19 @@ async fn the_list_scrolls_and_searches_with_20000_sagas() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eprintln!("found 1 of {SAGAS} {:?} after typing", searched.elapsed());
+    let http = reqwest::Client::new();
+    let asked = Instant::now();
+    let styles = get_json(&http, format!("http://{listen}/api/styles")).await;
+    eprintln!(
+        "the Both styles figures of {SAGAS} sagas in {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        styles["figures"][0]["sagas"], SAGAS,
+        "{}",
+        styles["figures"]
+    );
+    assert_eq!(styles["figures"][0]["open"], SAGAS, "{}", styles["figures"]);
     let errors = browser
         .execute("return window.__viewErrors", vec![])
         .await
