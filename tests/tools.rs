@@ -241,6 +241,20 @@ async fn a_decisions_topic_that_is_not_compacted_is_flagged_and_altered() {
         assert!(std::time::Instant::now() < deadline, "{created:?}");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    // Apache Kafka answers CreateTopics before its metadata lists the topic: doctor, which
+    // checks the topics the metadata lists, is asked once the new one is there (it missed
+    // it once in CI, and passed the plain topic).
+    loop {
+        let listed = lab.kafka.check_reachable().await.expect("metadata");
+        if listed.iter().any(|t| t.name == decisions) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{decisions} never listed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let doctor = || {
         let mut command = edm_command(&lab.config);
         command.args([
