@@ -32,26 +32,28 @@ pub struct UiArgs {
 pub async fn command(args: UiArgs) -> anyhow::Result<()> {
     let kafka = Kafka::connect(&args.kafka).await?;
     let listener = super::bind(args.listen).await?;
+    // Both stores at once (one that is not there takes up to 5 s to say so), before the
+    // address is given: the page it names answers at once. A store that cannot be
+    // opened is said here and on the page; the topics are still shown.
+    let (orders, stock) = tokio::join!(
+        OrderStore::connect(&args.dynamo),
+        InventoryStore::connect(&args.mysql)
+    );
+    let orders = orders
+        .inspect_err(|error| {
+            tracing::warn!(%error, "the order store cannot be opened: the diagrams show the topics only")
+        })
+        .ok();
+    let stock = stock
+        .inspect_err(|error| {
+            tracing::warn!(%error, "the inventory cannot be opened: the view shows no Stock tab")
+        })
+        .ok();
     println!(
         "web view of the sagas on Kafka {}: http://{}/ (Ctrl-C ends it)",
         kafka.servers(),
         listener.local_addr()?
     );
-    // A store that cannot be read is said on each saga's page: the topics are shown.
-    let orders = match OrderStore::connect(&args.dynamo).await {
-        Ok(orders) => Some(orders),
-        Err(error) => {
-            tracing::warn!(%error, "the order store cannot be opened: the view shows the topics only");
-            None
-        }
-    };
-    let stock = match InventoryStore::connect(&args.mysql).await {
-        Ok(stock) => Some(stock),
-        Err(error) => {
-            tracing::warn!(%error, "the inventory cannot be opened: the view shows no Stock tab");
-            None
-        }
-    };
     let sources = [Source {
         name: "stack",
         kafka,
