@@ -146,13 +146,7 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
         ]),
         "each state change where it happened"
     );
-    let text = browser
-        .find(Locator::Id("detail-pane"))
-        .await
-        .expect("detail pane")
-        .text()
-        .await
-        .expect("text");
+    let text = text_of(&browser, "detail-pane").await;
     assert!(
         text.contains("order in the store: ORDER_CANCEL (PAYMENT_DECLINED)"),
         "{text}"
@@ -182,13 +176,7 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
             ["choreography:cancelled", "orchestration:cancelled"]
         ])
     );
-    let figures = browser
-        .find(Locator::Id("figures"))
-        .await
-        .expect("figures")
-        .text()
-        .await
-        .expect("text");
+    let figures = text_of(&browser, "figures").await;
     for wanted in [
         "messages per completed saga",
         "the order: saga_state, history, outbox",
@@ -257,13 +245,7 @@ async fn the_view_shows_each_saga_live_with_its_messages_and_compensation() {
         button.click().await.expect("click");
         let deadline = Instant::now() + Duration::from_secs(90);
         let report = loop {
-            let report = browser
-                .find(Locator::Id("drill-report"))
-                .await
-                .expect("report")
-                .text()
-                .await
-                .expect("text");
+            let report = text_of(&browser, "drill-report").await;
             if report.contains("passed:") || report.contains("failed") || report.contains("✗") {
                 break report;
             }

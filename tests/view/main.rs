@@ -147,13 +147,7 @@ async fn diagram(browser: &Client, tx: &str, count: usize) -> (Vec<String>, Stri
                 .collect(),
             _ => Vec::new(),
         };
-        let text = browser
-            .find(Locator::Id("detail-pane"))
-            .await
-            .expect("detail pane")
-            .text()
-            .await
-            .expect("text");
+        let text = text_of(browser, "detail-pane").await;
         if names.len() >= count && text.contains(tx) {
             return (names, text);
         }
@@ -248,4 +242,16 @@ fn total_lag(group: &Value) -> i64 {
 async fn get_json(http: &reqwest::Client, url: String) -> Value {
     let answer = http.get(url).send().await.expect("GET");
     answer.json().await.unwrap_or(Value::Null)
+}
+
+/// The text of the element with id `id`.
+async fn text_of(browser: &Client, id: &str) -> String {
+    let element = browser.find(Locator::Id(id)).await.expect(id);
+    element.text().await.expect("text")
+}
+
+/// The view's live stream of changes.
+async fn open_stream(http: &reqwest::Client, base: &str) -> reqwest::Response {
+    let stream = http.get(format!("{base}/api/stream")).send().await;
+    stream.expect("the live stream")
 }

@@ -13,11 +13,7 @@ async fn edm_ui_follows_a_running_stack_in_both_styles() {
         .await;
     let base = format!("http://{listen}");
     let http = reqwest::Client::new();
-    let mut stream = http
-        .get(format!("{base}/api/stream"))
-        .send()
-        .await
-        .expect("stream");
+    let mut stream = open_stream(&http, &base).await;
 
     let orders = OrderClient::new(&lab.order_url);
     let accepted = orders.place(&order("alice")).await.expect("order");
@@ -133,15 +129,7 @@ async fn the_list_scrolls_and_searches_with_20000_sagas() {
         .goto(&format!("http://{listen}/"))
         .await
         .expect("open the view");
-    let counts = || async {
-        browser
-            .find(Locator::Id("counts"))
-            .await
-            .expect("counts")
-            .text()
-            .await
-            .expect("text")
-    };
+    let counts = || async { text_of(&browser, "counts").await };
     let all = format!("500 shown of {SAGAS}");
     let deadline = Instant::now() + Duration::from_secs(60);
     while counts().await != all {
@@ -323,11 +311,7 @@ async fn a_load_run_is_followed_live_and_its_view_stays_after_the_report() {
         .await;
     let base = format!("http://{listen}");
     let http = reqwest::Client::new();
-    let mut stream = http
-        .get(format!("{base}/api/stream"))
-        .send()
-        .await
-        .expect("stream");
+    let mut stream = open_stream(&http, &base).await;
     // Live: sagas stream while the load runs.
     streamed(&mut stream, "event: sagas").await;
     drop(stream);
